@@ -1,0 +1,78 @@
+"""The contract between the scheduler and whatever carries out jobs.
+
+The scheduler hands an executor one JobSpec at a time with `start(spec, done)`; the executor
+carries the job out in the background (a process, a worker, a cluster job) and calls
+`done(result)` exactly once, from any thread, when the job has ended. The scheduler never
+asks which kind of executor it has: dry runs, --touch, local and cluster runs differ only here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Protocol
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything needed to carry out one job, as plain data (it may cross a process boundary).
+
+    `command` is the shell script after substitution (kind 'shell') or the Python source of the
+    action (kind 'python'). `log_path` receives the job's stdout and stderr. `native_spec`
+    and `queue` are set for cluster rules (native_spec may be ''). `env` is the environment
+    the job must see (the submitter's, passed explicitly to cluster jobs).
+    """
+
+    key: int
+    rule: str
+    kind: str
+    command: str
+    outputs: tuple[str, ...]
+    inputs: tuple[str, ...]
+    log_path: str
+    workdir: str
+    wildcards: Mapping[str, str] = field(default_factory=dict)
+    stem: str | None = None
+    rule_index: int = -1
+    native_spec: str | None = None
+    queue: str | None = None
+    retries: int = 0
+    env: Mapping[str, str] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.rule} {' '.join(self.outputs)}".strip()
+
+
+@dataclass
+class JobResult:
+    """How a job ended. `ok` is the only thing the scheduler needs; the rest is for people:
+    `reason` is one line ("exit status 3", "killed by SIGKILL", "worker process died"),
+    `detail` any further lines (a traceback, the scheduler's reason), `stdout`/`stderr` the
+    captured text where it was kept apart from the log (cluster jobs)."""
+
+    key: int
+    ok: bool
+    reason: str = ""
+    exit_status: int | None = None
+    signal: str | None = None
+    job_id: str | None = None
+    detail: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    interrupted: bool = False
+
+
+Done = Callable[[JobResult], None]
+
+
+class Executor(Protocol):
+    def start(self, spec: JobSpec, done: Done) -> None:
+        """Begin carrying out `spec`; call done(result) once when it ends (from any thread)."""
+
+    def abort(self) -> None:
+        """Stop every job still running (SIGTERM, then SIGKILL after a grace period; on a
+        cluster, terminate through the session) and return once they are gone. Each aborted
+        job still gets its done(result) with interrupted=True."""
+
+    def close(self) -> None:
+        """Release what the executor holds (worker processes, a DRMAA session)."""

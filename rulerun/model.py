@@ -1,0 +1,120 @@
+"""What a Pipefile says, as plain frozen data: rules, tasks, limits, variables and Python blocks.
+
+Built by parse.py, read by every later stage; nothing here does I/O. Every piece carries the
+Location it was written at, so any later stage can point at the line that caused a problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from rulerun.source import Location
+
+
+@dataclass(frozen=True, slots=True)
+class PathPattern:
+    """One whitespace-separated word of a rule header: a path, a `%`/`{name}` pattern or a glob.
+
+    `text` is the word as the user meant it: quotes removed, escapes resolved.
+    """
+
+    text: str
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class ShellAction:
+    """A `shell:` action. `script` is the command (one line) or the dedented block; `loc` is
+    where the script's first character is written."""
+
+    script: str
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class PythonAction:
+    """A `python:` action: a dedented block of Python. `loc.line` is the Pipefile line of the
+    block's first line, so compiling with that offset keeps tracebacks in Pipefile lines."""
+
+    source: str
+    loc: Location
+
+
+Action = ShellAction | PythonAction
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule (`OUTPUTS : INPUTS` + body) or, with is_task, a `task NAME : INPUTS`.
+
+    For a task, `outputs` holds one pattern: the task's name (not a file).
+    `limit` is an int (at most N jobs of this rule) or the name of a named limit.
+    `cluster` is the native specification ('' allowed) or None when the rule runs locally;
+    a rule with `queue:` but no `cluster:` is a cluster rule with cluster == ''.
+    `index` is the rule's position in the file (first rule is 0).
+    """
+
+    name: str
+    outputs: tuple[PathPattern, ...]
+    inputs: tuple[PathPattern, ...]
+    action: Action | None
+    loc: Location
+    index: int
+    is_task: bool = False
+    name_given: bool = False
+    limit: int | str | None = None
+    cluster: str | None = None
+    queue: str | None = None
+    retries: int = 0
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.cluster is not None or self.queue is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PythonBlock:
+    """A top-level `python:` block, run once before any rule, in the shared namespace."""
+
+    source: str
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """`NAME = EXPRESSION`: a Python expression evaluated in the shared namespace."""
+
+    name: str
+    expression: str
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """`limit NAME = N`: at most N running jobs across every rule that says `limit: NAME`."""
+
+    name: str
+    size: int
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Pipefile:
+    """A whole loaded Pipefile. `preamble` keeps top-level Python blocks and variables in file
+    order, since each may use what the ones before it defined. `text` is the file's text (for
+    showing lines in errors). `known_names` are the names a shell action may use as {NAME}:
+    variables, names bound at the top of Python blocks, and command-line overrides."""
+
+    path: str
+    text: str
+    preamble: tuple[PythonBlock | Variable, ...]
+    limits: Mapping[str, Limit]
+    rules: tuple[Rule, ...]
+    known_names: frozenset[str] = field(default_factory=frozenset)
+
+    def rule_named(self, name: str) -> Rule | None:
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        return None

@@ -1,0 +1,155 @@
+"""Path patterns: `%` stems, `{name}` wildcards and globs, compiled once, matched and expanded.
+
+Pure: no I/O. A `%` stem may span `/`; a `{name}` value is non-empty and has no `/`; a glob's
+`*`, `?` and `[...]` never match `/` (as in the shell).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+_TOKEN = re.compile(r"%|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+STEM = "stem"
+
+
+def is_glob(text: str) -> bool:
+    """True when `text` has a glob character outside of `{name}` wildcards."""
+    return bool(_GLOB_CHARS.search(_TOKEN.sub("", text)))
+
+
+def wildcard_names(text: str) -> list[str]:
+    """The names of the `{name}` wildcards in `text`, in order, each once; `%` counts as 'stem'."""
+    names: list[str] = []
+    for match in _TOKEN.finditer(text):
+        name = match.group(1) or STEM
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def stem_count(text: str) -> int:
+    return text.count("%")
+
+
+def has_wildcards(text: str) -> bool:
+    return bool(_TOKEN.search(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """A compiled `%`/`{name}` pattern (it may also hold glob characters, matched literally
+    here: a glob is expanded against files, not matched against a target)."""
+
+    text: str
+    regex: re.Pattern[str]
+    names: tuple[str, ...]
+    prefix: str
+    suffix: str
+
+    @property
+    def is_literal(self) -> bool:
+        return not self.names
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """The wildcard values that make this pattern equal `path`, or None."""
+        found = self.regex.fullmatch(path)
+        return found.groupdict() if found else None
+
+    def expand(self, values: dict[str, str]) -> str:
+        """This pattern with each wildcard replaced by its value (KeyError if one is missing)."""
+        return _TOKEN.sub(lambda m: values[m.group(1) or STEM], self.text)
+
+    def as_glob(self) -> str:
+        """This pattern with every wildcard turned into `*`: the files it could name in one directory."""
+        return _TOKEN.sub("*", self.text)
+
+
+@lru_cache(maxsize=None)
+def compile_pattern(text: str) -> Pattern:
+    parts: list[str] = []
+    seen: set[str] = set()
+    last = 0
+    for match in _TOKEN.finditer(text):
+        parts.append(re.escape(text[last:match.start()]))
+        name = match.group(1) or STEM
+        if name in seen:
+            parts.append(f"(?P={name})")
+        else:
+            parts.append(f"(?P<{name}>.+)" if name == STEM else f"(?P<{name}>[^/]+)")
+            seen.add(name)
+        last = match.end()
+    parts.append(re.escape(text[last:]))
+    tokens = list(_TOKEN.finditer(text))
+    prefix = text[: tokens[0].start()] if tokens else text
+    suffix = text[tokens[-1].end():] if tokens else text
+    return Pattern(text, re.compile("".join(parts), re.DOTALL), tuple(wildcard_names(text)), prefix, suffix)
+
+
+def specificity(values: dict[str, str]) -> int:
+    """How much of a target the wildcards matched: shorter means more specific (GNU make's stem rule)."""
+    return sum(len(v) for v in values.values())
+
+
+# ------------------------------------------------------------------ globs
+
+@lru_cache(maxsize=None)
+def glob_regex(glob: str) -> re.Pattern[str]:
+    """A regex equal to the shell glob `glob` on a whole path: `*`, `?` and `[...]` stay within
+    one path component, and a component starting with '.' is matched only by a pattern
+    component that starts with '.' too."""
+    out: list[str] = []
+    i, n = 0, len(glob)
+    at_component_start = True
+    while i < n:
+        char = glob[i]
+        if char in "*?[" and at_component_start:
+            out.append(r"(?!\.)")
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            end = _class_end(glob, i)
+            if end < 0:
+                out.append(re.escape(char))
+            else:
+                body = glob[i + 1:end]
+                negate = body[:1] in ("!", "^")
+                body = body[1:] if negate else body
+                out.append("(?!/)[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
+                i = end
+        else:
+            out.append(re.escape(char))
+        at_component_start = char == "/"
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _class_end(glob: str, start: int) -> int:
+    i = start + 1
+    if i < len(glob) and glob[i] in "!^":
+        i += 1
+    if i < len(glob) and glob[i] == "]":
+        i += 1
+    end = glob.find("]", i)
+    return end
+
+
+def split_glob(glob: str) -> tuple[str, str]:
+    """('dir', 'rest'): the longest leading directory without glob characters, and the rest."""
+    head = ""
+    parts = glob.split("/")
+    for index, part in enumerate(parts[:-1]):
+        if is_glob(part):
+            return head, "/".join(parts[index:])
+        head = f"{head}/{part}" if head else (part or "/")
+    return head, parts[-1]
+
+
+def globs_may_overlap(a: str, b: str) -> bool:
+    """Could some path match both globs? A cheap, generous test: either glob, read as a
+    plain string, matches the other (so '*.small_stage1' and '*stage1' overlap)."""
+    return bool(glob_regex(a).fullmatch(b) or glob_regex(b).fullmatch(a))

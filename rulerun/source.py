@@ -1,0 +1,44 @@
+"""Where things are in a Pipefile, and how a located error is shown to a person."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A 1-based line and column in a file; col 0 means 'the whole line'."""
+
+    file: str
+    line: int
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.col:
+            return f"{self.file}:{self.line}:{self.col}"
+        return f"{self.file}:{self.line}"
+
+
+def source_line(text: str | None, line: int) -> str | None:
+    """The text of 1-based `line` in `text`, or None when it is not there."""
+    if text is None or line < 1:
+        return None
+    lines = text.splitlines()
+    if line > len(lines):
+        return None
+    return lines[line - 1]
+
+
+def render(loc: Location | None, message: str, text: str | None = None, hint: str | None = None) -> str:
+    """'FILE:LINE:COL: message', then the line and a caret under the column, then 'hint: …'."""
+    head = f"{loc}: {message}" if loc else message
+    parts = [head]
+    shown = source_line(text, loc.line) if loc else None
+    if shown is not None:
+        visible = shown.replace("\t", " ")
+        parts.append(f"    {visible}")
+        if loc.col:
+            parts.append("    " + " " * (loc.col - 1) + "^")
+    if hint:
+        parts.append(f"hint: {hint}")
+    return "\n".join(parts)

@@ -1,0 +1,507 @@
+"""Benchmark runner: owns measuring rulerun against make, ninja and Snakemake.
+
+For each workload and size (from generate.py) it lays out one directory per
+tool, then runs rounds: in each round every tool in turn (A, B, C, D, A, B, ...)
+goes through the workload's phases from a clean tree:
+
+  dry      dry run (-n) from clean: nothing may be created
+  full     full build from clean: every expected output, nothing else
+  noop     rebuild with everything up to date: no file may change
+  touch    one source touched, rebuild: exactly that source's outputs change
+  version  `TOOL --version` (startup workload only)
+
+Each command is timed (wall clock) and its peak RSS taken by GNU time
+(/usr/bin/time, `apt-get install time`): the largest single process of the
+tree, in KiB.  Without GNU time, memory is not reported.
+The correctness of every phase is checked from the file tree (existence and
+mtimes), whatever the tool.  The table reports medians over the rounds.
+
+  python bench/run.py                      # everything, all tools
+  python bench/run.py --quick              # CI: rulerun only, correctness only
+  python bench/run.py --workloads chains --sizes 1000 --tools make,ninja
+
+Exit status: 0 when every check passed, 1 when one failed (or a command
+failed; with --quick a timeout counts as a failure too), 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from generate import BUILD_FILES, TOOLS, WORKLOADS, Workload, generate
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+WORK = BENCH / "work"
+RESULTS = BENCH / "results"
+VENV = BENCH / ".venv"
+BIG = 100_000  # sizes from here on get --big-runs rounds
+SCALABLE = ("chains", "fanin", "trivial")  # the workloads --sizes applies to
+LOG_TAIL = 12
+
+
+# ---------------------------------------------------------------- measuring
+
+
+@dataclass
+class Measurement:
+    """One command run: status is ok, fail (check), error (exit), timeout or skipped."""
+
+    status: str
+    wall: float = 0.0
+    rss_kib: int = 0
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def tail(path: Path, count: int = LOG_TAIL) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-count:])
+
+
+GNU_TIME = shutil.which("time", path="/usr/bin:/bin")  # GNU time, for peak RSS
+
+
+def peak_rss_wrapper(argv: list[str], rss_file: Path) -> list[str]:
+    """Prefix argv with GNU time writing the peak RSS (KiB) to rss_file.
+
+    The RSS is not taken from our own wait4: a child forked from this Python
+    process starts with Python's memory, and Linux counts that in ru_maxrss
+    even after exec.  GNU time is a small C program, so its share is ~1 MiB.
+    """
+    return [GNU_TIME, "-f", "%M", "-o", str(rss_file), "--"] + argv if GNU_TIME else argv
+
+
+def read_rss(rss_file: Path) -> int:
+    try:
+        return int(rss_file.read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def run_command(argv: list[str], cwd: Path, env: dict, timeout: float, log: Path) -> Measurement:
+    """Run argv in cwd: wall time and peak RSS of its largest process; killed on timeout."""
+    timed_out = threading.Event()
+
+    def kill_group(pid: int) -> None:
+        timed_out.set()
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    rss_file = log.with_suffix(".rss")
+    rss_file.unlink(missing_ok=True)
+    with open(log, "wb") as out:
+        start = time.perf_counter()
+        try:
+            proc = subprocess.Popen(peak_rss_wrapper(argv, rss_file), cwd=cwd, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            return Measurement("error", message=f"cannot start {argv[0]}: {exc}")
+        timer = threading.Timer(timeout, kill_group, [proc.pid])
+        timer.start()
+        proc.wait()
+        wall = time.perf_counter() - start
+        timer.cancel()
+    rss = read_rss(rss_file)
+    if timed_out.is_set():
+        return Measurement("timeout", wall, rss, f"killed after {timeout:g} s")
+    if proc.returncode != 0:
+        return Measurement("error", wall, rss,
+                           f"exit {proc.returncode}: {' '.join(argv)}\n{tail(log)}")
+    return Measurement("ok", wall, rss)
+
+
+# ---------------------------------------------------------------- tools
+
+
+@dataclass
+class Tool:
+    """How to invoke one build tool for each phase."""
+
+    name: str
+    base: list[str]
+    env: dict
+    dry_flag: str = "-n"
+    jobs_flag: str = "-j"
+    note: str = ""
+
+    def command(self, phase: str, jobs: int) -> list[str]:
+        if phase == "version":
+            return self.base + ["--version"]
+        dry = [self.dry_flag] if phase == "dry" else []
+        return self.base + dry + [self.jobs_flag, str(jobs), "all"]
+
+
+def rulerun_tool() -> Tool:
+    """The console script if on PATH, else `sys.executable -m rulerun` from this checkout."""
+    env = dict(os.environ)
+    script = shutil.which("rulerun")
+    if script:
+        return Tool("rulerun", [script], env, note=f"console script {script}")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return Tool("rulerun", [sys.executable, "-m", "rulerun"], env,
+                note=f"{sys.executable} -m rulerun (PYTHONPATH={REPO})")
+
+
+def ensure_snakemake() -> Path:
+    """Snakemake lives only in bench/.venv, made here on first use."""
+    exe = VENV / "bin" / "snakemake"
+    if not exe.exists():
+        print(f"installing snakemake into {VENV} (benchmark only) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "snakemake"], check=True)
+    return exe
+
+
+def make_tool(name: str) -> Tool:
+    env = dict(os.environ)
+    if name == "rulerun":
+        return rulerun_tool()
+    if name == "snakemake":
+        exe = ensure_snakemake()
+        return Tool(name, [str(exe)], env, jobs_flag="--cores", note=str(exe))
+    exe = shutil.which(name)
+    if not exe:
+        sys.exit(f"run.py: {name} is not installed")
+    return Tool(name, [exe], env, note=exe)
+
+
+def tool_version(tool: Tool) -> str:
+    proc = subprocess.run(tool.command("version", 1), env=tool.env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+    text = (proc.stdout or proc.stderr).strip().splitlines()
+    first = text[0] if text else ""
+    return first if proc.returncode == 0 else f"DOES NOT RUN (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-300:]}"
+
+
+# ---------------------------------------------------------------- file tree checks
+
+
+def snapshot(root: Path, build_file: str) -> dict[str, int]:
+    """rel path -> mtime_ns of every file, except the build file and hidden tool state."""
+    found: dict[str, int] = {}
+    stack = [(root, "")]
+    while stack:
+        path, prefix = stack.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if not prefix and (entry.name.startswith(".") or entry.name == build_file):
+                    continue
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((Path(entry.path), rel + "/"))
+                else:
+                    found[rel] = entry.stat(follow_symlinks=False).st_mtime_ns
+    return found
+
+
+def clean(root: Path, keep: set[str], build_file: str) -> None:
+    """Remove outputs and tool state: everything but the build file and the sources."""
+    keep_dirs = {k.split("/", 1)[0] for k in keep if "/" in k}
+    for entry in os.scandir(root):
+        if entry.name == build_file or entry.name in keep:
+            continue
+        if entry.name in keep_dirs and entry.is_dir(follow_symlinks=False):
+            for rel in snapshot(Path(entry.path), "").keys():
+                if f"{entry.name}/{rel}" not in keep:
+                    os.unlink(Path(entry.path) / rel)
+        elif entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
+def sample(paths, count: int = 5) -> str:
+    paths = sorted(paths)
+    more = f" (+{len(paths) - count} more)" if len(paths) > count else ""
+    return ", ".join(paths[:count]) + more
+
+
+def changed(before: dict[str, int], after: dict[str, int]) -> set[str]:
+    return {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+
+
+def check_phase(phase: str, spec: Workload, n: int,
+                before: dict[str, int], after: dict[str, int]) -> list[str]:
+    """What is wrong with the tree after `phase` ([] when it is right)."""
+    sources = set(spec.sources(n))
+    outputs = set(spec.outputs(n))
+    problems = []
+    if phase in ("dry", "version"):
+        if changed(before, after):
+            problems.append(f"{phase} changed files: {sample(changed(before, after))}")
+    elif phase == "full":
+        if outputs - after.keys():
+            problems.append(f"missing outputs: {sample(outputs - after.keys())}")
+        if after.keys() - outputs - sources:
+            problems.append(f"unexpected files: {sample(after.keys() - outputs - sources)}")
+        if changed(before, after) & sources:
+            problems.append(f"sources changed: {sample(changed(before, after) & sources)}")
+    elif phase == "noop":
+        if changed(before, after):
+            problems.append(f"no-op rebuild changed files: {sample(changed(before, after))}")
+    elif phase == "touch":
+        source, expected = spec.touched(n)
+        got = changed(before, after) - {source}
+        if got != set(expected):
+            missing, extra = set(expected) - got, got - set(expected)
+            if missing:
+                problems.append(f"not rebuilt after touching {source}: {sample(missing)}")
+            if extra:
+                problems.append(f"rebuilt though not depending on {source}: {sample(extra)}")
+    return problems
+
+
+def touch_source(root: Path, rel: str) -> None:
+    """Make `rel` newer than every output: wait out the file-time granularity, then touch."""
+    time.sleep(0.05)
+    os.utime(root / rel)
+
+
+# ---------------------------------------------------------------- rounds
+
+
+@dataclass
+class Case:
+    """One (workload, size, tool) directory and what it measured so far."""
+
+    spec: Workload
+    n: int
+    tool: Tool
+    root: Path
+    runs: dict[str, list[Measurement]] = field(default_factory=dict)
+
+    @property
+    def build_file(self) -> str:
+        return BUILD_FILES[self.tool.name]
+
+    def dead(self, phase: str) -> bool:
+        """A phase that timed out once is not tried again."""
+        return any(m.status == "timeout" for m in self.runs.get(phase, []))
+
+
+def run_phase(case: Case, phase: str, args) -> Measurement:
+    if phase == "touch":
+        touch_source(case.root, case.spec.touched(case.n)[0])
+    before = snapshot(case.root, case.build_file)
+    log = WORK / "logs" / f"{case.spec.name}-{case.n}-{case.tool.name}-{phase}.log"
+    result = run_command(case.tool.command(phase, args.jobs), case.root, case.tool.env,
+                         args.timeout, log)
+    if result.ok:
+        problems = check_phase(phase, case.spec, case.n, before,
+                               snapshot(case.root, case.build_file))
+        if problems:
+            result.status, result.message = "fail", "; ".join(problems)
+    return result
+
+
+def run_round(case: Case, args) -> None:
+    """All phases of one tool, from a clean tree."""
+    clean(case.root, set(case.spec.sources(case.n)), case.build_file)
+    built = True
+    for phase in case.spec.phases:
+        if case.dead(phase):
+            result = Measurement("timeout", message="timed out in an earlier round")
+        elif phase in ("noop", "touch") and not built:
+            result = Measurement("skipped", message="the full build did not finish")
+        else:
+            result = run_phase(case, phase, args)
+        if phase == "full":
+            built = result.status in ("ok", "fail")
+        case.runs.setdefault(phase, []).append(result)
+        report(case, phase, result)
+
+
+def report(case: Case, phase: str, m: Measurement) -> None:
+    where = f"{case.spec.name:8} {case.n:>7} {phase:8} {case.tool.name:10}"
+    line = f"  {where} {m.status:8} {m.wall:9.3f} s {m.rss_kib / 1024:8.1f} MiB"
+    print(line + (f"  {m.message.splitlines()[0]}" if m.message else ""), flush=True)
+    if m.status in ("fail", "error") and len(m.message.splitlines()) > 1:
+        print("\n".join("      " + l for l in m.message.splitlines()[1:]), flush=True)
+
+
+def rounds_for(n: int, args) -> int:
+    return min(args.runs, args.big_runs) if n >= BIG else args.runs
+
+
+def run_size(spec: Workload, n: int, tools: list[Tool], args) -> list[Case]:
+    cases = []
+    for tool in tools:
+        root = WORK / f"{spec.name}-{n}" / tool.name
+        generate(spec.name, n, tool.name, root)
+        cases.append(Case(spec, n, tool, root))
+    for r in range(rounds_for(n, args)):
+        print(f"{spec.name} N={n} round {r + 1}/{rounds_for(n, args)}", flush=True)
+        for case in cases:  # interleaved: A, B, C, D, A, B, ...
+            run_round(case, args)
+    return cases
+
+
+# ---------------------------------------------------------------- summary
+
+
+@dataclass
+class Summary:
+    """Median (or failure) of one phase of one case."""
+
+    status: str
+    wall: float = 0.0
+    rss_kib: float = 0.0
+
+    def cell(self) -> str:
+        if self.status != "ok":
+            return self.status.upper() if self.status in ("fail", "error") else self.status
+        mem = f"{self.rss_kib / 1024:.1f} MiB" if self.rss_kib else "? MiB"
+        return f"{self.wall:.3f} s, {mem}"
+
+
+def summarize(runs: list[Measurement]) -> Summary:
+    for bad in ("fail", "error", "timeout", "skipped"):
+        if any(m.status == bad for m in runs):
+            return Summary(bad)
+    return Summary("ok", statistics.median(m.wall for m in runs),
+                   statistics.median(m.rss_kib for m in runs))
+
+
+def ratio(ours: Summary, theirs: Summary) -> str:
+    if ours.status != "ok" or theirs.status != "ok" or not theirs.wall:
+        return "–"
+    text = f"{ours.wall / theirs.wall:.2f}× t"
+    if ours.rss_kib and theirs.rss_kib:
+        text += f", {ours.rss_kib / theirs.rss_kib:.2f}× mem"
+    return text
+
+
+def table(cases: list[Case], tool_names: list[str]) -> str:
+    peers = [t for t in tool_names if t != "rulerun"] if "rulerun" in tool_names else []
+    head = ["workload", "N", "phase"] + tool_names + [f"rulerun/{p}" for p in peers]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    by_key = {(c.spec.name, c.n, c.tool.name): c for c in cases}
+    for workload, n in dict.fromkeys((c.spec.name, c.n) for c in cases):
+        for phase in WORKLOADS[workload].phases:
+            sums = {t: summarize(by_key[(workload, n, t)].runs.get(phase, [])) for t in tool_names}
+            cells = [workload, f"{n:,}", phase] + [sums[t].cell() for t in tool_names]
+            cells += [ratio(sums["rulerun"], sums[p]) for p in peers]
+            rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def environment(tools: list[Tool], args) -> str:
+    lines = [f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
+             f"- machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+             f"- rounds: {args.runs} (N ≥ {BIG:,}: {min(args.runs, args.big_runs)}), -j {args.jobs}, "
+             f"timeout {args.timeout:g} s per command; times are medians of wall time, memory the "
+             "median peak RSS of the largest process"
+             + ("" if GNU_TIME else " (not measured: GNU time is not installed)")]
+    for tool in tools:
+        lines.append(f"- {tool.name}: {tool_version(tool)} ({tool.note})")
+    return "\n".join(lines)
+
+
+def correctness(cases: list[Case], quick: bool) -> tuple[int, list[str]]:
+    """(checks passed, failures) over every measurement taken."""
+    passed, failures = 0, []
+    bad = {"fail", "error"} | ({"timeout"} if quick else set())
+    for case in cases:
+        for phase, runs in case.runs.items():
+            for m in runs:
+                if m.status in bad:
+                    failures.append(f"{case.spec.name} N={case.n} {case.tool.name} {phase}: "
+                                    f"{m.status}: {m.message.splitlines()[0] if m.message else ''}")
+                elif m.ok:
+                    passed += 1
+    return passed, failures
+
+
+def save(cases: list[Case], text: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    data = [{"workload": c.spec.name, "n": c.n, "tool": c.tool.name,
+             "runs": {p: [asdict(m) for m in ms] for p, ms in c.runs.items()}} for c in cases]
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(data, indent=1))
+    path = RESULTS / f"{stamp}.md"
+    path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------- command line
+
+
+def csv(kind):
+    return lambda text: [kind(x) for x in text.split(",") if x]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Benchmark rulerun against make, ninja and Snakemake.")
+    p.add_argument("--tools", type=csv(str), default=list(TOOLS), help="comma list (default: all)")
+    p.add_argument("--workloads", type=csv(str), default=list(WORKLOADS), help="comma list (default: all)")
+    p.add_argument("--sizes", type=csv(int),
+                   help="comma list of N for chains, fanin and trivial (default: each its own)")
+    p.add_argument("--runs", type=int, default=5, help="rounds per size (default 5)")
+    p.add_argument("--big-runs", type=int, default=3, help=f"rounds for N >= {BIG:,} (default 3)")
+    p.add_argument("--jobs", type=int, default=2, help="-j for every tool (default 2)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds per command (default 600)")
+    p.add_argument("--quick", action="store_true",
+                   help="CI: smallest size of each workload, rulerun only, one round, correctness")
+    args = p.parse_args(argv)
+    for name in args.tools:
+        if name not in TOOLS:
+            p.error(f"unknown tool {name!r} (choose from {', '.join(TOOLS)})")
+    for name in args.workloads:
+        if name not in WORKLOADS:
+            p.error(f"unknown workload {name!r} (choose from {', '.join(WORKLOADS)})")
+    if args.quick:
+        args.tools, args.runs = ["rulerun"], 1
+    return args
+
+
+def sizes_for(spec: Workload, args) -> list[int]:
+    if args.quick:
+        return [min(args.sizes or spec.sizes)] if spec.name in SCALABLE else [min(spec.sizes)]
+    return list(args.sizes) if args.sizes and spec.name in SCALABLE else list(spec.sizes)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    (WORK / "logs").mkdir(parents=True, exist_ok=True)
+    tools = [make_tool(name) for name in args.tools]
+    header = environment(tools, args)
+    print(header, flush=True)
+    cases: list[Case] = []
+    for name in args.workloads:
+        spec = WORKLOADS[name]
+        for n in sizes_for(spec, args):
+            cases += run_size(spec, n, tools, args)
+    passed, failures = correctness(cases, args.quick)
+    text = "\n\n".join([header, table(cases, args.tools)]) + "\n"
+    print("\n" + table(cases, args.tools))
+    print(f"\nresults saved to {save(cases, text)}")
+    for failure in failures:
+        print(f"FAILED {failure}")
+    print(f"correctness checks: {passed} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

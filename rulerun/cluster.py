@@ -251,8 +251,8 @@ def is_no_rusage(exc: BaseException) -> bool:
 
 
 def qacct_failure(job_id: str, tries: int = 6) -> str | None:
-    """Why Grid Engine aborted a job, from the `failed` line of `qacct -j ID` ('27 : searching
-    requested shell'), or None.  Accounting may lag the end of the job by a moment."""
+    """Why Grid Engine aborted a job, from the `failed` line of `qacct -j ID` ('28  : changing
+    into working directory' -> 'changing into working directory (qacct: failed 28)'), or None.  Accounting may lag the end of the job by a moment."""
     for attempt in range(tries):
         try:
             out = subprocess.run(["qacct", "-j", str(job_id)], capture_output=True, text=True,
@@ -262,8 +262,11 @@ def qacct_failure(job_id: str, tries: int = 6) -> str | None:
         for line in out.splitlines():
             key, _, value = line.partition(" ")
             if key == "failed":
-                value = value.strip()
-                return None if value.split(":")[0].strip() == "0" else value
+                code, _, text = value.partition(":")
+                code, text = code.strip(), " ".join(text.split())
+                if code == "0":
+                    return None
+                return f"{text} (qacct: failed {code})" if text else f"qacct: failed {code}"
         time.sleep(0.3)
     return None
 
@@ -299,12 +302,13 @@ class ClusterSession:
 
     def __init__(self, poll_seconds: float = 2.0, settle_seconds: float = SETTLE_SECONDS,
                  drmaa_session=None):
-        self.poll_seconds = poll_seconds
+        self.poll_seconds = max(1, round(poll_seconds))   # drmaa's wait() takes whole seconds
         self.settle_seconds = settle_seconds
         self._lock = threading.Lock()          # opening/closing, and every template + runJob
         self._session = drmaa_session
         self._owned = drmaa_session is None
         self._pid = os.getpid() if drmaa_session is not None else None
+        # a caller's session means drmaa was imported already, so this is cheap
         self._drmaa = load_drmaa() if drmaa_session is not None else None
 
     # -- lifecycle
@@ -389,6 +393,7 @@ class ClusterSession:
 
         Polls every poll_seconds so a shutdown is seen: the job is then terminated and waited
         for (at most TERMINATE_WAIT seconds, then RuntimeError)."""
+        self._live()
         errors = self._drmaa.errors
         deadline = None
         while True:
@@ -478,7 +483,7 @@ class ClusterSession:
         detail = f"job script: {files.script}\nstdout: {files.stdout}\nstderr: {files.stderr}"
         if kind == "aborted":
             why = "terminated because the run was aborted" if interrupted else qacct_failure(job_id)
-            what += f" ({why})" if why else ""
+            what += f": {why}" if why else ""
         return _failure(request, job_id, what, detail=detail, exit_status=status, signal=signal,
                         stdout=stdout, stderr=stderr, interrupted=interrupted)
 

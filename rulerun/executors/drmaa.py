@@ -37,6 +37,10 @@ class DrmaaExecutor:
     def start(self, spec: JobSpec, done: Done) -> None:
         """Submit `spec` in a new thread; done(result) is called once when it ended.  Raises
         ClusterSetupError (before any thread starts) if DRMAA or the scheduler is unusable."""
+        if self._shutdown.is_set():   # aborted: the scheduler is winding down
+            done(JobResult(spec.key, False, reason="not submitted: the run was aborted",
+                           interrupted=True))
+            return
         session = self._open()
         if spec.kind != "shell":
             # a Python action needs the Pipefile's namespace, which lives in worker processes;

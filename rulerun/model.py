@@ -104,7 +104,8 @@ class Pipefile:
     """A whole loaded Pipefile. `preamble` keeps top-level Python blocks and variables in file
     order, since each may use what the ones before it defined. `text` is the file's text (for
     showing lines in errors). `known_names` are the names a shell action may use as {NAME}:
-    variables, names bound at the top of Python blocks, and command-line overrides."""
+    variables, names bound at the top of Python blocks, and command-line overrides;
+    `unknown_overrides` the command-line names that are no variable."""
 
     path: str
     text: str
@@ -112,6 +113,9 @@ class Pipefile:
     limits: Mapping[str, Limit]
     rules: tuple[Rule, ...]
     known_names: frozenset[str] = field(default_factory=frozenset)
+    # Command-line NAME=VALUE names that are no variable of the Pipefile: accepted (defined as
+    # strings before the preamble runs) but worth a warning from the CLI.
+    unknown_overrides: frozenset[str] = field(default_factory=frozenset)
 
     def rule_named(self, name: str) -> Rule | None:
         for rule in self.rules:

@@ -1,0 +1,1 @@
+"""The Pipefile grammar, shipped as package data (rulerun.grammar in an install)."""

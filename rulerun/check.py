@@ -1,0 +1,231 @@
+"""Load-time checks of a parsed Pipefile: what the grammar can't see (names, limits, wildcards,
+shell substitutions, embedded Python), each reported as a PipefileError at the exact column."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import replace
+from typing import Iterable, Mapping
+
+from rulerun.errors import PipefileError
+from rulerun.model import PathPattern, Pipefile, PythonAction, PythonBlock, Rule, ShellAction, Variable
+from rulerun.namespace import bound_names, compile_block, compile_preamble_item
+from rulerun.patterns import STEM, is_glob, wildcard_names
+from rulerun.source import Location, source_line
+from rulerun.substitute import INDEXABLE, Reference, TemplateError, parse_shell_template
+
+RESERVED_WILDCARDS = ("input", "output", "stem")
+_BRACE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|[{}]")
+
+
+def check_pipefile(pipefile: Pipefile, overrides: Mapping[str, str]) -> Pipefile:
+    """`pipefile` with known_names and unknown_overrides filled in, once every check passed.
+    Raises PipefileError for the first mistake: the preamble's Python, then rule by rule."""
+    variables = {item.name for item in pipefile.preamble if isinstance(item, Variable)}
+    known = set(variables) | set(overrides)
+    for item in pipefile.preamble:
+        compile_preamble_item(item, pipefile.text)
+        if isinstance(item, PythonBlock):
+            known |= bound_names(item.source)
+    checker = _RuleChecker(pipefile, frozenset(known))
+    for rule in pipefile.rules:
+        checker.check(rule)
+    return replace(pipefile, known_names=frozenset(known),
+                   unknown_overrides=frozenset(set(overrides) - variables))
+
+
+class _RuleChecker:
+    def __init__(self, pipefile: Pipefile, known: frozenset[str]):
+        self.pipefile = pipefile
+        self.text = pipefile.text
+        self.known = known
+        self.named: dict[str, Rule] = {}
+
+    def error(self, loc: Location, message: str, hint: str | None = None) -> PipefileError:
+        return PipefileError(loc, message, self.text, hint)
+
+    def check(self, rule: Rule) -> None:
+        self.check_name(rule)
+        for pattern in rule.outputs + rule.inputs:
+            self.check_pattern(rule, pattern)
+        if rule.is_task:
+            self.check_task_name(rule)
+        self.check_outputs(rule)
+        self.check_inputs(rule)
+        self.check_limit(rule)
+        self.check_action(rule)
+
+    # ---- names and limits
+
+    def check_name(self, rule: Rule) -> None:
+        """Names must be unique, except that rules left with their default name (the first
+        output, e.g. two '%.o' rules for .c and .cc sources) may share it."""
+        other = self.named.setdefault(rule.name, rule)
+        if other is rule:
+            return
+        if rule.name_given or other.name_given or rule.is_task or other.is_task:
+            raise self.error(rule.loc, f"two rules are named '{rule.name}': "
+                                       f"line {other.loc.line} and line {rule.loc.line}",
+                             hint="give one of them another name with 'name: NAME'")
+
+    def check_limit(self, rule: Rule) -> None:
+        if not isinstance(rule.limit, str) or rule.limit in self.pipefile.limits:
+            return
+        close = difflib.get_close_matches(rule.limit, list(self.pipefile.limits), n=1)
+        if close:
+            hint = f"did you mean '{close[0]}'?"
+        else:
+            hint = f"define it at the top level: 'limit {rule.limit} = N'"
+        raise self.error(self.body_value_location(rule, "limit"),
+                         f"unknown limit '{rule.limit}' in {self.what(rule)}", hint)
+
+    def body_value_location(self, rule: Rule, key: str) -> Location:
+        """Where the value of body line `key:` of `rule` is written."""
+        end = rule.action.loc.line if rule.action else len(self.text.split("\n")) + 1
+        for number in range(rule.loc.line + 1, end):
+            line = source_line(self.text, number) or ""
+            if line[:1] not in (" ", "") and not line.startswith("#"):
+                break
+            found = re.match(rf"\s+{key}\s*:\s*", line)
+            if found:
+                return Location(rule.loc.file, number, found.end() + 1)
+        return rule.loc
+
+    # ---- patterns
+
+    def check_pattern(self, rule: Rule, pattern: PathPattern) -> None:
+        text = pattern.text
+        if text.count("%") > 1:
+            second = text.index("%", text.index("%") + 1)
+            raise self.error(self.pattern_location(pattern, second),
+                             f"more than one '%' in '{text}'", "a pattern has at most one '%' (the stem)")
+        for match in _BRACE.finditer(text):
+            if match.group() in ("{", "}"):
+                raise self.error(self.pattern_location(pattern, match.start()),
+                                 f"'{match.group()}' is not part of a wildcard in '{text}'",
+                                 "a wildcard is written {NAME}: letters, digits and '_'")
+            if match.group()[1:-1] in RESERVED_WILDCARDS:
+                raise self.error(self.pattern_location(pattern, match.start()),
+                                 f"'{match.group()}' can't be a wildcard's name",
+                                 "input, output and stem are reserved; name the wildcard otherwise")
+
+    def check_task_name(self, rule: Rule) -> None:
+        (name,) = rule.outputs
+        if wildcard_names(name.text) or is_glob(name.text):
+            raise self.error(name.loc, f"a task's name can't be a pattern: '{name.text}'",
+                             "a task is one named target; use a rule for a pattern")
+
+    def check_outputs(self, rule: Rule) -> None:
+        globs = [p for p in rule.outputs if is_glob(p.text)]
+        first = rule.outputs[0]
+        if globs:
+            for pattern in rule.outputs:
+                if wildcard_names(pattern.text):
+                    raise self.error(self.first_wildcard_location(pattern),
+                                     f"a split rule's outputs can't use '%' or {{name}}: '{pattern.text}'",
+                                     f"'{globs[0].text}' makes this a split rule, whose outputs are the "
+                                     "files matching the glob after it ran")
+            return
+        names = set(wildcard_names(first.text))
+        for pattern in rule.outputs[1:]:
+            if set(wildcard_names(pattern.text)) != names:
+                raise self.error(pattern.loc, f"the outputs of {self.what(rule)} don't use the same wildcards: "
+                                              f"'{first.text}' and '{pattern.text}'",
+                                 "every output of a rule must name every wildcard, so each job knows all its outputs")
+
+    def check_inputs(self, rule: Rule) -> None:
+        defined = set(wildcard_names(rule.outputs[0].text))
+        for pattern in rule.inputs:
+            for name in wildcard_names(pattern.text):
+                if name in defined:
+                    continue
+                loc = self.wildcard_location(pattern, name)
+                if name == STEM:
+                    raise self.error(loc, f"'%' in input '{pattern.text}', but no output of {self.what(rule)} has '%'",
+                                     "an input's '%' stands for the outputs' stem")
+                raise self.error(loc, f"wildcard '{{{name}}}' in input '{pattern.text}' is not in the outputs "
+                                      f"of {self.what(rule)}", "an input's wildcards take their values from the outputs")
+
+    def pattern_location(self, pattern: PathPattern, index: int) -> Location:
+        """The Pipefile column of character `index` of `pattern.text` (quotes and escapes counted)."""
+        line = source_line(self.text, pattern.loc.line) or ""
+        start = pattern.loc.col - 1
+        if line[start:start + 1] != '"':
+            return Location(pattern.loc.file, pattern.loc.line, pattern.loc.col + index)
+        raw, seen = start + 1, 0
+        while seen < index and raw < len(line):
+            raw += 2 if line[raw] == "\\" else 1
+            seen += 1
+        return Location(pattern.loc.file, pattern.loc.line, raw + 1)
+
+    def wildcard_location(self, pattern: PathPattern, name: str) -> Location:
+        token = "%" if name == STEM else "{" + name + "}"
+        return self.pattern_location(pattern, pattern.text.index(token))
+
+    def first_wildcard_location(self, pattern: PathPattern) -> Location:
+        return self.wildcard_location(pattern, wildcard_names(pattern.text)[0])
+
+    # ---- actions
+
+    def check_action(self, rule: Rule) -> None:
+        if rule.action is None:
+            if not rule.is_task:
+                raise self.error(rule.loc, f"rule '{rule.name}' has no action",
+                                 "end its body with 'shell:' or 'python:' (only a task may have no action)")
+        elif isinstance(rule.action, PythonAction):
+            compile_block(rule.action.source, rule.action.loc, "exec", self.text)
+        else:
+            self.check_shell(rule, rule.action)
+
+    def check_shell(self, rule: Rule, action: ShellAction) -> None:
+        try:
+            pieces = parse_shell_template(action.script)
+        except TemplateError as exc:
+            raise self.error(script_location(self.text, action, exc.offset),
+                             f"{exc.message} in the shell action of {self.what(rule)}",
+                             "write {{ and }} for a literal brace (e.g. awk '{{print $1}}')") from None
+        wildcards = set(wildcard_names(rule.outputs[0].text)) if not rule.is_task else set()
+        for piece in pieces:
+            if isinstance(piece, Reference):
+                self.check_reference(rule, action, piece, wildcards)
+
+    def check_reference(self, rule: Rule, action: ShellAction, ref: Reference, wildcards: set[str]) -> None:
+        loc = script_location(self.text, action, ref.offset)
+        if ref.index is not None and ref.key not in INDEXABLE:
+            raise self.error(loc, f"'{ref.text}' in the shell action of {self.what(rule)}: "
+                                  "only input and output take an index")
+        if ref.key in INDEXABLE or ref.key in wildcards or ref.key in self.known:
+            return
+        if ref.key == STEM:
+            raise self.error(loc, f"'{{stem}}' in the shell action of {self.what(rule)}, whose outputs have no '%'")
+        candidates = sorted(set(INDEXABLE) | wildcards | self.known)
+        close = difflib.get_close_matches(ref.key, candidates, n=1)
+        hint = f"did you mean '{{{close[0]}}}'?" if close else _valid_names_hint(wildcards)
+        raise self.error(loc, f"unknown name '{ref.text}' in the shell action of {self.what(rule)}", hint)
+
+    @staticmethod
+    def what(rule: Rule) -> str:
+        return f"{'task' if rule.is_task else 'rule'} '{rule.name}'"
+
+
+def _valid_names_hint(wildcards: Iterable[str]) -> str:
+    names = ["{input}", "{output}", "{input[N]}", "{output[N]}"] + [f"{{{name}}}" for name in sorted(wildcards)]
+    return ("a shell action can use " + ", ".join(names)
+            + ", top-level variables and Python names; write {{ and }} for a literal brace")
+
+
+def script_location(text: str, action: ShellAction, offset: int) -> Location:
+    """The Pipefile line and column of character `offset` of a shell action's script.
+
+    The script's first line starts at `action.loc`; every later line of a block is a suffix of
+    its Pipefile line (only its indentation was taken off), which gives its column."""
+    before = action.script[:offset]
+    index = before.count("\n")
+    in_line = len(before) - (before.rfind("\n") + 1)
+    if index == 0:
+        return Location(action.loc.file, action.loc.line, action.loc.col + in_line)
+    number = action.loc.line + index
+    script_line = action.script.split("\n")[index]
+    pipefile_line = source_line(text, number) or script_line
+    return Location(action.loc.file, number, len(pipefile_line) - len(script_line) + in_line + 1)

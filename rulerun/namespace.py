@@ -1,0 +1,163 @@
+"""The Pipefile's Python: code compiled at its own Pipefile lines and columns, the shared
+namespace the preamble (top-level Python blocks and variables) builds, and the names it binds.
+
+Code is compiled with the Pipefile's path as its filename and its nodes moved to the
+Pipefile's lines and columns, so a SyntaxError, a traceback, or an error while the preamble
+runs points at the Pipefile line where it happened (no line maps to translate afterwards).
+"""
+
+from __future__ import annotations
+
+import ast
+import traceback
+from functools import lru_cache
+from types import CodeType
+from typing import Any, Mapping
+
+from rulerun.errors import PipefileError
+from rulerun.model import Pipefile, PythonBlock, Variable
+from rulerun.source import Location, source_line
+
+
+def compile_block(source: str, loc: Location, mode: str = "exec", text: str | None = None) -> CodeType:
+    """`source` compiled as written at `loc` (its first character) in the Pipefile `loc.file`;
+    every line of `source` after the first is taken to be indented by `loc.col - 1` there.
+    Raises PipefileError (showing a line of `text`, when given) for a SyntaxError."""
+    try:
+        return _compile(source, loc, mode)
+    except SyntaxError as exc:
+        raise _syntax_error(exc, source, loc, text) from None
+    except ValueError as exc:  # e.g. a NUL character in the source
+        raise PipefileError(loc, f"Python can't compile this: {exc}", text) from None
+
+
+@lru_cache(maxsize=1024)
+def _compile(source: str, loc: Location, mode: str) -> CodeType:
+    tree = ast.parse(source, filename=loc.file, mode=mode)
+    down, right = loc.line - 1, (loc.col - 1 if loc.col else 0)
+    for node in ast.walk(tree):
+        if "lineno" not in node._attributes:
+            continue
+        node.lineno += down
+        node.col_offset += right
+        if getattr(node, "end_lineno", None) is not None:
+            node.end_lineno += down
+        if getattr(node, "end_col_offset", None) is not None:
+            node.end_col_offset += right
+    return compile(tree, loc.file, mode, dont_inherit=True)
+
+
+def _syntax_error(exc: SyntaxError, source: str, loc: Location, text: str | None) -> PipefileError:
+    lines = source.split("\n")
+    lineno = min(max(exc.lineno or 1, 1), len(lines))
+    end_of_line = len(lines[lineno - 1]) + 1
+    offset = min(exc.offset, end_of_line) if exc.offset else end_of_line  # 0: at the end
+    col = offset + (loc.col - 1 if loc.col else 0)
+    where = Location(loc.file, loc.line + lineno - 1, col)
+    return PipefileError(where, f"Python syntax error: {exc.msg}", text)
+
+
+def expression_location(variable: Variable, text: str) -> Location:
+    """Where the expression of `NAME = EXPRESSION` starts in the Pipefile `text`."""
+    line = source_line(text, variable.loc.line) or ""
+    after = line.find("=", variable.loc.col - 1) + 1
+    while after < len(line) and line[after] in " \t":
+        after += 1
+    return Location(variable.loc.file, variable.loc.line, after + 1)
+
+
+def block_location(block: PythonBlock | Variable, text: str) -> Location:
+    return expression_location(block, text) if isinstance(block, Variable) else block.loc
+
+
+def compile_preamble_item(item: PythonBlock | Variable, text: str) -> CodeType:
+    """The code of one preamble item: a block for exec, a variable's expression for eval."""
+    if isinstance(item, Variable):
+        return compile_block(item.expression, expression_location(item, text), "eval", text)
+    return compile_block(item.source, item.loc, "exec", text)
+
+
+def build_namespace(pipefile: Pipefile, overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The namespace of Python actions and `{NAME}`: the preamble run in file order, where a
+    variable named in `overrides` is that string instead of its expression. Command-line names
+    that are no variable are set first, so the preamble can read them. Raises PipefileError at
+    the Pipefile line of an exception raised while the preamble runs."""
+    overrides = dict(overrides or {})
+    variables = {item.name for item in pipefile.preamble if isinstance(item, Variable)}
+    namespace: dict[str, Any] = {"__name__": "__pipefile__", "__file__": pipefile.path}
+    namespace.update({name: value for name, value in overrides.items() if name not in variables})
+    for item in pipefile.preamble:
+        if isinstance(item, Variable) and item.name in overrides:
+            namespace[item.name] = overrides[item.name]
+            continue
+        code = compile_preamble_item(item, pipefile.text)
+        try:
+            if isinstance(item, Variable):
+                namespace[item.name] = eval(code, namespace)
+            else:
+                exec(code, namespace)
+        except Exception as exc:
+            raise _runtime_error(exc, item, pipefile) from None
+    return namespace
+
+
+def _runtime_error(exc: Exception, item: PythonBlock | Variable, pipefile: Pipefile) -> PipefileError:
+    """The exception as a PipefileError at the deepest traceback frame in the Pipefile."""
+    where = block_location(item, pipefile.text)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == pipefile.path and frame.lineno:
+            col = (frame.colno + 1) if getattr(frame, "colno", None) is not None else 0
+            where = Location(pipefile.path, frame.lineno, col)
+    what = f"variable '{item.name}'" if isinstance(item, Variable) else "Python block"
+    return PipefileError(where, f"error in {what}: {type(exc).__name__}: {exc}", pipefile.text)
+
+
+def bound_names(source: str) -> set[str]:
+    """The names the top level of the Python `source` binds: assignments, imports, defs,
+    classes, loop and `with` targets, also inside top-level if/try/for/while/with blocks.
+    An unparsable source binds nothing (compiling it reports the mistake)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    _collect(tree.body, names)
+    return names
+
+
+def _collect(statements: list[ast.stmt], names: set[str]) -> None:
+    for statement in statements:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(statement.name)
+        elif isinstance(statement, (ast.Import, ast.ImportFrom)):
+            for alias in statement.names:
+                if alias.name != "*":
+                    names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(statement, ast.Assign):
+            for target in statement.targets:
+                _targets(target, names)
+        elif isinstance(statement, (ast.AnnAssign, ast.AugAssign)):
+            _targets(statement.target, names)
+        elif isinstance(statement, (ast.For, ast.AsyncFor)):
+            _targets(statement.target, names)
+        elif isinstance(statement, (ast.With, ast.AsyncWith)):
+            for item in statement.items:
+                if item.optional_vars is not None:
+                    _targets(item.optional_vars, names)
+        for field in ("body", "orelse", "finalbody"):
+            if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                _collect(getattr(statement, field, []) or [], names)
+        for handler in getattr(statement, "handlers", []) or []:
+            if handler.name:
+                names.add(handler.name)
+            _collect(handler.body, names)
+
+
+def _targets(target: ast.expr, names: set[str]) -> None:
+    if isinstance(target, ast.Name):
+        names.add(target.id)
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            _targets(element, names)
+    elif isinstance(target, ast.Starred):
+        _targets(target.value, names)

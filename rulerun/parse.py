@@ -1,0 +1,484 @@
+"""Pipefile text → model.Pipefile: the lark parser (built once per process), the model
+builder fed by the grammar's rules, and the translation of lark's errors into ours.
+
+lark is imported only when the first Pipefile is parsed, so `import rulerun.parse` is cheap.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import re
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from rulerun.errors import PipefileError, UsageError
+from rulerun.model import Limit, Pipefile, PathPattern, PythonAction, PythonBlock, Rule, ShellAction, Variable
+from rulerun.source import Location, source_line
+
+BODY_KEYS = ("name", "limit", "cluster", "queue", "retries", "shell", "python")
+ACTION_KEYS = ("shell", "python")
+
+_parser_singleton: Any = None
+
+
+def load_pipefile(path: str, text: str | None = None, overrides: Mapping[str, str] | None = None) -> Pipefile:
+    """The checked Pipefile at `path` (read from disk unless `text` is given), with `overrides`
+    (command-line NAME=VALUE) counted among its known names.
+
+    Raises PipefileError for any mistake in it, UsageError when it can't be read.
+    """
+    from rulerun.check import check_pipefile
+
+    if text is None:
+        text = _read(path)
+    return check_pipefile(parse_text(text, path), overrides or {})
+
+
+def parse_text(text: str, path: str) -> Pipefile:
+    """The Pipefile written in `text` (named `path` in errors), parsed but not yet checked
+    (see rulerun.check). Raises PipefileError for a syntax error."""
+    from lark.exceptions import UnexpectedInput
+
+    text = text.replace("\r\n", "\n")
+    _check_first_line(text, path)
+    parser = _parser()
+    try:
+        tree = parser.parse(text + "\n")
+    except _TabInIndent as tab:
+        raise _tab_error(path, text, tab.line, tab.col) from None
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, text, path) from None
+    return _ModelBuilder(path, text).build(tree)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: can't read the Pipefile: {exc.strerror}") from None
+
+
+# ------------------------------------------------------------------ the parser
+
+def _grammar_text() -> str:
+    try:
+        from importlib.resources import files
+
+        return files("rulerun.grammar").joinpath("pipefile.lark").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
+        # Running from a checkout that isn't installed: grammar/ sits beside rulerun/.
+        return (Path(__file__).resolve().parent.parent / "grammar" / "pipefile.lark").read_text(encoding="utf-8")
+
+
+def _parser() -> Any:
+    """The one lark LALR parser of this process; its tables are cached on disk by lark."""
+    global _parser_singleton
+    if _parser_singleton is None:
+        from lark import Lark
+
+        _parser_singleton = Lark(
+            _grammar_text(),
+            parser="lalr",
+            lexer="contextual",
+            postlex=_Indenter(),
+            propagate_positions=True,
+            maybe_placeholders=False,
+            cache=True,
+        )
+    return _parser_singleton
+
+
+class _TabInIndent(Exception):
+    def __init__(self, line: int, col: int):
+        super().__init__(line, col)
+        self.line, self.col = line, col
+
+
+class _Indenter:
+    """lark postlexer: _INDENT/_DEDENT tokens from the indentation after each _NL.
+
+    Unlike lark's own Indenter, a dedent to a column between two open levels opens a new
+    level instead of failing (a continuation line inside a Python block may do that; in a
+    rule body the parser then reports 'unexpected indentation'), and a tab is an error.
+    _DEDENT tokens take the position of the _NL, at the end of the last line of the block,
+    so 'expected an indented block' points where the block was expected.
+    """
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        from lark import Token
+
+        levels = [0]
+        token = None
+        for token in stream:
+            yield token
+            if token.type != "_NL" or "\n" not in token.value:
+                continue
+            indent = token.value.rsplit("\n", 1)[1]
+            if "\t" in indent:
+                raise _TabInIndent(token.end_line, indent.index("\t") + 1)
+            width = len(indent)
+            while width < levels[-1]:
+                levels.pop()
+                yield Token.new_borrow_pos("_DEDENT", "", token)
+            if width > levels[-1]:
+                levels.append(width)
+                yield Token("_INDENT", indent, token.end_pos, token.end_line, width + 1,
+                            token.end_line, width + 1, token.end_pos)
+        while len(levels) > 1:
+            levels.pop()
+            yield Token.new_borrow_pos("_DEDENT", "", token)
+
+
+def _check_first_line(text: str, path: str) -> None:
+    """The first line has no _NL before it, so the Indenter can't see its indentation."""
+    first = text.split("\n", 1)[0]
+    stripped = first.lstrip(" \t")
+    if first == stripped or not stripped or stripped.startswith("#"):
+        return
+    if "\t" in first[: len(first) - len(stripped)]:
+        raise _tab_error(path, text, 1, first.index("\t") + 1)
+    raise PipefileError(Location(path, 1, 1), "unexpected indentation", text,
+                        hint="top-level lines (rules, tasks, variables, limits, python:) start in column 1")
+
+
+def _tab_error(path: str, text: str, line: int, col: int) -> PipefileError:
+    return PipefileError(Location(path, line, col), "tab in indentation; indent with spaces", text)
+
+
+# ------------------------------------------------------------------ tree → model
+
+@dataclass(frozen=True, slots=True)
+class _Setting:
+    """One body line before it is folded into a Rule."""
+
+    key: str
+    value: Any
+    loc: Location
+
+
+class _ModelBuilder:
+    """A Transformer in lark's sense (one method per grammar rule or alias, fed the rule's
+    children, bottom-up), written as a plain class so this module needn't import lark."""
+
+    def __init__(self, path: str, text: str):
+        self.path = path
+        self.text = text
+        self.lines = text.split("\n")
+        self.rule_count = 0
+
+    def build(self, tree: Any) -> Any:
+        children = [self.build(c) if hasattr(c, "data") else c for c in tree.children]
+        return getattr(self, tree.data)(tree.meta, children)
+
+    def loc(self, token: Any) -> Location:
+        return Location(self.path, token.line, token.column)
+
+    def error(self, token_or_loc: Any, message: str, hint: str | None = None) -> PipefileError:
+        loc = token_or_loc if isinstance(token_or_loc, Location) else self.loc(token_or_loc)
+        return PipefileError(loc, message, self.text, hint)
+
+    # ---- top level
+
+    def start(self, meta: Any, items: list[Any]) -> Pipefile:
+        preamble: list[PythonBlock | Variable] = []
+        limits: dict[str, Limit] = {}
+        rules: list[Rule] = []
+        for item in items:
+            if isinstance(item, Rule):
+                rules.append(item)
+            elif isinstance(item, Limit):
+                if item.name in limits:
+                    raise self.error(item.loc, f"limit '{item.name}' is defined twice "
+                                               f"(first at line {limits[item.name].loc.line})")
+                limits[item.name] = item
+            else:
+                preamble.append(item)
+        return Pipefile(self.path, self.text, tuple(preamble), limits, tuple(rules))
+
+    def python_block(self, meta: Any, children: list[Any]) -> PythonBlock:
+        source, loc = children[0]
+        return PythonBlock(source, loc)
+
+    def variable(self, meta: Any, children: list[Any]) -> Variable:
+        assign, rest = children
+        name = assign.value.rstrip("= \t")
+        return Variable(name, strip_python_comment(rest.value), self.loc(assign))
+
+    def limit_def(self, meta: Any, children: list[Any]) -> Limit:
+        name, size = children
+        if int(size) < 1:
+            raise self.error(size, f"limit '{name}' must be at least 1, not {int(size)}")
+        return Limit(name.value, int(size), self.loc(name))
+
+    def outputs(self, meta: Any, tokens: list[Any]) -> list[tuple[PathPattern, Any]]:
+        return [(self.pattern(t), t) for t in tokens]
+
+    inputs = outputs
+
+    def pattern(self, token: Any) -> PathPattern:
+        text = token.value
+        if token.type == "QUOTED":
+            text = re.sub(r'\\(["\\])', r"\1", text[1:-1])
+        return PathPattern(text, self.loc(token))
+
+    def rule(self, meta: Any, children: list[Any]) -> Rule:
+        outputs, inputs, *body = children
+        first_pattern, first_token = outputs[0]
+        self.refuse_stray_body_line(first_token)
+        head = {"name": first_pattern.text, "loc": Location(self.path, first_token.line, 1)}
+        return self.make_rule(head, outputs, inputs, body[0] if body else [], is_task=False)
+
+    def task(self, meta: Any, children: list[Any]) -> Rule:
+        name_token, inputs, *body = children
+        output = self.pattern(name_token)
+        head = {"name": output.text, "loc": Location(self.path, name_token.line, 1)}
+        return self.make_rule(head, [(output, name_token)], inputs, body[0] if body else [], is_task=True)
+
+    def refuse_stray_body_line(self, token: Any) -> None:
+        """`shell: echo` in column 1 reads as a rule making 'shell': say what was meant."""
+        end = token.end_pos
+        if token.type == "WORD" and token.value in BODY_KEYS and self.text[end:end + 1] == ":":
+            raise self.error(token, f"'{token.value}:' outside any rule",
+                             hint="body lines go under a rule header 'OUTPUTS : INPUTS', indented")
+
+    def make_rule(self, head: dict[str, Any], outputs: list[Any], inputs: list[Any],
+                  body: list[_Setting], is_task: bool) -> Rule:
+        fields: dict[str, Any] = {}
+        action: _Setting | None = None
+        seen: dict[str, _Setting] = {}
+        for setting in body:
+            self.refuse_misplaced(setting, action, seen, head["name"], is_task)
+            if setting.key in ACTION_KEYS:
+                action = setting
+            else:
+                seen[setting.key] = setting
+                fields[setting.key] = setting.value
+        if "queue" in fields and "cluster" not in fields:
+            fields["cluster"] = ""
+        rule = Rule(
+            name=fields.pop("name", head["name"]),
+            outputs=tuple(p for p, _ in outputs),
+            inputs=tuple(p for p, _ in inputs),
+            action=action.value if action else None,
+            loc=head["loc"],
+            index=self.rule_count,
+            is_task=is_task,
+            name_given="name" in seen,
+            **fields,
+        )
+        self.rule_count += 1
+        return rule
+
+    def refuse_misplaced(self, setting: _Setting, action: _Setting | None, seen: dict[str, _Setting],
+                         rule_name: str, is_task: bool) -> None:
+        what = "task" if is_task else "rule"
+        if action is not None and setting.key in ACTION_KEYS:
+            raise self.error(setting.loc, f"{what} '{rule_name}' has a second action "
+                                          f"(the first, '{action.key}:', is at line {action.loc.line})",
+                             hint="a rule has one action: put all its commands in one shell: or python: block")
+        if action is not None:
+            raise self.error(setting.loc, f"'{setting.key}:' after the action of {what} '{rule_name}'",
+                             hint=f"the action ('{action.key}:' at line {action.loc.line}) must be the last line of the body")
+        if setting.key in seen:
+            raise self.error(setting.loc, f"'{setting.key}:' given twice in {what} '{rule_name}' "
+                                          f"(first at line {seen[setting.key].loc.line})")
+        if is_task and setting.key == "name":
+            raise self.error(setting.loc, f"'name:' in task '{rule_name}'",
+                             hint="a task is named by its header: 'task NAME : INPUTS'")
+
+    # ---- body lines
+
+    def body(self, meta: Any, settings: list[_Setting]) -> list[_Setting]:
+        return settings
+
+    def setting(self, meta: Any, key: str, value: Any) -> _Setting:
+        return _Setting(key, value, Location(self.path, meta.line, meta.column))
+
+    def name_line(self, meta: Any, children: list[Any]) -> _Setting:
+        return self.setting(meta, "name", children[0].value)
+
+    def limit_line(self, meta: Any, children: list[Any]) -> _Setting:
+        (value,) = children
+        if value.type == "IDENT":
+            return _Setting("limit", value.value, self.loc(value))
+        if int(value) < 1:
+            raise self.error(value, f"limit must be at least 1, not {int(value)}",
+                             hint="'limit: N' allows at most N jobs of this rule at once")
+        return self.setting(meta, "limit", int(value))
+
+    def cluster_line(self, meta: Any, children: list[Any]) -> _Setting:
+        options = re.sub(r"(^|\s)#.*", "", children[0].value).strip() if children else ""
+        return self.setting(meta, "cluster", options)
+
+    def queue_line(self, meta: Any, children: list[Any]) -> _Setting:
+        return self.setting(meta, "queue", children[0].value)
+
+    def retries_line(self, meta: Any, children: list[Any]) -> _Setting:
+        (value,) = children
+        if int(value) < 0:
+            raise self.error(value, f"retries must be 0 or more, not {int(value)}")
+        return self.setting(meta, "retries", int(value))
+
+    def shell_line(self, meta: Any, children: list[Any]) -> _Setting:
+        (command,) = children
+        return self.setting(meta, "shell", ShellAction(command.value.rstrip(), self.loc(command)))
+
+    def shell_block(self, meta: Any, children: list[Any]) -> _Setting:
+        script, loc = children[0]
+        return self.setting(meta, "shell", ShellAction(script, loc))
+
+    def python_action(self, meta: Any, children: list[Any]) -> _Setting:
+        source, loc = children[0]
+        return self.setting(meta, "python", PythonAction(source, loc))
+
+    def block(self, meta: Any, lines: list[Any]) -> tuple[str, Location]:
+        """The block's text from its first to its last line of code, kept verbatim (comments
+        and blank lines inside it too) but for the first line's indentation."""
+        first, last = lines[0], lines[-1]
+        indent = " " * (first.column - 1)
+        kept = []
+        for line in self.lines[first.line - 1:last.line]:
+            kept.append(line[len(indent):] if line.startswith(indent) else line.lstrip())
+        return "\n".join(kept), self.loc(first)
+
+
+def strip_python_comment(expression: str) -> str:
+    """`expression` without a trailing `# comment` (a '#' inside a string literal stays)."""
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(expression).readline):
+            if token.type == tokenize.COMMENT:
+                return expression[: token.start[1]].rstrip()
+    except (tokenize.TokenError, SyntaxError):
+        pass  # unfinished code: compiling it reports the real mistake
+    return expression.rstrip()
+
+
+# ------------------------------------------------------------------ lark errors → ours
+
+_TERMINAL_WORDS = {
+    "WORD": "a path", "QUOTED": "a path", "IDENT": "a name", "SIGNED_INT": "a number",
+    "REST": "text", "VAR_ASSIGN": "'NAME ='", "_NL": "the end of the line",
+    "_INDENT": "an indented block", "_DEDENT": "the end of the block", "$END": "the end of the file",
+}
+
+# Bad snippets, each failing in the parser state its message explains (lark's
+# match_examples finds the state of the user's error among them).
+_EXAMPLES: dict[tuple[str, str | None], list[str]] = {
+    ("expected ':' after the outputs of a rule", "a rule is written 'OUTPUTS : INPUTS'"):
+        ["out\n", "out in\n", '"o" "i"\n'],
+    ("expected an expression after '='", None):
+        ["x =\n", "x = # c\n"],
+    ("expected a task name after 'task'", "a task is written 'task NAME : INPUTS'"):
+        ["task\n", "task :\n"],
+    ("expected ':' after the task's name", "a task is written 'task NAME : INPUTS'"):
+        ["task t\n", "task t u\n"],
+    ("a named limit is written 'limit NAME = N'", None):
+        ["limit\n", "limit :\n", "limit x\n", "limit x y\n", "limit x =\n", "limit x = y\n"],
+    ("expected an indented block of code on the lines after it", None):
+        ["python:\n", "python:\nx = 1\n", "a : b\n  shell:\n", "a : b\n  python:\n  name: x\n"],
+    ("'python:' at the top level takes an indented block on the lines after it", None):
+        ["python: x\n"],
+    ("'name:' takes one word", None):
+        ["a : b\n  name:\n", "a : b\n  name: x y\n"],
+    ("'queue:' takes one word", None):
+        ["a : b\n  queue:\n", "a : b\n  queue: x y\n"],
+    ("'limit:' takes a number or the name of a limit", None):
+        ["a : b\n  limit:\n", "a : b\n  limit: 3 4\n", "a : b\n  limit: x.y\n"],
+    ("'retries:' takes a number", None):
+        ["a : b\n  retries:\n", "a : b\n  retries: x\n", "a : b\n  retries: 3 4\n"],
+}
+
+
+def _syntax_error(exc: Any, text: str, path: str) -> PipefileError:
+    line, col = _error_position(exc, text)
+    loc = Location(path, line, col)
+    rest = (source_line(text, line) or "")[col - 1:]
+    expected = set(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
+    token_type = getattr(getattr(exc, "token", None), "type", None)
+    stray = re.match(r"([A-Za-z_]\w*)\s*:", source_line(text, line) or "")
+    if stray and stray.group(1) in BODY_KEYS and stray.group(1) != "python":
+        return PipefileError(Location(path, line, 1), f"'{stray.group(1)}:' outside any rule", text,
+                             "body lines go under a rule header 'OUTPUTS : INPUTS', indented")
+    message, hint = _special_case(rest, expected, token_type) or _by_example(exc) \
+        or (_expected_message(expected, exc), None)
+    return PipefileError(loc, message, text, hint)
+
+
+def _error_position(exc: Any, text: str) -> tuple[int, int]:
+    line = getattr(exc, "line", -1)
+    col = getattr(exc, "column", -1)
+    if line is None or line < 1 or col is None or col < 1:
+        lines = text.rstrip("\n").split("\n")
+        return len(lines), len(lines[-1]) + 1
+    return line, col
+
+
+def _special_case(rest: str, expected: set[str], token_type: str | None) -> tuple[str, str | None] | None:
+    if rest.startswith('"') and not re.match(r'"(?:\\.|[^"\\\n])*"', rest):
+        return "unterminated quoted path", 'close the quotes on the same line: "my file.txt"'
+    if token_type == "_INDENT":
+        if "RETRIES" in expected or not expected & {"WORD", "VAR_ASSIGN"}:
+            return "unexpected indentation", \
+                "the lines of a rule body are indented alike, and a block's lines at least as far as its first"
+        return "indented line outside any rule", \
+            "body lines go under a rule header 'OUTPUTS : INPUTS'; top-level lines start in column 1"
+    key = re.match(r"([A-Za-z_][\w-]*)\s*:", rest)
+    if expected & {"RETRIES", "CLUSTER", "QUEUE"} and token_type not in ("_DEDENT", "$END"):
+        if key and key.group(1) not in BODY_KEYS:
+            return _unknown_key(key.group(1))
+        if not key:
+            return "expected a body line (" + ", ".join(f"{k}:" for k in BODY_KEYS) + ")", \
+                "a rule body holds settings and one action, the action last"
+    return None
+
+
+def _unknown_key(word: str) -> tuple[str, str]:
+    close = difflib.get_close_matches(word, BODY_KEYS, n=1)
+    hint = f"did you mean '{close[0]}:'?" if close else \
+        "a body line is one of " + ", ".join(f"{k}:" for k in BODY_KEYS)
+    return f"unknown body line '{word}:'", hint
+
+
+def _by_example(exc: Any) -> tuple[str, str | None] | None:
+    if getattr(exc, "state", None) is None:
+        return None
+    try:
+        return exc.match_examples(_parser().parse, _EXAMPLES, use_accepts=True)
+    except Exception:  # an example that raises something else must not hide the user's error
+        return None
+
+
+def _expected_message(expected: set[str], exc: Any) -> str:
+    words = sorted({_describe_terminal(name) for name in expected} - {None})
+    wanted = " or ".join(words) if words else "something else"
+    found = _describe_found(exc)
+    return f"expected {wanted}, found {found}" if found else f"expected {wanted}"
+
+
+def _describe_terminal(name: str) -> str | None:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    try:
+        pattern = _parser().get_terminal(name).pattern
+    except KeyError:
+        return None
+    return f"'{pattern.value}'" if pattern.type == "str" else None
+
+
+def _describe_found(exc: Any) -> str | None:
+    token = getattr(exc, "token", None)
+    if token is None:
+        char = getattr(exc, "char", None)
+        return f"'{char}'" if char else None
+    if token.type in _TERMINAL_WORDS and token.type not in ("WORD", "QUOTED", "IDENT", "SIGNED_INT", "REST"):
+        return _TERMINAL_WORDS[token.type]
+    word = token.value.split()[0] if token.value.split() else token.value
+    return f"'{word}'"

@@ -384,7 +384,14 @@ class ClusterSession:
                 template.jobEnvironment = dict(request.env)
                 if request.native_spec:
                     template.nativeSpecification = request.native_spec
-                return session.runJob(template)
+                try:
+                    return session.runJob(template)
+                except self._drmaa.errors.DeniedByDrmException as exc:
+                    if not _message_lost(exc):
+                        raise
+                    # another thread's wait() overwrote drmaa's one error buffer (seen ~1 in
+                    # 10,000 refusals): a refusal is repeatable, so ask again for the message
+                    return session.runJob(template)
             finally:
                 session.deleteJobTemplate(template)
 
@@ -492,6 +499,11 @@ def _message(exc: BaseException) -> str:
     """drmaa's 'code 17: message' without the code, on one line."""
     text = re.sub(r"^code \d+:\s*", "", str(exc).strip())
     return " ".join(text.split()) or type(exc).__name__
+
+
+def _message_lost(exc: BaseException) -> bool:
+    """True if a refusal's text is not the scheduler's: empty, or a concurrent wait()'s."""
+    return re.sub(r"^code \d+:\s*", "", str(exc).strip()) in ("", "time-out condition")
 
 
 def current_session() -> ClusterSession | None:

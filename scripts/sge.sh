@@ -55,8 +55,8 @@ live_pid() { # PIDFILE PROGRAM
     local pid exe
     [ -s "$1" ] || return 1
     pid=$(tr -cd '0-9' < "$1")
-    [ -n "$pid" ] || return 1
-    exe=$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -n1) || return 1
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    exe=$(tr '\0' '\n' < "/proc/$pid/cmdline" | head -n1) || return 1
     [ "${exe##*/}" = "$2" ] || return 1
     echo "$pid"
 }
@@ -395,7 +395,7 @@ cmd_status() {
         qstat -f || true
         echo "jobs:"; qstat -u '*' || true
     fi
-    return $rc
+    exit $rc   # not `return`: a failing function would fire the ERR trap
 }
 
 case ${1:-start} in

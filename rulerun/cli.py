@@ -1,0 +1,112 @@
+"""The command line: argv -> Options -> a run; the one place where errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from rulerun import __version__
+from rulerun.errors import RulerunError, UsageError
+
+_OVERRIDE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
+
+
+@dataclass
+class Options:
+    targets: list[str] = field(default_factory=list)
+    overrides: dict[str, str] = field(default_factory=dict)
+    file: str = "Pipefile"
+    directory: str | None = None
+    jobs: int = 0
+    dry_run: bool = False
+    keep_going: bool = False
+    force: bool = False
+    touch: bool = False
+    local: bool = False
+    cluster: bool = False
+    watch: bool = False
+    graph: bool = False
+    list_rules: bool = False
+    verbosity: int = 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise UsageError(message, hint="see rulerun --help")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rulerun", description="Run the jobs that bring TARGETs up to date, as a Pipefile says.")
+    p.add_argument("words", nargs="*", metavar="TARGET | NAME=VALUE",
+                   help="targets to make (default: the first rule or task without a pattern); NAME=VALUE overrides a variable")
+    p.add_argument("-f", dest="file", default="Pipefile", metavar="FILE", help="the Pipefile (default ./Pipefile)")
+    p.add_argument("-C", dest="directory", metavar="DIR", help="change to DIR first")
+    p.add_argument("-j", dest="jobs", type=int, default=0, metavar="N", help="at most N jobs at once (default: CPUs)")
+    p.add_argument("-n", "--dry-run", action="store_true", help="print the jobs that would run, and why; run nothing")
+    p.add_argument("-k", "--keep-going", action="store_true", help="go on with jobs that don't depend on a failed one")
+    p.add_argument("-B", "--force", action="store_true", help="treat every job leading to the targets as out of date")
+    p.add_argument("--touch", action="store_true", help="bring outputs up to date without running actions")
+    p.add_argument("--local", action="store_true", help="run cluster rules on this machine")
+    p.add_argument("--cluster", action="store_true", help="submit every shell job to the cluster")
+    p.add_argument("--watch", action="store_true", help="after the build, watch the inputs and rebuild what changes")
+    p.add_argument("--graph", action="store_true", help="print the job graph in Graphviz DOT and exit")
+    p.add_argument("--list", dest="list_rules", action="store_true", help="list rules and tasks with their lines")
+    p.add_argument("-q", "--quiet", action="count", default=0, help="only errors")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="print every command")
+    p.add_argument("--version", action="version", version=f"rulerun {__version__}")
+    return p
+
+
+def parse_args(argv: list[str]) -> Options:
+    args = _parser().parse_args(argv)
+    if args.jobs < 0:
+        raise UsageError(f"-j needs a positive number, not {args.jobs}")
+    if args.local and args.cluster:
+        raise UsageError("--local and --cluster contradict each other")
+    options = Options(file=args.file, directory=args.directory, jobs=args.jobs or os.cpu_count() or 1,
+                      dry_run=args.dry_run, keep_going=args.keep_going, force=args.force, touch=args.touch,
+                      local=args.local, cluster=args.cluster, watch=args.watch, graph=args.graph,
+                      list_rules=args.list_rules, verbosity=args.verbose - args.quiet)
+    for word in args.words:
+        match = _OVERRIDE.match(word)
+        if match:
+            options.overrides[match.group(1)] = match.group(2)
+        else:
+            options.targets.append(word)
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run rulerun with `argv`; return the exit status (0 ok, 1 a job failed, 2 a user error)."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        options = parse_args(argv)
+        if options.directory:
+            try:
+                os.chdir(options.directory)
+            except OSError as exc:
+                raise UsageError(f"can't change to directory '{options.directory}': {exc.strerror}") from None
+        from rulerun.run import run
+
+        return run(options)
+    except RulerunError as exc:
+        sys.stdout.flush()
+        sys.stderr.write(f"rulerun: {exc.show()}\n" if not hasattr(exc, "loc") else exc.show() + "\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("rulerun: interrupted\n")
+        return 130
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def entry() -> None:
+    """The console script: SIGTERM stops a run as Ctrl-C does."""
+    signal.signal(signal.SIGTERM, _terminate)
+    sys.exit(main())

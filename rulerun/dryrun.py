@@ -1,0 +1,48 @@
+"""`-n`: the jobs that would run, in order, each with why; and, honestly, what can only be
+known after a split rule has run."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from rulerun.dirty import Dirty
+from rulerun.graph import Job, JobGraph
+
+
+def report(graph: JobGraph, dirty: Dirty, out: TextIO) -> int:
+    """Print the plan; return how many jobs would run (known now)."""
+    count = 0
+    for job in graph.jobs:
+        reasons = dirty.decide(job)
+        if job.pending:
+            out.write(_after_split(job) + "\n")
+        if job.rule is None or job.rule.action is None or not reasons:
+            continue
+        count += 1
+        out.write(f"{_describe(job)}\n")
+        for reason in reasons:
+            out.write(f"    because {reason}\n")
+    if count == 0 and not any(job.pending for job in graph.jobs):
+        out.write("rulerun: nothing to do, everything is up to date\n")
+    else:
+        more = " (and more once the split rules above have run)" if any(j.pending for j in graph.jobs) else ""
+        out.write(f"rulerun: {count} job(s) would run{more}\n")
+    return count
+
+
+def _describe(job: Job) -> str:
+    if job.is_task:
+        return f"task {job.rule.name}"
+    if job.is_split:
+        globs = " ".join(o.text for o in job.rule.outputs)
+        return f"split rule {job.rule.name} (outputs: whatever matches {globs})"
+    return f"rule {job.rule.name}: {' '.join(job.outputs)}"
+
+
+def _after_split(job: Job) -> str:
+    splits = ", ".join(sorted(f"'{s.rule.name}'" for s in job.after))
+    rules = sorted(r for r in job.via_rules if r not in {s.rule.name for s in job.after})
+    what = f"the jobs of rule(s) {', '.join(rules)}" if rules else "the jobs"
+    for_whom = f" for {_describe(job)}" if job.rule else ""
+    return (f"after split rule {splits} has run: {what}{for_whom} are worked out from its outputs "
+            "(how many is known only then)")

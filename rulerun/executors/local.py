@@ -1,0 +1,218 @@
+"""Run jobs on this machine: shell actions as `/bin/sh -e` in their own process group, Python
+actions in worker processes that keep the Pipefile's namespace loaded.
+
+Each running job has one thread that waits for it and reports the result; the scheduler caps
+how many run at once, so the thread count is bounded by -j.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import Callable
+
+from rulerun.executors.base import Done, JobResult, JobSpec
+
+GRACE_SECONDS = 1.0
+
+
+class LocalExecutor:
+    def __init__(self, pipefile_path: str, overrides: dict[str, str], services: dict[str, Callable] | None = None):
+        self._shell = ShellRunner()
+        self._python = PythonWorkers(pipefile_path, overrides, services or {})
+
+    def start(self, spec: JobSpec, done: Done) -> None:
+        (self._python if spec.kind == "python" else self._shell).start(spec, done)
+
+    def abort(self) -> None:
+        threads = [threading.Thread(target=r.abort) for r in (self._shell, self._python)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def close(self) -> None:
+        self._python.close()
+
+
+class ShellRunner:
+    """Shell jobs as process groups; abort sends SIGTERM to each group, SIGKILL after a grace."""
+
+    def __init__(self) -> None:
+        self._running: dict[int, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        self._aborting = False
+
+    def start(self, spec: JobSpec, done: Done) -> None:
+        os.makedirs(os.path.dirname(spec.log_path) or ".", exist_ok=True)
+        with open(spec.log_path, "wb") as log:
+            proc = subprocess.Popen(["/bin/sh", "-e", "-c", spec.command], cwd=spec.workdir,
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, env=dict(spec.env) if spec.env else None)
+        with self._lock:
+            self._running[spec.key] = proc
+        threading.Thread(target=self._wait, args=(spec, proc, done), daemon=True).start()
+
+    def _wait(self, spec: JobSpec, proc: subprocess.Popen, done: Done) -> None:
+        status = proc.wait()
+        with self._lock:
+            self._running.pop(spec.key, None)
+            interrupted = self._aborting
+        done(_shell_result(spec.key, status, interrupted))
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborting = True
+            groups = [proc.pid for proc in self._running.values()]
+        _stop_groups(groups, lambda: self._any_running())
+
+    def _any_running(self) -> bool:
+        with self._lock:
+            return bool(self._running)
+
+
+def _shell_result(key: int, status: int, interrupted: bool) -> JobResult:
+    if status == 0 and not interrupted:
+        return JobResult(key, True)
+    if status < 0:
+        name = signal.Signals(-status).name
+        return JobResult(key, False, f"killed by {name}", signal=name, interrupted=interrupted)
+    return JobResult(key, False, f"exit status {status}", exit_status=status, interrupted=interrupted)
+
+
+def _stop_groups(groups: list[int], still_running: Callable[[], bool]) -> None:
+    """SIGTERM every process group, then SIGKILL what is left after the grace period."""
+    for pgid in groups:
+        _kill_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_SECONDS
+    while still_running() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for pgid in groups:
+        _kill_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while still_running() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class PythonWorkers:
+    """A pool of worker processes (rulerun.worker), grown on demand. A worker that dies fails
+    only the job it was running, and is replaced."""
+
+    def __init__(self, pipefile_path: str, overrides: dict[str, str], services: dict[str, Callable]):
+        self._path = pipefile_path
+        self._overrides = dict(overrides)
+        self._services = services
+        self._idle: list[_Worker] = []
+        self._busy: dict[int, _Worker] = {}
+        self._lock = threading.Lock()
+        self._aborting = False
+        self._context = None
+
+    def start(self, spec: JobSpec, done: Done) -> None:
+        worker = self._take()
+        with self._lock:
+            self._busy[spec.key] = worker
+        threading.Thread(target=self._serve, args=(spec, worker, done), daemon=True).start()
+
+    def _take(self) -> "_Worker":
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return _Worker(self._mp(), self._path, self._overrides)
+
+    def _mp(self):
+        if self._context is None:
+            import multiprocessing
+
+            # forkserver: a fork of a small clean process, never of this threaded one
+            self._context = multiprocessing.get_context("forkserver")
+            self._context.set_forkserver_preload(["rulerun.worker"])
+        return self._context
+
+    def _serve(self, spec: JobSpec, worker: "_Worker", done: Done) -> None:
+        result = worker.run(spec, self._services)
+        with self._lock:
+            self._busy.pop(spec.key, None)
+            result.interrupted = self._aborting and not result.ok
+            if worker.alive and not self._aborting:
+                self._idle.append(worker)
+        done(result)
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborting = True
+            groups = [w.process.pid for w in self._busy.values()]
+        _stop_groups(groups, lambda: bool(self._busy))
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._idle = self._idle, []
+        for worker in workers:
+            worker.stop()
+
+
+class _Worker:
+    def __init__(self, context, path: str, overrides: dict[str, str]):
+        from rulerun import worker
+
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=worker.main, args=(child, path, overrides, os.getcwd()),
+                                       daemon=True)
+        self.process.start()
+        child.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def run(self, spec: JobSpec, services: dict[str, Callable]) -> JobResult:
+        """Send `spec`, answer the action's calls (run_job) until its result arrives."""
+        try:
+            self.conn.send(spec)
+            while True:
+                message = self.conn.recv()
+                if message[0] == "result":
+                    _, ok, reason, detail = message
+                    return JobResult(spec.key, ok, reason, detail=detail)
+                self._answer(message, services)
+        except (EOFError, OSError, BrokenPipeError):
+            return self._died(spec)
+
+    def _answer(self, message, services: dict[str, Callable]) -> None:
+        _, name, args, kwargs = message
+        try:
+            value = (True, services[name](*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - sent back to the action, raised there
+            value = (False, exc)
+        try:
+            self.conn.send(("answer",) + value)
+        except Exception as exc:  # noqa: BLE001 - the answer itself can't cross
+            self.conn.send(("answer", False, RuntimeError(f"{name}() returned a value that can't be "
+                                                         f"sent to the worker: {exc}")))
+
+    def _died(self, spec: JobSpec) -> JobResult:
+        self.process.join(timeout=5)
+        code = self.process.exitcode
+        how = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0
+               else f"exit code {code}")
+        return JobResult(spec.key, False, f"the Python worker process running it died ({how})",
+                         exit_status=code if code and code > 0 else None)
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.process.kill()

@@ -1,0 +1,90 @@
+"""What the files on disk look like: one directory listing per directory, stats cached.
+
+The resolver asks "does this exist?" for many candidate paths; answering from one cached
+listing of the directory instead of a stat per candidate keeps large graphs fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rulerun.patterns import glob_regex, is_glob, split_glob
+
+
+class FileSystem:
+    """Cached view of the files under the working directory. Paths are normalised and relative
+    (or absolute) as the user wrote them; call `forget`/`forget_all` after files change."""
+
+    def __init__(self) -> None:
+        self._listings: dict[str, dict[str, bool]] = {}
+        self._mtimes: dict[str, float | None] = {}
+
+    def listing(self, directory: str) -> dict[str, bool]:
+        """name -> is_dir for every entry of `directory` ('' is the working directory)."""
+        found = self._listings.get(directory)
+        if found is None:
+            found = {}
+            try:
+                with os.scandir(directory or ".") as entries:
+                    for entry in entries:
+                        try:
+                            found[entry.name] = entry.is_dir()
+                        except OSError:
+                            found[entry.name] = False
+            except OSError:
+                pass
+            self._listings[directory] = found
+        return found
+
+    def exists(self, path: str) -> bool:
+        directory, name = os.path.split(path)
+        if not name:
+            return os.path.exists(path)
+        return name in self.listing(directory)
+
+    def mtime(self, path: str) -> float | None:
+        """Modification time in nanoseconds, or None when the file is missing."""
+        if path in self._mtimes:
+            return self._mtimes[path]
+        try:
+            value = os.stat(path).st_mtime_ns
+        except OSError:
+            value = None
+        self._mtimes[path] = value
+        return value
+
+    def glob(self, pattern: str) -> list[str]:
+        """Existing paths matching the shell glob `pattern`, sorted."""
+        if not is_glob(pattern):
+            return [pattern] if self.exists(pattern) else []
+        head, rest = split_glob(pattern)
+        found = self._walk(head, rest.split("/"))
+        regex = glob_regex(pattern)
+        return sorted(p for p in found if regex.fullmatch(p))
+
+    def _walk(self, directory: str, parts: list[str]) -> list[str]:
+        part, more = parts[0], parts[1:]
+        names = self.listing(directory)
+        if is_glob(part):
+            regex = glob_regex(part)
+            chosen = [n for n in names if regex.fullmatch(n)]
+        else:
+            chosen = [part] if part in names else []
+        paths = [os.path.join(directory, n) if directory else n for n in chosen]
+        if not more:
+            return paths
+        return [found for p in paths if names.get(os.path.basename(p)) for found in self._walk(p, more)]
+
+    def forget(self, path: str) -> None:
+        """Drop what is cached about `path` and its directory (it was made, changed or removed)."""
+        self._mtimes.pop(path, None)
+        self._listings.pop(os.path.dirname(path), None)
+
+    def forget_all(self) -> None:
+        self._listings.clear()
+        self._mtimes.clear()
+
+
+def normalise(path: str) -> str:
+    """A path as the graph knows it: normalised, './' and trailing '/' removed."""
+    return os.path.normpath(path) if path else path

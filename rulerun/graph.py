@@ -1,0 +1,114 @@
+"""The job graph: jobs (a rule bound to its stem and wildcards), what each needs, and DOT output.
+
+The graph can grow while it runs: a job whose inputs depend on a split rule's outputs carries
+`pending` items, resolved by the resolver once every split job it waits on has finished.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from rulerun.model import Rule
+
+
+@dataclass(eq=False)
+class Job:
+    """One unit of work. `rule` is None for a placeholder: a target whose rule can only be
+    chosen after a split rule ran (it has no action; its deps are filled in by expansion).
+
+    `pending` lists what is resolved after the split jobs in `after` have run:
+    ("glob", text, position) for an input glob, ("target", path, 0) for a placeholder's
+    target, ("rule", name, 0) for a rule-name target.
+    """
+
+    id: int
+    rule: Rule | None
+    outputs: list[str]
+    inputs: list[str]
+    values: dict[str, str] = field(default_factory=dict)
+    deps: list["Job"] = field(default_factory=list)
+    pending: list[tuple[str, str, int]] = field(default_factory=list)
+    after: set["Job"] = field(default_factory=set)
+    via_rules: set[str] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.rule.name if self.rule else "(after split)"
+
+    @property
+    def is_task(self) -> bool:
+        return bool(self.rule and self.rule.is_task)
+
+    @property
+    def is_split(self) -> bool:
+        from rulerun.patterns import is_glob
+
+        return bool(self.rule and not self.rule.is_task and any(is_glob(o.text) for o in self.rule.outputs))
+
+    @property
+    def stem(self) -> str | None:
+        return self.values.get("stem")
+
+    @property
+    def wildcards(self) -> dict[str, str]:
+        return {k: v for k, v in self.values.items() if k != "stem"}
+
+    @property
+    def label(self) -> str:
+        shown = " ".join(self.outputs) if self.outputs else ""
+        return f"{self.name} {shown}".strip()
+
+    def __repr__(self) -> str:
+        return f"Job({self.id}, {self.label!r})"
+
+
+@dataclass
+class JobGraph:
+    """The jobs reachable from the requested targets, dependencies before dependents."""
+
+    targets: list[Job]
+    jobs: list[Job]
+
+    def dependents(self) -> dict[Job, list[Job]]:
+        found: dict[Job, list[Job]] = {job: [] for job in self.jobs}
+        for job in self.jobs:
+            for dep in job.deps:
+                found.setdefault(dep, []).append(job)
+        return found
+
+
+def topological(targets: Iterable[Job]) -> list[Job]:
+    """Every job reachable from `targets`, each after all of its deps (iterative: chains can be deep)."""
+    order: list[Job] = []
+    seen: set[int] = set()
+    for target in targets:
+        if target.id in seen:
+            continue
+        seen.add(target.id)
+        stack: list[tuple[Job, int]] = [(target, 0)]
+        while stack:
+            job, index = stack.pop()
+            if index < len(job.deps):
+                stack.append((job, index + 1))
+                dep = job.deps[index]
+                if dep.id not in seen:
+                    seen.add(dep.id)
+                    stack.append((dep, 0))
+            else:
+                order.append(job)
+    return order
+
+
+def to_dot(graph: JobGraph) -> str:
+    """The graph in Graphviz DOT: one node per job, an edge from each dep to its dependent."""
+    lines = ["digraph rulerun {", "    rankdir=LR;", '    node [shape=box, fontname="monospace"];']
+    for job in graph.jobs:
+        label = job.label.replace("\\", "\\\\").replace('"', '\\"')
+        style = ', style=dashed' if job.pending else ""
+        lines.append(f'    j{job.id} [label="{label}"{style}];')
+    for job in graph.jobs:
+        for dep in job.deps:
+            lines.append(f"    j{dep.id} -> j{job.id};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,533 @@
+"""Work out the jobs backwards from the requested targets.
+
+Rule choice follows PIPEFILE.md "Choosing a rule for a target": a literal output wins; among
+pattern rules only those whose inputs exist or can be made count; the most specific (shortest
+stem / wildcard values) wins; a remaining tie is an error. Globs in inputs expand over files
+that exist and files that rules can make from them. A split rule (glob outputs) makes the
+graph dynamic: whatever depends on its outputs is resolved after it ran (`expand`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from rulerun.errors import AmbiguousRuleError, CycleError, NoRuleError
+from rulerun.fs import FileSystem, normalise
+from rulerun.graph import Job, JobGraph, topological
+from rulerun.model import Pipefile, Rule
+from rulerun.patterns import Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob, specificity
+
+
+@dataclass
+class Unmakeable:
+    """Why `path` can't be made: `why` reads after "no rule to make 'path'"."""
+
+    path: str
+    why: str = ""
+    cycle: list[str] | None = None
+
+
+@dataclass
+class Pending:
+    """`path` (or a glob) can only be resolved after these split jobs ran."""
+
+    splits: set[Job] = field(default_factory=set)
+    via: set[str] = field(default_factory=set)
+
+
+Resolution = Job | None | Unmakeable | Pending  # None: an existing file no rule makes (a source)
+
+
+class RuleIndex:
+    """Rules found by what they make: literal outputs by path, pattern outputs by their
+    literal suffix (one dict lookup per distinct suffix length), split rules, tasks, names."""
+
+    def __init__(self, rules: Iterable[Rule]):
+        self.literal: dict[str, list[Rule]] = {}
+        self.by_suffix: dict[str, list[tuple[Rule, Pattern]]] = {}
+        self.patterns: list[tuple[Rule, Pattern]] = []
+        self.splits: list[tuple[Rule, str]] = []
+        self.tasks: dict[str, Rule] = {}
+        self.names: dict[str, Rule] = {}
+        for rule in rules:
+            self._add(rule)
+        self.suffix_lengths = sorted({len(s) for s in self.by_suffix})
+
+    def _add(self, rule: Rule) -> None:
+        self.names.setdefault(rule.name, rule)
+        if rule.is_task:
+            self.tasks[rule.name] = rule
+            return
+        for out in rule.outputs:
+            text = normalise(out.text)
+            if is_glob(text):
+                self.splits.append((rule, text))
+            elif (pattern := compile_pattern(text)).is_literal:
+                self.literal.setdefault(text, []).append(rule)
+            else:
+                self.by_suffix.setdefault(pattern.suffix, []).append((rule, pattern))
+                self.patterns.append((rule, pattern))
+
+    def candidates(self, path: str) -> list[tuple[Rule, dict[str, str]]]:
+        """Pattern rules whose output matches `path`, with the wildcard values, most specific first."""
+        found: list[tuple[Rule, dict[str, str]]] = []
+        seen: set[int] = set()
+        for length in self.suffix_lengths:
+            key = path[len(path) - length:] if length else ""
+            for rule, pattern in self.by_suffix.get(key, ()):
+                values = pattern.match(path)
+                if values is not None and rule.index not in seen:
+                    seen.add(rule.index)
+                    found.append((rule, values))
+        found.sort(key=lambda c: (specificity(c[1]), c[0].index))
+        return found
+
+
+class Resolver:
+    """Builds jobs on demand. `split_is_stale(job)` says whether a split job must run again even
+    though files matching its outputs exist (its inputs or action changed, or -B)."""
+
+    def __init__(self, pipefile: Pipefile, fs: FileSystem | None = None,
+                 split_is_stale: Callable[[Job], bool] = lambda job: False):
+        self.pipefile = pipefile
+        self.fs = fs or FileSystem()
+        self.index = RuleIndex(pipefile.rules)
+        self.split_is_stale = split_is_stale
+        self._made: dict[str, Resolution] = {}
+        self._jobs: dict[tuple[int, tuple[str, ...]], Job] = {}
+        self._split_jobs: dict[int, Job] = {}
+        self._splits_ran: set[Job] = set()
+        self._globs: dict[str, tuple[list[str], Pending]] = {}
+        self._in_progress: dict[str, int] = {}
+        self._path_stack: list[str] = []
+        self._rule_stack: list[int] = []
+        self._glob_stack: set[tuple[int, str]] = set()
+        self._next_id = 0
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
+
+    # ------------------------------------------------------------------ targets
+
+    def default_target(self) -> str | None:
+        """The first rule or task in the file that has no pattern in its outputs."""
+        for rule in self.pipefile.rules:
+            if rule.is_task:
+                return rule.name
+            texts = [o.text for o in rule.outputs]
+            if not any(compile_pattern(t).names or is_glob(t) for t in texts):
+                return normalise(texts[0])
+        return None
+
+    def resolve_targets(self, targets: list[str]) -> JobGraph:
+        """The graph for `targets`. Raises NoRuleError, AmbiguousRuleError or CycleError."""
+        roots = [self._target_job(target) for target in targets]
+        return JobGraph(targets=roots, jobs=topological(roots))
+
+    def _target_job(self, target: str) -> Job:
+        if target in self.index.tasks:
+            return self._require(target, None)
+        rule = self.index.names.get(target)
+        if rule is not None and target not in self.index.literal and not self.fs.exists(target):
+            return self._rule_target(rule)
+        return self._require(normalise(target), None)
+
+    def _require(self, path: str, needed_by: Job | None) -> Job:
+        """A job that brings `path` up to date; a placeholder job when a split must run first."""
+        found = self._resolve(path)
+        if isinstance(found, Job):
+            return found
+        if isinstance(found, Pending):
+            return self._placeholder([("target", path, 0)], found)
+        if found is None:
+            return self._source_job(path)
+        raise self._unmakeable_error(found, needed_by)
+
+    def _source_job(self, path: str) -> Job:
+        """A requested target that is a source file: nothing to do, but the graph needs a node."""
+        job = self._new_job(None, [path], [], {})
+        job.via_rules.add("source")
+        return job
+
+    def _rule_target(self, rule: Rule) -> Job:
+        """Every output `rule` can make: a placeholder job depending on each of them."""
+        outputs, pending = self._rule_outputs(rule, None)
+        made = [j for j in (self._resolve(p) for p in outputs) if isinstance(j, Job) and j.rule is rule]
+        if pending.splits:
+            return self._placeholder([("rule", rule.name, 0)], pending)
+        holder = self._new_job(None, [], [], {})
+        holder.via_rules.add(rule.name)
+        holder.deps = _unique(made)
+        return holder
+
+    def _placeholder(self, items: list[tuple[str, str, int]], pending: Pending) -> Job:
+        job = self._new_job(None, [], [], {})
+        job.pending = items
+        job.after = set(pending.splits)
+        job.via_rules = set(pending.via)
+        job.deps = sorted(pending.splits, key=lambda j: j.id)
+        return job
+
+    # ------------------------------------------------------------------ one path
+
+    def _resolve(self, path: str) -> Resolution:
+        if path in self._made:
+            return self._made[path]
+        if path in self._in_progress:
+            start = self._path_stack.index(path)
+            return Unmakeable(path, "it depends on itself", cycle=self._path_stack[start:] + [path])
+        self._in_progress[path] = len(self._path_stack)
+        self._path_stack.append(path)
+        try:
+            found = self._choose(path)
+        finally:
+            self._path_stack.pop()
+            del self._in_progress[path]
+        if not (isinstance(found, Unmakeable) and found.cycle) and not isinstance(found, Pending):
+            self._made[path] = found
+        return found
+
+    def _choose(self, path: str) -> Resolution:
+        if path in self.index.tasks:
+            return self._task_job(self.index.tasks[path])
+        literal = self.index.literal.get(path)
+        if literal:
+            return self._literal_job(path, literal)
+        chosen = self._choose_pattern(path)
+        if chosen is not None and not isinstance(chosen, Unmakeable):
+            return chosen
+        split = self._split_for(path)
+        if split is not None:
+            return split
+        if self.fs.exists(path):
+            return None
+        return chosen or Unmakeable(path, "")
+
+    def _task_job(self, rule: Rule) -> Resolution:
+        return self._build_job(rule, {}, strict=True)
+
+    def _literal_job(self, path: str, rules: list[Rule]) -> Resolution:
+        if len(rules) > 1:
+            a, b = rules[0], rules[1]
+            raise AmbiguousRuleError(
+                f"two rules make '{path}': '{a.name}' ({a.loc}) and '{b.name}' ({b.loc})",
+                hint="give the file one rule")
+        return self._build_job(rules[0], {}, strict=True)
+
+    def _choose_pattern(self, path: str) -> Resolution:
+        """The most specific pattern rule that can make `path`; Unmakeable with the closest miss."""
+        closest: Unmakeable | None = None
+        pending = Pending()
+        level: list[tuple[Rule, Job]] = []
+        level_key = None
+        for rule, values in self.index.candidates(path):
+            if rule.index in self._rule_stack:
+                continue  # a pattern rule is used at most once in a chain (as in make)
+            key = specificity(values)
+            if level and key != level_key:
+                break
+            found = self._build_job(rule, values, strict=False)
+            if isinstance(found, Job):
+                level.append((rule, found))
+                level_key = key
+            elif isinstance(found, Pending):
+                pending.splits |= found.splits
+                pending.via |= found.via | {rule.name}
+            elif closest is None or (found.cycle and not closest.cycle):
+                closest = found
+        if len(level) > 1:
+            (a, _), (b, _) = level[0], level[1]
+            raise AmbiguousRuleError(
+                f"'{path}' can be made by rule '{a.name}' ({a.loc}) and rule '{b.name}' ({b.loc}), "
+                "equally specific", hint="make one pattern more specific, or give the file a literal rule")
+        if level:
+            return self._register(level[0][1])
+        if pending.splits:
+            return pending
+        return closest
+
+    # ------------------------------------------------------------------ jobs
+
+    def _build_job(self, rule: Rule, values: dict[str, str], strict: bool) -> Resolution:
+        """A job of `rule` with wildcard `values`, its inputs resolved. strict (literal rules and
+        tasks): a missing input is an error; otherwise it makes the candidate drop out."""
+        outputs = [normalise(compile_pattern(o.text).expand(values)) for o in rule.outputs]
+        if rule.is_task:
+            outputs = []
+        key = (rule.index, tuple(outputs) if outputs else (rule.name,))
+        if key in self._jobs:
+            return self._jobs[key]
+        job = self._new_job(rule, outputs, [], values)
+        self._rule_stack.append(rule.index)
+        try:
+            failure = self._resolve_inputs(job, strict)
+        finally:
+            self._rule_stack.pop()
+        if failure is not None:
+            return failure
+        if strict:
+            self._register(job)
+        return job
+
+    def _register(self, job: Job) -> Job:
+        key = (job.rule.index, tuple(job.outputs) if job.outputs else (job.rule.name,))
+        self._jobs.setdefault(key, job)
+        return self._jobs[key]
+
+    def _resolve_inputs(self, job: Job, strict: bool) -> Unmakeable | Pending | None:
+        """Fill job.inputs and job.deps; return why it can't be made, or Pending when every
+        input is known except some that wait on a split that is not optional."""
+        deps: list[Job] = []
+        for position, pattern in enumerate(job.rule.inputs):
+            text = normalise(compile_pattern(pattern.text).expand(job.values))
+            if is_glob(text):
+                paths, pending = self.expand_glob(text)
+                if pending.splits:
+                    job.pending.append(("glob", text, position))
+                    job.after |= pending.splits
+                    job.via_rules |= pending.via
+                    deps.extend(pending.splits)
+                    continue
+            else:
+                paths = [text]
+            for path in paths:
+                found = self._resolve(path)
+                if isinstance(found, Job):
+                    deps.append(found)
+                elif isinstance(found, Pending):
+                    if job.rule.is_task or strict:
+                        job.pending.append(("input", path, position))
+                        job.after |= found.splits
+                        job.via_rules |= found.via
+                        deps.extend(found.splits)
+                        continue
+                    return found
+                elif isinstance(found, Unmakeable):
+                    miss = self._miss(job, path, found)
+                    if strict:
+                        raise self._unmakeable_error(found, job)
+                    return miss
+                job.inputs.append(path)
+        job.deps = _unique(deps)
+        return None
+
+    def _miss(self, job: Job, path: str, found: Unmakeable) -> Unmakeable:
+        target = job.outputs[0] if job.outputs else job.name
+        why = (f"rule '{job.rule.name}' ({job.rule.loc}) matches, but its input '{path}' "
+               + ("depends on itself" if found.cycle else "is missing and no rule makes it")
+               if not found.why or found.cycle else
+               f"rule '{job.rule.name}' ({job.rule.loc}) matches, but its input '{path}' can't be made: "
+               f"{found.why}")
+        return Unmakeable(target, why, cycle=found.cycle)
+
+    def _new_job(self, rule: Rule | None, outputs: list[str], inputs: list[str], values: dict[str, str]) -> Job:
+        self._next_id += 1
+        return Job(self._next_id, rule, outputs, inputs, dict(values))
+
+    # ------------------------------------------------------------------ split rules
+
+    def _split_job(self, rule: Rule) -> Job:
+        job = self._split_jobs.get(rule.index)
+        if job is None:
+            job = self._new_job(rule, [], [], {})
+            self._split_jobs[rule.index] = job
+            self._rule_stack.append(rule.index)
+            try:
+                self._resolve_inputs(job, strict=True)
+            finally:
+                self._rule_stack.pop()
+            job.outputs = self._split_outputs(rule)
+        return job
+
+    def _split_outputs(self, rule: Rule) -> list[str]:
+        found: set[str] = set()
+        for out in rule.outputs:
+            found.update(self.fs.glob(normalise(out.text)))
+        return sorted(found)
+
+    def split_pending(self, job: Job) -> bool:
+        """Must this split job run before its outputs are known?"""
+        if job in self._splits_ran:
+            return False
+        return not job.outputs or self.split_is_stale(job)
+
+    def _split_for(self, path: str) -> Resolution:
+        """The split job whose glob covers `path`, or Pending when it has yet to run."""
+        for rule, glob in self.index.splits:
+            if not glob_regex(glob).fullmatch(path) or rule.index in self._rule_stack:
+                continue
+            job = self._split_job(rule)
+            if self.split_pending(job):
+                return Pending({job}, {rule.name})
+            if path in job.outputs:
+                return job
+        return None
+
+    # ------------------------------------------------------------------ globs
+
+    def expand_glob(self, glob: str) -> tuple[list[str], Pending]:
+        """Files matching `glob` that exist or that rules can make, sorted; and the split jobs
+        that must run before the answer is complete."""
+        if glob in self._globs:
+            return self._globs[glob]
+        regex = glob_regex(glob)
+        found = set(self.fs.glob(glob))
+        pending = Pending()
+        candidates: set[str] = set()
+        for rule, pattern in self.index.patterns:
+            if (rule.index, glob) in self._glob_stack or rule.index in self._rule_stack:
+                continue
+            self._glob_stack.add((rule.index, glob))
+            try:
+                made, waiting = self._outputs_from_inputs(rule, pattern, glob)
+            finally:
+                self._glob_stack.discard((rule.index, glob))
+            candidates.update(p for p in made if regex.fullmatch(p))
+            if waiting.splits:
+                pending.splits |= waiting.splits
+                pending.via |= waiting.via | {rule.name}
+        for rule, split_glob in self.index.splits:
+            if globs_may_overlap(split_glob, glob):
+                job = self._split_job(rule)
+                if self.split_pending(job):
+                    pending.splits.add(job)
+                    pending.via.add(rule.name)
+        for path in sorted(candidates - found):
+            if isinstance(self._resolve(path), Job):
+                found.add(path)
+        result = (sorted(found), pending)
+        self._globs[glob] = result
+        return result
+
+    def _outputs_from_inputs(self, rule: Rule, out: Pattern, glob: str | None) -> tuple[list[str], Pending]:
+        """Outputs of `rule` (through output pattern `out`) that its primary input's existing or
+        makeable files give, narrowed to `glob` where the two can be lined up."""
+        primary = _primary_input(rule, out)
+        if primary is None:
+            return [], Pending()
+        query = _input_query(out, primary, glob)
+        if query is None:
+            return [], Pending()
+        paths, pending = self.expand_glob(query)
+        made = []
+        for path in paths:
+            values = primary.match(path)
+            if values is not None:
+                made.append(normalise(out.expand(values)))
+        return made, pending
+
+    def _rule_outputs(self, rule: Rule, glob: str | None) -> tuple[list[str], Pending]:
+        outputs: list[str] = []
+        pending = Pending()
+        for out in rule.outputs:
+            pattern = compile_pattern(normalise(out.text))
+            if pattern.is_literal:
+                outputs.append(pattern.text)
+                continue
+            made, waiting = self._outputs_from_inputs(rule, pattern, glob)
+            outputs.extend(made)
+            pending.splits |= waiting.splits
+            pending.via |= waiting.via
+        return sorted(set(outputs)), pending
+
+    # ------------------------------------------------------------------ growing the graph
+
+    def split_finished(self, job: Job) -> None:
+        """A split job ran: its outputs are now whatever matches its globs; forget what was
+        decided from the old directory contents."""
+        self.fs.forget_all()
+        self._splits_ran.add(job)
+        job.outputs = self._split_outputs(job.rule)
+        self._globs.clear()
+        self._made = {p: r for p, r in self._made.items() if isinstance(r, Job)}
+
+    def expand(self, job: Job) -> list[Job]:
+        """Resolve `job`'s pending inputs (every split it waited on has run). Returns the new
+        jobs it now needs, deps before dependents; job.deps and job.inputs are updated."""
+        items, job.pending, job.after = job.pending, [], set()
+        new_deps: list[Job] = []
+        for kind, text, position in items:
+            if kind == "target":
+                found = self._resolve(text)
+                if found is not None:
+                    new_deps.append(self._require(text, None))
+            elif kind == "rule":
+                new_deps.append(self._rule_target(self.index.names[text]))
+            else:
+                paths, pending = self.expand_glob(text) if kind == "glob" else ([text], Pending())
+                if pending.splits:
+                    job.pending.append((kind, text, position))
+                    job.after |= pending.splits
+                    new_deps.extend(pending.splits)
+                    continue
+                new_deps.extend(self._input_producers(job, paths))
+        job.deps = _unique(job.deps + new_deps)
+        return topological(new_deps)
+
+    def _input_producers(self, job: Job, paths: list[str]) -> list[Job]:
+        producers = []
+        for path in paths:
+            found = self._resolve(path)
+            if isinstance(found, Unmakeable):
+                raise self._unmakeable_error(found, job)
+            if isinstance(found, Pending):
+                producers.append(self._placeholder([("target", path, 0)], found))
+            elif isinstance(found, Job):
+                producers.append(found)
+            job.inputs.append(path)
+        return producers
+
+    # ------------------------------------------------------------------ errors
+
+    def _unmakeable_error(self, found: Unmakeable, needed_by: Job | None) -> Exception:
+        if found.cycle:
+            return CycleError("dependency cycle: " + " -> ".join(found.cycle),
+                              hint="a rule's input must not be made, directly or not, from its output")
+        message = f"no rule to make '{found.path}'"
+        if needed_by is not None and needed_by.rule is not None:
+            what = f"task '{needed_by.name}'" if needed_by.is_task else f"'{needed_by.outputs[0]}'" \
+                if needed_by.outputs else f"'{needed_by.name}'"
+            message += f", needed by {what} (rule '{needed_by.rule.name}', {needed_by.rule.loc})"
+        hint = f"closest: {found.why}" if found.why else self._did_you_mean(found.path)
+        return NoRuleError(message, hint=hint)
+
+    def _did_you_mean(self, path: str) -> str | None:
+        known = list(self.index.literal) + list(self.index.tasks) + list(self.index.names)
+        close = difflib.get_close_matches(path, known, n=1)
+        return f"did you mean '{close[0]}'?" if close else None
+
+
+def _primary_input(rule: Rule, out: Pattern) -> Pattern | None:
+    """The first input pattern that uses every wildcard of `out`: the one whose files decide
+    which outputs the rule can make."""
+    needed = set(out.names)
+    for pattern in rule.inputs:
+        compiled = compile_pattern(normalise(pattern.text))
+        if needed <= set(compiled.names) and not is_glob(compiled.text):
+            return compiled
+    return None
+
+
+def _input_query(out: Pattern, primary: Pattern, glob: str | None) -> str | None:
+    """The glob of input files that could give outputs matching `glob`. Lines the glob up with
+    the output pattern where it can (`%.o` against `build/*.o` gives stem `build/*`), else asks
+    for every file the input pattern could name."""
+    if glob is None:
+        return primary.as_glob()
+    values = out.match(glob)
+    if values is not None:
+        return normalise(primary.expand(values))
+    if globs_may_overlap(out.as_glob(), glob):
+        return primary.as_glob()
+    return None
+
+
+def _unique(jobs: Iterable[Job]) -> list[Job]:
+    seen: set[int] = set()
+    result = []
+    for job in jobs:
+        if job.id not in seen:
+            seen.add(job.id)
+            result.append(job)
+    return result

@@ -1,0 +1,125 @@
+"""One rulerun invocation, stage by stage: load -> resolve -> (list | graph | dry run | build)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rulerun.cli import Options
+from rulerun.errors import UsageError
+
+
+class Project:
+    """A loaded Pipefile and everything derived from it for one run."""
+
+    def __init__(self, options: Options, reporter=None):
+        from rulerun.dirty import Dirty
+        from rulerun.fs import FileSystem
+        from rulerun.namespace import build_namespace
+        from rulerun.parse import load_pipefile
+        from rulerun.resolve import Resolver
+        from rulerun.state import State
+        from rulerun.work import Work, job_key
+
+        self.options = options
+        if not os.path.exists(options.file):
+            raise UsageError(f"no Pipefile here: '{options.file}' does not exist in {os.getcwd()}",
+                             hint="run rulerun in a directory with a Pipefile, or name one with -f FILE (or -C DIR)")
+        self.pipefile = load_pipefile(options.file, overrides=options.overrides)
+        self.namespace = build_namespace(self.pipefile, options.overrides)
+        self.fs = FileSystem()
+        readonly = options.dry_run or options.graph or options.list_rules
+        self.state = State(readonly=readonly)
+        self.work = Work(self.pipefile, self.namespace)
+        self.dirty = Dirty(self.fs, self.state, self.work.signature, job_key, forced=options.force)
+        self.resolver = Resolver(self.pipefile, self.fs, split_is_stale=lambda job: bool(self.dirty.decide_with_deps(job)))
+
+    def targets(self) -> list[str]:
+        if self.options.targets:
+            return self.options.targets
+        default = self.resolver.default_target()
+        if default is None:
+            raise UsageError(f"{self.options.file} has no rule or task without a pattern to make by default",
+                             hint="name a target: rulerun TARGET")
+        return [default]
+
+    def graph(self):
+        return self.resolver.resolve_targets(self.targets())
+
+
+def run(options: Options) -> int:
+    from rulerun.ui import make_reporter
+
+    reporter = make_reporter(options.verbosity)
+    project = Project(options)
+    for name in sorted(getattr(project.pipefile, "unknown_overrides", ())):
+        reporter.warning(f"{name}={options.overrides[name]}: the Pipefile has no variable '{name}'; "
+                         "it is defined as a string anyway")
+    for text in project.state.warnings:
+        reporter.warning(text)
+    if options.list_rules:
+        return list_rules(project)
+    graph = project.graph()
+    if options.graph:
+        from rulerun.graph import to_dot
+
+        sys.stdout.write(to_dot(graph))
+        return 0
+    if options.dry_run:
+        from rulerun import dryrun
+
+        dryrun.report(graph, project.dirty, sys.stdout)
+        return 0
+    if options.watch:
+        from rulerun.watch import watch
+
+        return watch(options, reporter)
+    return build(project, graph, reporter)
+
+
+def build(project: Project, graph, reporter) -> int:
+    """Run `graph` under the run lock; return the exit status."""
+    from rulerun.schedule import Limits, Scheduler
+    from rulerun.state import RunLock
+
+    lock = RunLock()
+    lock.acquire(wait=True, on_wait=lambda holder: reporter.warning(
+        f"another rulerun ({holder}) is running in this directory; waiting for it to finish"))
+    executor = make_executor(project.options, project.pipefile)
+    try:
+        scheduler = Scheduler(graph, executor, Limits(project.options.jobs, project.pipefile), project.dirty,
+                              project.work, project.state, reporter, project.resolver,
+                              keep_going=project.options.keep_going, env=dict(os.environ))
+        outcome = scheduler.run()
+        reporter.run_finished(outcome)
+        return outcome.exit_code
+    finally:
+        executor.close()
+        project.state.close()
+        lock.release()
+
+
+def make_executor(options: Options, pipefile):
+    from rulerun.executors.route import Router
+
+    if options.touch:
+        from rulerun.executors.touch import TouchExecutor
+
+        return TouchExecutor()
+    from rulerun.executors.local import LocalExecutor
+    from rulerun.services import services
+
+    local = LocalExecutor(os.path.abspath(options.file), options.overrides, services())
+    return Router(local, to_cluster=not options.local, every_shell_job=options.cluster)
+
+
+def list_rules(project: Project) -> int:
+    for rule in project.pipefile.rules:
+        kind = "task" if rule.is_task else "rule"
+        outputs = " ".join(o.text for o in rule.outputs)
+        inputs = " ".join(i.text for i in rule.inputs)
+        name = rule.name if rule.is_task or rule.name_given else ""
+        shown = f"{kind} {name}".strip()
+        header = f"{outputs} : {inputs}".rstrip() if not rule.is_task else f": {inputs}".rstrip()
+        sys.stdout.write(f"{shown:<24} {header}  ({rule.loc})\n")
+    return 0

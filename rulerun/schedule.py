@@ -1,0 +1,349 @@
+"""The run loop: start every job whose inputs are made, within -j and the limits; wait for one to
+end; record it; repeat. The graph may grow while it runs (split rules).
+
+    decide which jobs must run (dependency order) -> queue those whose deps are complete
+    loop:  start ready jobs while capacity allows -> wait for results -> record the batch
+           -> complete each job: its dependents' counts drop; a dependent at zero is expanded
+              (if it waited on a split), then queued, or completed at once if up to date
+
+Each job event costs O(its dependents + number of limit queues): no rescans of the graph.
+The scheduler never asks what kind of executor it drives.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from rulerun.dirty import Dirty
+from rulerun.executors.base import Executor, JobResult, JobSpec
+from rulerun.graph import Job, JobGraph
+from rulerun.model import Pipefile
+from rulerun.resolve import Resolver
+from rulerun.state import STATE_DIR, State
+from rulerun.work import Work, job_key
+
+QUARANTINE = os.path.join(STATE_DIR, "failed")
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM reached the run loop."""
+
+
+@dataclass
+class Failure:
+    job: Job
+    spec: JobSpec
+    result: JobResult
+    quarantined: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    ran: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    skipped: list[Job] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.interrupted else (1 if self.failures else 0)
+
+
+class Limits:
+    """-j and the per-rule and named limits: a job starts only when every one it counts
+    against has room."""
+
+    def __init__(self, jobs: int, pipefile: Pipefile):
+        self.capacity = {"": max(1, jobs)}
+        self.capacity.update({name: limit.size for name, limit in pipefile.limits.items()})
+        self.used: dict[str, int] = {}
+
+    def keys(self, job: Job) -> tuple[str, ...]:
+        limit = job.rule.limit
+        if limit is None:
+            return ("",)
+        if isinstance(limit, int):
+            self.capacity.setdefault(f"rule:{job.rule.index}", limit)
+            return ("", f"rule:{job.rule.index}")
+        return ("", limit)
+
+    def has_room(self, keys: tuple[str, ...]) -> bool:
+        return all(self.used.get(k, 0) < self.capacity[k] for k in keys)
+
+    def take(self, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            self.used[key] = self.used.get(key, 0) + 1
+
+    def give(self, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            self.used[key] -= 1
+
+    @property
+    def full(self) -> bool:
+        return self.used.get("", 0) >= self.capacity[""]
+
+
+class Scheduler:
+    def __init__(self, graph: JobGraph, executor: Executor, limits: Limits, dirty: Dirty, work: Work,
+                 state: State, reporter, resolver: Resolver, keep_going: bool = False,
+                 env: dict[str, str] | None = None):
+        self.graph = graph
+        self.executor = executor
+        self.limits = limits
+        self.dirty = dirty
+        self.work = work
+        self.state = state
+        self.reporter = reporter
+        self.resolver = resolver
+        self.keep_going = keep_going
+        self.env = env
+        self.outcome = Outcome()
+        self._events: queue.Queue[JobResult] = queue.Queue()
+        self._remaining: dict[Job, int] = {}
+        self._dependents: dict[Job, list[Job]] = {}
+        self._complete: set[Job] = set()
+        self._ready: dict[tuple[str, ...], deque[Job]] = {}
+        self._running: dict[int, tuple[Job, JobSpec, float]] = {}
+        self._stopping = False
+        self._quarantined: dict[int, list[str]] = {}
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> Outcome:
+        try:
+            self._plan(self.graph.jobs)
+            self.reporter.run_started(self._count_to_run(self.graph.jobs))
+            while self._running or (self._any_ready() and not self._stopping):
+                self._start_ready()
+                if not self._running:
+                    break
+                self._finish(self._wait())
+        except (KeyboardInterrupt, Interrupted):
+            self._interrupt()
+        return self.outcome
+
+    def _wait(self) -> list[JobResult]:
+        results = [self._events.get()]
+        while True:
+            try:
+                results.append(self._events.get_nowait())
+            except queue.Empty:
+                return results
+
+    def _interrupt(self) -> None:
+        self._stopping = True
+        self.outcome.interrupted = True
+        self.reporter.interrupted(len(self._running))
+        self.executor.abort()
+        results = []
+        while self._running and len(results) < len(self._running):
+            try:
+                results.append(self._events.get(timeout=10))
+            except queue.Empty:
+                break
+        for result in results:
+            result.interrupted = True
+        self._finish(results)
+
+    # ------------------------------------------------------------------ planning
+
+    def _plan(self, jobs: list[Job]) -> None:
+        """Decide which of `jobs` (deps first) must run, count their unfinished deps, and
+        queue or complete those that wait for nothing."""
+        for job in jobs:
+            self._dependents.setdefault(job, [])
+        for job in jobs:
+            self.dirty.decide(job)
+            self._remaining[job] = sum(1 for dep in job.deps if dep not in self._complete)
+            for dep in job.deps:
+                self._dependents.setdefault(dep, []).append(job)
+        self._advance([job for job in jobs if self._remaining[job] == 0])
+
+    def _count_to_run(self, jobs: list[Job]) -> int:
+        return sum(1 for job in jobs if self.dirty.must_run(job) and _has_action(job))
+
+    def _advance(self, jobs: list[Job]) -> None:
+        """Each job in `jobs` waits for nothing more: expand it, queue it, or complete it now."""
+        work = deque(jobs)
+        while work:
+            job = work.popleft()
+            if job in self._complete or self._remaining.get(job, 0) > 0:
+                continue
+            if job.pending:
+                work.extend(self._expand(job))
+                continue
+            if self.dirty.must_run(job) and _has_action(job):
+                self._queue(job)
+            else:
+                work.extend(self._completed(job))
+
+    def _expand(self, job: Job) -> list[Job]:
+        counted_before = self.dirty.must_run(job) and _has_action(job)
+        new = [j for j in self.resolver.expand(job) if j not in self._remaining]
+        for fresh in new:
+            self._dependents.setdefault(fresh, [])
+        for fresh in new:
+            self.dirty.decide(fresh)
+            self._remaining[fresh] = sum(1 for dep in fresh.deps if dep not in self._complete)
+            for dep in fresh.deps:
+                self._dependents.setdefault(dep, []).append(fresh)
+        for dep in job.deps:
+            if job not in self._dependents.setdefault(dep, []):
+                self._dependents[dep].append(job)
+        self._remaining[job] = sum(1 for dep in job.deps if dep not in self._complete)
+        self.dirty.decide(job)
+        counted_now = self.dirty.must_run(job) and _has_action(job)
+        self.reporter.total_grew(self._count_to_run(new) + counted_now - counted_before)
+        return [j for j in new if self._remaining[j] == 0] + ([job] if self._remaining[job] == 0 else [])
+
+    def _queue(self, job: Job) -> None:
+        self._ready.setdefault(self.limits.keys(job), deque()).append(job)
+
+    def _completed(self, job: Job) -> list[Job]:
+        """Mark `job` complete; return the dependents that now wait for nothing."""
+        self._complete.add(job)
+        freed = []
+        for dependent in self._dependents.get(job, ()):
+            self._remaining[dependent] -= 1
+            if self._remaining[dependent] == 0:
+                freed.append(dependent)
+        return freed
+
+    # ------------------------------------------------------------------ starting
+
+    def _any_ready(self) -> bool:
+        return any(self._ready.values())
+
+    def _start_ready(self) -> None:
+        batch: list[tuple[Job, tuple[str, ...]]] = []
+        for keys, waiting in self._ready.items():
+            while waiting and not self._stopping and self.limits.has_room(keys):
+                self.limits.take(keys)
+                batch.append((waiting.popleft(), keys))
+            if self.limits.full:
+                break
+        if batch:
+            self._start_batch(batch)
+
+    def _start_batch(self, batch: list[tuple[Job, tuple[str, ...]]]) -> None:
+        specs = [(job, self.work.spec(job, self.env)) for job, _ in batch]
+        self.state.jobs_started([(job_key(job), job.outputs) for job, _ in batch])
+        for job, spec in specs:
+            self._prepare_outputs(job)
+            self._running[job.id] = (job, spec, time.monotonic())
+            self.reporter.job_started(job, spec, self.dirty.reasons.get(job, []))
+            self.executor.start(spec, self._events.put)
+
+    def _prepare_outputs(self, job: Job) -> None:
+        """Output directories exist before a job starts; a split rule's old outputs are removed
+        so that only what this run makes counts as its outputs."""
+        if job.is_split:
+            for old in job.outputs:
+                _remove(old)
+        for output in job.outputs:
+            directory = os.path.dirname(output)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+
+    # ------------------------------------------------------------------ finishing
+
+    def _finish(self, results: list[JobResult]) -> None:
+        done, failed = [], []
+        for result in results:
+            job, spec, started = self._running.pop(result.key)
+            self.limits.give(self.limits.keys(job))
+            if result.ok and not result.interrupted:
+                result = self._check_outputs(job, result)
+            (done if result.ok and not result.interrupted else failed).append((job, spec, result, started))
+        self._record(done, failed)
+        freed: list[Job] = []
+        for job, spec, result, started in done:
+            self.outcome.ran += 1
+            self.reporter.job_finished(job, spec, result, time.monotonic() - started)
+            freed.extend(self._completed(job))
+        for job, spec, result, started in failed:
+            self._failed(job, spec, result)
+        self._advance(freed)
+
+    def _check_outputs(self, job: Job, result: JobResult) -> JobResult:
+        for output in job.outputs:
+            self.resolver.fs.forget(output)
+        if job.is_split:
+            self.resolver.split_finished(job)
+            if not job.outputs:
+                return JobResult(result.key, False, "split rule made no file matching its output glob "
+                                 + " ".join(o.text for o in job.rule.outputs))
+            return result
+        missing = [o for o in job.outputs if not os.path.lexists(o)]
+        if missing:
+            return JobResult(result.key, False, f"it succeeded but did not create its declared output "
+                             f"'{missing[0]}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        return result
+
+    def _record(self, done, failed) -> None:
+        """One transaction for the successes, one for the failures of this batch."""
+        if done:
+            self.state.jobs_finished([(job_key(j), j.outputs, self.work.signature(j)) for j, _, _, _ in done])
+        if failed:
+            self._quarantined.update({j.id: _quarantine(j.outputs) for j, _, _, _ in failed})
+            self.state.jobs_cleared([(job_key(j), j.outputs) for j, _, _, _ in failed])
+
+    def _failed(self, job: Job, spec: JobSpec, result: JobResult) -> None:
+        failure = Failure(job, spec, result, self._quarantined.get(job.id, []))
+        if result.interrupted:
+            self.reporter.job_interrupted(failure)
+            return
+        self.outcome.failures.append(failure)
+        self.reporter.job_failed(failure)
+        if not self.keep_going:
+            self._stopping = True
+            return
+        self.outcome.skipped.extend(self._skip_dependents(job))
+
+    def _skip_dependents(self, job: Job) -> list[Job]:
+        """Everything that needs `job`, transitively: it will not run in this run."""
+        skipped, work, seen = [], [job], {job}
+        while work:
+            for dependent in self._dependents.get(work.pop(), ()):
+                if dependent not in seen:
+                    seen.add(dependent)
+                    skipped.append(dependent)
+                    work.append(dependent)
+        return [j for j in skipped if _has_action(j)]
+
+
+def _has_action(job: Job) -> bool:
+    return job.rule is not None and job.rule.action is not None
+
+
+def _quarantine(outputs: list[str]) -> list[str]:
+    """Move what a failed job left behind to .rulerun/failed/, so nothing half-made looks finished."""
+    moved = []
+    for output in outputs:
+        if not os.path.lexists(output):
+            continue
+        target = os.path.join(QUARANTINE, output.lstrip("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        _remove(target)
+        try:
+            os.replace(output, target)
+            moved.append(target)
+        except OSError:
+            _remove(output)
+    return moved
+
+
+def _remove(path: str) -> None:
+    import shutil
+
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass

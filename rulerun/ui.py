@@ -1,0 +1,194 @@
+"""What a person sees: run events turned into a status line, plain lines or nothing.
+
+Quiet by default, like Ninja: on a terminal one `[done/total] rule outputs` line rewritten in
+place; plain lines when not a terminal; colour only on a terminal without NO_COLOR. A failed
+job is shown whole: rule, outputs, command, how it ended, its log's last lines. Failures go to
+stderr, progress to stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TextIO
+
+TAIL_LINES = 20
+
+
+def make_reporter(verbosity: int = 0, stream: TextIO | None = None, errors: TextIO | None = None):
+    """The reporter for this terminal: verbosity -1 (-q), 0, 1 (-v)."""
+    stream = stream or sys.stdout
+    errors = errors or sys.stderr
+    tty = stream.isatty()
+    colour = tty and not os.environ.get("NO_COLOR")
+    return Reporter(stream, errors, verbosity, status_line=tty and verbosity >= 0, colour=colour)
+
+
+class _Paint:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        if enabled:
+            import colorama
+
+            colorama.just_fix_windows_console()
+            self._codes = {"red": colorama.Fore.RED + colorama.Style.BRIGHT, "green": colorama.Fore.GREEN,
+                           "yellow": colorama.Fore.YELLOW, "dim": colorama.Style.DIM,
+                           "bold": colorama.Style.BRIGHT, "reset": colorama.Style.RESET_ALL}
+
+    def __call__(self, colour: str, text: str) -> str:
+        if not self.enabled:
+            return text
+        return f"{self._codes[colour]}{text}{self._codes['reset']}"
+
+
+class Reporter:
+    def __init__(self, stream: TextIO, errors: TextIO, verbosity: int, status_line: bool, colour: bool):
+        self.out = stream
+        self.err = errors
+        self.verbosity = verbosity
+        self.status_line = status_line
+        self.paint = _Paint(colour)
+        self.total = 0
+        self.done = 0
+        self.started_at = time.monotonic()
+        self._line_shown = False
+
+    # ------------------------------------------------------------------ events
+
+    def run_started(self, total: int) -> None:
+        self.total = total
+        self.started_at = time.monotonic()
+
+    def total_grew(self, delta: int) -> None:
+        self.total += delta
+
+    def job_started(self, job, spec, reasons: list[str]) -> None:
+        if self.verbosity > 0:
+            why = f"  ({reasons[0]})" if reasons else ""
+            self._line(self.paint("dim", f"[{job.name}]{why}"))
+            self._line(spec.command if spec.kind == "shell" else f"python: {spec.label}")
+        self._status(spec.label)
+
+    def job_finished(self, job, spec, result, elapsed: float) -> None:
+        self.done += 1
+        if self.status_line:
+            self._status(spec.label)
+        elif self.verbosity >= 0:
+            self._line(f"[{self.done}/{self.total}] {spec.label}")
+
+    def job_failed(self, failure) -> None:
+        self.done += 1
+        self._clear()
+        self.err.write(self._describe(failure) + "\n")
+        self.err.flush()
+
+    def job_interrupted(self, failure) -> None:
+        if failure.quarantined and self.verbosity >= 0:
+            self._line(f"interrupted: {failure.spec.label}; partial outputs moved to "
+                       + ", ".join(failure.quarantined))
+
+    def interrupted(self, running: int) -> None:
+        self._clear()
+        self.err.write(self.paint("yellow", f"rulerun: interrupted; stopping {running} running job(s)") + "\n")
+        self.err.flush()
+
+    def warning(self, text: str) -> None:
+        self._clear()
+        self.err.write(self.paint("yellow", f"rulerun: warning: {text}") + "\n")
+        self.err.flush()
+
+    def note(self, text: str) -> None:
+        if self.verbosity >= 0:
+            self._line(text)
+
+    def run_finished(self, outcome) -> None:
+        elapsed = time.monotonic() - self.started_at
+        self._clear()
+        if outcome.failures:
+            self.err.write(self._summary(outcome) + "\n")
+            self.err.flush()
+        elif outcome.interrupted:
+            self.err.write(f"rulerun: interrupted after {outcome.ran} job(s)\n")
+            self.err.flush()
+        elif self.verbosity >= 0:
+            if outcome.ran:
+                self._line(self.paint("green", f"rulerun: {outcome.ran} job(s) done in {elapsed:.1f}s"))
+            else:
+                self._line("rulerun: nothing to do, everything is up to date")
+
+    # ------------------------------------------------------------------ text
+
+    def _describe(self, failure) -> str:
+        spec, result = failure.spec, failure.result
+        lines = [self.paint("red", f"FAILED: rule '{spec.rule}'") + (f" making {' '.join(spec.outputs)}"
+                                                                     if spec.outputs else "")]
+        if result.job_id:
+            lines.append(f"  cluster job: {result.job_id}")
+        lines.append(f"  {'command' if spec.kind == 'shell' else 'python action'}:")
+        lines += [f"    {line}" for line in spec.command.rstrip("\n").splitlines()]
+        lines.append(f"  {result.reason or 'failed'}")
+        lines += [f"  {line}" for line in result.detail.rstrip("\n").splitlines()] if result.detail and spec.kind != "python" else []
+        for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+            if text:
+                lines.append(f"  {name}:")
+                lines += [f"    | {line}" for line in text.rstrip("\n").splitlines()[-TAIL_LINES:]]
+        tail = _tail(spec.log_path)
+        lines.append(f"  log: {spec.log_path}")
+        if tail and not (result.stdout or result.stderr):
+            lines += [f"    | {line}" for line in tail]
+        if failure.quarantined:
+            lines.append("  outputs it left were moved to: " + ", ".join(failure.quarantined))
+        return "\n".join(lines)
+
+    def _summary(self, outcome) -> str:
+        lines = [self.paint("red", f"rulerun: {len(outcome.failures)} job(s) failed") +
+                 f" ({outcome.ran} succeeded" + (f", {len(outcome.skipped)} not run because they need a failed job"
+                                                  if outcome.skipped else "") + "):"]
+        for failure in outcome.failures:
+            lines.append(f"  {failure.spec.label}: {failure.result.reason}  (log: {failure.spec.log_path})")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ output
+
+    def _status(self, label: str) -> None:
+        if not self.status_line:
+            return
+        elapsed = time.monotonic() - self.started_at
+        text = f"[{self.done}/{self.total}] {label}  {elapsed:.1f}s"
+        width = _width(self.out)
+        if len(text) > width - 1:
+            text = text[: width - 4] + "..."
+        self.out.write("\r\x1b[K" + text)
+        self.out.flush()
+        self._line_shown = True
+
+    def _clear(self) -> None:
+        if self._line_shown:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+            self._line_shown = False
+
+    def _line(self, text: str) -> None:
+        self._clear()
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+def _tail(path: str) -> list[str]:
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            size = log.tell()
+            log.seek(max(0, size - 8192))
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return []
+    return text.rstrip("\n").splitlines()[-TAIL_LINES:]
+
+
+def _width(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 80

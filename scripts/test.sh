@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Run rulerun's whole test suite. As root (CI, a fresh VM) it first starts a real single-node
+# Grid Engine with scripts/sge.sh, so the cluster tests submit real jobs; elsewhere the cluster
+# tests are skipped and say why. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" = 0 ] && [ "${RULERUN_NO_SGE:-0}" != 1 ]; then
+    env_file=$(mktemp)
+    if bash scripts/sge.sh start > "$env_file"; then
+        # shellcheck disable=SC1090
+        . "$env_file"
+        export RULERUN_SGE=1
+    elif [ "${CI:-}" = true ]; then
+        echo "scripts/test.sh: the Grid Engine did not start; CI needs it for the cluster tests" >&2
+        exit 1
+    else
+        echo "scripts/test.sh: the Grid Engine did not start; cluster tests will be skipped" >&2
+    fi
+    rm -f "$env_file"
+fi
+
+exec python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,56 @@
+"""Shared fixtures: a project directory with a Pipefile, and the CLI run in-process or as a process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A fresh project directory (the cwd) with helpers to write files and load its Pipefile."""
+    monkeypatch.chdir(tmp_path)
+    return Project(tmp_path)
+
+
+class Project:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def write(self, path: str, text: str = "") -> Path:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text))
+        return target
+
+    def pipefile(self, text: str, name: str = "Pipefile"):
+        from rulerun.parse import load_pipefile
+
+        self.write(name, text)
+        return load_pipefile(name)
+
+    def resolver(self, text: str):
+        from rulerun.fs import FileSystem
+        from rulerun.resolve import Resolver
+
+        return Resolver(self.pipefile(text), FileSystem())
+
+    def run(self, *args: str, env: dict | None = None, timeout: float = 120, input: str | None = None):
+        """The CLI as a separate process, as a user runs it."""
+        full_env = dict(os.environ, **(env or {}))
+        full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
+        return subprocess.run([sys.executable, "-m", "rulerun", *args], cwd=self.root, env=full_env,
+                              capture_output=True, text=True, timeout=timeout, input=input)
+
+    def exists(self, path: str) -> bool:
+        return (self.root / path).exists()
+
+    def read(self, path: str) -> str:
+        return (self.root / path).read_text()

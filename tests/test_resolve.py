@@ -1,0 +1,299 @@
+"""The resolver: rule choice, globs over makeable files, split rules, cycles, ambiguity, missing inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from rulerun.errors import AmbiguousRuleError, CycleError, NoRuleError
+
+
+def labels(graph):
+    return [job.label for job in graph.jobs if job.rule is not None]
+
+
+def test_pattern_chain_resolves_backwards(project):
+    project.write("a.c")
+    graph = project.resolver("""
+        %.o : %.c
+            shell: cc -c {input} -o {output}
+        prog : a.o
+            shell: cc {input} -o {output}
+        """).resolve_targets(["prog"])
+    assert labels(graph) == ["%.o a.o", "prog prog"]
+    assert graph.jobs[-1].inputs == ["a.o"]
+
+
+def test_stem_may_span_directories(project):
+    project.write("lib/x.c")
+    graph = project.resolver("""
+        %.o : %.c
+            shell: touch {output}
+        """).resolve_targets(["lib/x.o"])
+    assert graph.jobs[0].stem == "lib/x"
+    assert graph.jobs[0].inputs == ["lib/x.c"]
+
+
+def test_named_wildcards(project):
+    project.write("raw/s1/L2.fastq")
+    graph = project.resolver("""
+        out/{sample}_{lane}.bam : raw/{sample}/{lane}.fastq
+            shell: touch {output}
+        """).resolve_targets(["out/s1_L2.bam"])
+    job = graph.jobs[0]
+    assert job.wildcards == {"sample": "s1", "lane": "L2"}
+    assert job.inputs == ["raw/s1/L2.fastq"]
+
+
+def test_literal_output_wins_over_pattern(project):
+    project.write("x.c")
+    project.write("special.src")
+    graph = project.resolver("""
+        %.o : %.c
+            shell: cc {input}
+        x.o : special.src
+            name: special
+            shell: cp {input} {output}
+        """).resolve_targets(["x.o"])
+    assert graph.jobs[-1].rule.name == "special"
+
+
+def test_candidate_whose_input_cannot_be_made_drops_out(project):
+    project.write("a.y")
+    graph = project.resolver("""
+        %.c : %.x
+            name: from_x
+            shell: touch {output}
+        %.c : %.y
+            name: from_y
+            shell: touch {output}
+        """).resolve_targets(["a.c"])
+    assert graph.jobs[-1].rule.name == "from_y"
+
+
+def test_most_specific_pattern_wins(project):
+    project.write("lib/a.c")
+    graph = project.resolver("""
+        %.o : %.c
+            name: generic
+            shell: touch {output}
+        lib/%.o : lib/%.c
+            name: lib
+            shell: touch {output}
+        """).resolve_targets(["lib/a.o"])
+    assert graph.jobs[-1].rule.name == "lib"
+    assert graph.jobs[-1].stem == "a"
+
+
+def test_real_tie_names_both_rules_and_lines(project):
+    project.write("a.c")
+    resolver = project.resolver("""
+        %.o : %.c
+            name: one
+            shell: touch {output}
+        %.o : %.c
+            name: two
+            shell: touch {output}
+        """)
+    with pytest.raises(AmbiguousRuleError) as err:
+        resolver.resolve_targets(["a.o"])
+    assert "'one' (Pipefile:2:1)" in err.value.message and "'two' (Pipefile:5:1)" in err.value.message
+
+
+def test_no_rule_names_target_and_closest_rule_and_missing_input(project):
+    resolver = project.resolver("""
+        %.o : %.c
+            name: compile
+            shell: touch {output}
+        """)
+    with pytest.raises(NoRuleError) as err:
+        resolver.resolve_targets(["a.o"])
+    assert err.value.message == "no rule to make 'a.o'"
+    assert "rule 'compile' (Pipefile:2:1) matches, but its input 'a.c' is missing" in err.value.hint
+
+
+def test_missing_input_of_literal_rule_names_target_and_rule(project):
+    resolver = project.resolver("""
+        prog : main.o
+            name: link
+            shell: touch {output}
+        """)
+    with pytest.raises(NoRuleError) as err:
+        resolver.resolve_targets(["prog"])
+    assert "no rule to make 'main.o', needed by 'prog' (rule 'link', Pipefile:2:1)" == err.value.message
+
+
+def test_cycle_is_reported_with_its_path(project):
+    resolver = project.resolver("""
+        a : b
+            shell: touch {output}
+        b : c
+            shell: touch {output}
+        c : a
+            shell: touch {output}
+        """)
+    with pytest.raises(CycleError) as err:
+        resolver.resolve_targets(["a"])
+    assert "a -> b -> c -> a" in err.value.message
+
+
+def test_pattern_cycle_is_reported(project):
+    resolver = project.resolver("""
+        %.a : %.b
+            shell: touch {output}
+        %.b : %.a
+            shell: touch {output}
+        """)
+    with pytest.raises(CycleError) as err:
+        resolver.resolve_targets(["x.a"])
+    assert "x.a -> x.b -> x.a" in err.value.message
+
+
+def test_pattern_rule_used_once_per_chain_stops_infinite_chains(project):
+    project.write("data.txt")
+    graph = project.resolver("""
+        %.gz : %
+            shell: gzip -k {input}
+        """).resolve_targets(["data.txt.gz"])
+    assert labels(graph) == ["%.gz data.txt.gz"]
+
+
+def test_glob_counts_files_that_rules_can_make(project):
+    for name in ("b.c", "a.c"):
+        project.write(name)
+    graph = project.resolver("""
+        %.o : %.c
+            shell: touch {output}
+        report : *.o
+            shell: cat {input} > {output}
+        """).resolve_targets(["report"])
+    assert graph.jobs[-1].inputs == ["a.o", "b.o"]
+    assert labels(graph) == ["%.o a.o", "%.o b.o", "report report"]
+
+
+def test_glob_over_makeable_files_through_a_chain_and_directories(project):
+    for i in (2, 1, 10):
+        project.write(f"src/{i}.txt")
+    project.write("src/other.dat")
+    graph = project.resolver("""
+        %.a : %.txt
+            shell: cp {input} {output}
+        %.b : %.a
+            shell: cp {input} {output}
+        task all : src/*.b
+        """).resolve_targets(["all"])
+    assert graph.targets[0].inputs == ["src/1.b", "src/10.b", "src/2.b"]
+    assert len([j for j in graph.jobs if j.rule and not j.rule.is_task]) == 6
+
+
+def test_glob_mixes_existing_and_makeable_and_is_sorted(project):
+    project.write("z.o")
+    project.write("a.c")
+    graph = project.resolver("""
+        %.o : %.c
+            shell: touch {output}
+        task all : *.o
+        """).resolve_targets(["all"])
+    assert graph.targets[0].inputs == ["a.o", "z.o"]
+
+
+def test_task_and_default_target(project):
+    resolver = project.resolver("""
+        %.o : %.c
+            shell: touch {output}
+        task build : x
+        x :
+            shell: touch x
+        """)
+    assert resolver.default_target() == "build"
+    graph = resolver.resolve_targets(["build"])
+    assert graph.targets[0].is_task and graph.targets[0].deps[0].outputs == ["x"]
+
+
+def test_default_target_skips_pattern_rules(project):
+    resolver = project.resolver("""
+        %.o : %.c
+            shell: touch {output}
+        prog : a.o
+            shell: touch prog
+        """)
+    assert resolver.default_target() == "prog"
+
+
+def test_rule_name_as_target_means_every_output_it_can_make(project):
+    for name in ("a.c", "b.c"):
+        project.write(name)
+    graph = project.resolver("""
+        %.o : %.c
+            name: compile
+            shell: touch {output}
+        """).resolve_targets(["compile"])
+    assert sorted(j.outputs[0] for j in graph.jobs if j.rule) == ["a.o", "b.o"]
+
+
+SPLIT = """
+    chunks/*.txt : big.txt
+        name: split
+        shell: cd chunks && split -l 1 ../{input} c_ && for f in c_??; do mv $f $f.txt; done
+    %.count : %.txt
+        shell: wc -l < {input} > {output}
+    total : chunks/*.count
+        shell: cat {input} > {output}
+    """
+
+
+def test_split_rule_defers_what_depends_on_it(project):
+    project.write("big.txt", "a\nb\n")
+    graph = project.resolver(SPLIT).resolve_targets(["total"])
+    total = graph.jobs[-1]
+    assert total.pending and {j.rule.name for j in total.after} == {"split"}
+    assert total.inputs == []
+    split = next(j for j in graph.jobs if j.rule and j.rule.name == "split")
+    assert split.outputs == [] and split.inputs == ["big.txt"]
+
+
+def test_split_rule_expansion_after_it_ran(project):
+    project.write("big.txt", "a\nb\n")
+    resolver = project.resolver(SPLIT)
+    graph = resolver.resolve_targets(["total"])
+    split = next(j for j in graph.jobs if j.rule and j.rule.name == "split")
+    project.write("chunks/c_aa.txt")
+    project.write("chunks/c_ab.txt")
+    resolver.split_finished(split)
+    total = graph.jobs[-1]
+    new = resolver.expand(total)
+    assert [j.outputs for j in new if j is not split] == [["chunks/c_aa.count"], ["chunks/c_ab.count"]]
+    assert total.inputs == ["chunks/c_aa.count", "chunks/c_ab.count"] and not total.pending
+    assert all(split in j.deps for j in new if j is not split)
+
+
+def test_split_rule_with_outputs_present_and_fresh_resolves_now(project):
+    project.write("big.txt")
+    project.write("chunks/c_aa.txt")
+    graph = project.resolver(SPLIT).resolve_targets(["total"])
+    total = graph.jobs[-1]
+    assert not total.pending and total.inputs == ["chunks/c_aa.count"]
+
+
+def test_stale_split_rule_ignores_its_old_outputs(project):
+    from rulerun.fs import FileSystem
+    from rulerun.resolve import Resolver
+
+    project.write("big.txt")
+    project.write("chunks/old.txt")
+    resolver = Resolver(project.pipefile(SPLIT), FileSystem(), split_is_stale=lambda job: True)
+    total = resolver.resolve_targets(["total"]).jobs[-1]
+    assert total.pending and total.inputs == []
+
+
+def test_seed_pipeline_is_deferred_behind_its_split_rule(project):
+    from tests.conftest import REPO
+
+    project.write("Pipefile", (REPO / "examples/seed/Pipefile").read_text())
+    from rulerun.fs import FileSystem
+    from rulerun.parse import load_pipefile
+    from rulerun.resolve import Resolver
+
+    graph = Resolver(load_pipefile("Pipefile"), FileSystem()).resolve_targets(["all"])
+    all_job = graph.targets[0]
+    assert all_job.pending
+    assert {"stage2", "stage1_small", "stage1_big"} <= all_job.via_rules

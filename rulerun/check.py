@@ -3,7 +3,6 @@ shell substitutions, embedded Python), each reported as a PipefileError at the e
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import replace
 from typing import Iterable, Mapping
@@ -65,14 +64,14 @@ class _RuleChecker:
         if other is rule:
             return
         if rule.name_given or other.name_given or rule.is_task or other.is_task:
-            raise self.error(rule.loc, f"two rules are named '{rule.name}': "
-                                       f"line {other.loc.line} and line {rule.loc.line}",
-                             hint="give one of them another name with 'name: NAME'")
+            raise self.error(rule.loc, f"the name '{rule.name}' is used twice: {self.what(other).split()[0]} "
+                                       f"at line {other.loc.line} and {self.what(rule).split()[0]} at line {rule.loc.line}",
+                             hint="give one of them another name" + ("" if rule.is_task else " with 'name: NAME'"))
 
     def check_limit(self, rule: Rule) -> None:
         if not isinstance(rule.limit, str) or rule.limit in self.pipefile.limits:
             return
-        close = difflib.get_close_matches(rule.limit, list(self.pipefile.limits), n=1)
+        close = _close(rule.limit, list(self.pipefile.limits), n=1)
         if close:
             hint = f"did you mean '{close[0]}'?"
         else:
@@ -200,7 +199,7 @@ class _RuleChecker:
         if ref.key == STEM:
             raise self.error(loc, f"'{{stem}}' in the shell action of {self.what(rule)}, whose outputs have no '%'")
         candidates = sorted(set(INDEXABLE) | wildcards | self.known)
-        close = difflib.get_close_matches(ref.key, candidates, n=1)
+        close = _close(ref.key, candidates, n=1)
         hint = f"did you mean '{{{close[0]}}}'?" if close else _valid_names_hint(wildcards)
         raise self.error(loc, f"unknown name '{ref.text}' in the shell action of {self.what(rule)}", hint)
 
@@ -229,3 +228,9 @@ def script_location(text: str, action: ShellAction, offset: int) -> Location:
     script_line = action.script.split("\n")[index]
     pipefile_line = source_line(text, number) or script_line
     return Location(action.loc.file, number, len(pipefile_line) - len(script_line) + in_line + 1)
+
+
+def _close(word: str, candidates: Iterable[str], n: int = 1) -> list[str]:
+    import difflib  # only on the error path: it's slow to import
+
+    return difflib.get_close_matches(word, list(candidates), n=n)

@@ -9,7 +9,6 @@ runs points at the Pipefile line where it happened (no line maps to translate af
 from __future__ import annotations
 
 import ast
-import traceback
 from functools import lru_cache
 from types import CodeType
 from typing import Any, Mapping
@@ -33,27 +32,26 @@ def compile_block(source: str, loc: Location, mode: str = "exec", text: str | No
 
 @lru_cache(maxsize=1024)
 def _compile(source: str, loc: Location, mode: str) -> CodeType:
-    tree = ast.parse(source, filename=loc.file, mode=mode)
-    down, right = loc.line - 1, (loc.col - 1 if loc.col else 0)
-    for node in ast.walk(tree):
-        if "lineno" not in node._attributes:
-            continue
-        node.lineno += down
-        node.col_offset += right
-        if getattr(node, "end_lineno", None) is not None:
-            node.end_lineno += down
-        if getattr(node, "end_col_offset", None) is not None:
-            node.end_col_offset += right
+    # Newlines in front give every line its Pipefile number, in tracebacks and in SyntaxError
+    # messages ("... on line 3"); columns can't be padded, so the nodes are moved right.
+    tree = ast.parse("\n" * (loc.line - 1) + source, filename=loc.file, mode=mode)
+    right = loc.col - 1 if loc.col else 0
+    if right:
+        for node in ast.walk(tree):
+            if "col_offset" in node._attributes:
+                node.col_offset += right
+                if getattr(node, "end_col_offset", None) is not None:
+                    node.end_col_offset += right
     return compile(tree, loc.file, mode, dont_inherit=True)
 
 
 def _syntax_error(exc: SyntaxError, source: str, loc: Location, text: str | None) -> PipefileError:
     lines = source.split("\n")
-    lineno = min(max(exc.lineno or 1, 1), len(lines))
-    end_of_line = len(lines[lineno - 1]) + 1
+    index = min(max((exc.lineno or loc.line) - loc.line, 0), len(lines) - 1)
+    end_of_line = len(lines[index]) + 1
     offset = min(exc.offset, end_of_line) if exc.offset else end_of_line  # 0: at the end
     col = offset + (loc.col - 1 if loc.col else 0)
-    where = Location(loc.file, loc.line + lineno - 1, col)
+    where = Location(loc.file, loc.line + index, col)
     return PipefileError(where, f"Python syntax error: {exc.msg}", text)
 
 
@@ -103,6 +101,8 @@ def build_namespace(pipefile: Pipefile, overrides: Mapping[str, str] | None = No
 
 def _runtime_error(exc: Exception, item: PythonBlock | Variable, pipefile: Pipefile) -> PipefileError:
     """The exception as a PipefileError at the deepest traceback frame in the Pipefile."""
+    import traceback
+
     where = block_location(item, pipefile.text)
     for frame in traceback.extract_tb(exc.__traceback__):
         if frame.filename == pipefile.path and frame.lineno:

@@ -6,12 +6,9 @@ lark is imported only when the first Pipefile is parsed, so `import rulerun.pars
 
 from __future__ import annotations
 
-import difflib
-import io
+import os
 import re
-import tokenize
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 from rulerun.errors import PipefileError, UsageError
@@ -67,13 +64,31 @@ def _read(path: str) -> str:
 # ------------------------------------------------------------------ the parser
 
 def _grammar_text() -> str:
+    """The grammar shipped in package rulerun.grammar, or grammar/ beside rulerun/ in a checkout.
+
+    importlib.util.find_spec finds an installed grammar directory without importing
+    importlib.resources (15 ms); resources are the fallback for a zipped install."""
+    from importlib.util import find_spec
+
     try:
+        spec = find_spec("rulerun.grammar")
+    except ModuleNotFoundError:
+        spec = None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = os.path.join(folder, "pipefile.lark")
+        if os.path.exists(candidate):
+            return _read_text(candidate)
+    if spec is not None:
         from importlib.resources import files
 
         return files("rulerun.grammar").joinpath("pipefile.lark").read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
-        # Running from a checkout that isn't installed: grammar/ sits beside rulerun/.
-        return (Path(__file__).resolve().parent.parent / "grammar" / "pipefile.lark").read_text(encoding="utf-8")
+    here = os.path.dirname(os.path.abspath(__file__))
+    return _read_text(os.path.join(os.path.dirname(here), "grammar", "pipefile.lark"))
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as file:
+        return file.read()
 
 
 def _parser() -> Any:
@@ -352,6 +367,11 @@ class _ModelBuilder:
 
 def strip_python_comment(expression: str) -> str:
     """`expression` without a trailing `# comment` (a '#' inside a string literal stays)."""
+    if "#" not in expression:
+        return expression.rstrip()
+    import io
+    import tokenize
+
     try:
         for token in tokenize.generate_tokens(io.StringIO(expression).readline):
             if token.type == tokenize.COMMENT:
@@ -441,6 +461,8 @@ def _special_case(rest: str, expected: set[str], token_type: str | None) -> tupl
 
 
 def _unknown_key(word: str) -> tuple[str, str]:
+    import difflib
+
     close = difflib.get_close_matches(word, BODY_KEYS, n=1)
     hint = f"did you mean '{close[0]}:'?" if close else \
         "a body line is one of " + ", ".join(f"{k}:" for k in BODY_KEYS)

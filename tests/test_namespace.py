@@ -1,0 +1,145 @@
+"""Embedded Python: compiled at its Pipefile lines and columns; the preamble's namespace."""
+
+from __future__ import annotations
+
+import traceback
+
+import pytest
+
+from rulerun.errors import PipefileError
+from rulerun.namespace import bound_names, build_namespace, compile_block, expression_location
+from rulerun.parse import load_pipefile
+from rulerun.source import Location
+
+
+def load(text: str, overrides: dict[str, str] | None = None):
+    return load_pipefile("Pipefile", text, overrides)
+
+
+def namespace_error(text: str, overrides: dict[str, str] | None = None) -> PipefileError:
+    pipefile = load(text, overrides)
+    with pytest.raises(PipefileError) as caught:
+        build_namespace(pipefile, overrides)
+    return caught.value
+
+
+# ------------------------------------------------------------------ compile_block
+
+def test_traceback_points_at_the_pipefile_line_and_column():
+    code = compile_block("x = 1\n\ny = x / 0", Location("Pipefile", 10, 9))
+    with pytest.raises(ZeroDivisionError) as caught:
+        exec(code, {})
+    frame = traceback.extract_tb(caught.value.__traceback__)[-1]
+    assert (frame.filename, frame.lineno, frame.colno, frame.end_colno) == ("Pipefile", 12, 12, 17)
+
+
+def test_syntax_error_in_a_block_is_at_its_pipefile_line_and_column():
+    with pytest.raises(PipefileError) as caught:
+        compile_block("a = 1\nb = (2 +\n", Location("Pipefile", 5, 5), text="x\n" * 10)
+    assert caught.value.loc == Location("Pipefile", 6, 9)
+    assert caught.value.message == "Python syntax error: '(' was never closed"
+    assert caught.value.text == "x\n" * 10
+
+
+def test_syntax_error_in_an_expression_uses_its_column():
+    with pytest.raises(PipefileError) as caught:
+        compile_block("[1, 2", Location("Pipefile", 3, 11), "eval")
+    assert caught.value.loc == Location("Pipefile", 3, 11)
+
+
+def test_eval_mode_gives_a_value():
+    assert eval(compile_block("A * 2", Location("P", 4, 5), "eval"), {"A": 21}) == 42
+
+
+def test_expression_location():
+    pipefile = load("X=1\nLONG_NAME   =    [1]  # c\n")
+    first, second = pipefile.preamble
+    assert expression_location(first, pipefile.text) == Location("Pipefile", 1, 3)
+    assert expression_location(second, pipefile.text) == Location("Pipefile", 2, 18)
+
+
+# ------------------------------------------------------------------ build_namespace
+
+def test_preamble_runs_in_file_order_in_one_namespace():
+    namespace = build_namespace(load("A = 2\npython:\n    B = A * 10\n\n    def f(x):\n        return x + B\n"
+                                     "C = f(A)\n"))
+    assert (namespace["A"], namespace["B"], namespace["C"]) == (2, 20, 22)
+    assert namespace["f"](1) == 21
+
+
+def test_override_replaces_the_expression_with_the_string():
+    pipefile = load("N = 4\nM = N * 2\n")
+    assert build_namespace(pipefile, {"N": "3"})["M"] == "33"
+    assert build_namespace(pipefile)["M"] == 8
+
+
+def test_override_of_an_unknown_name_is_a_string_the_preamble_can_read():
+    namespace = build_namespace(load("OUT = DIR + '/out'\n", {"DIR": "build"}), {"DIR": "build"})
+    assert namespace["OUT"] == "build/out" and namespace["DIR"] == "build"
+
+
+def test_error_in_a_block_names_the_exception_at_its_line():
+    err = namespace_error("A = 1\npython:\n    import os\n    y = x + 1\n")
+    assert err.message == "error in Python block: NameError: name 'x' is not defined"
+    assert err.loc == Location("Pipefile", 4, 9)
+
+
+def test_error_in_a_helper_is_at_the_deepest_pipefile_frame():
+    err = namespace_error("python:\n    def helper():\n        return {}['missing']\n\n    helper()\n")
+    assert err.loc == Location("Pipefile", 3, 16)
+    assert err.message == "error in Python block: KeyError: 'missing'"
+    assert err.show().splitlines()[1] == "            return {}['missing']"
+
+
+def test_error_in_a_variable_names_the_variable():
+    err = namespace_error("A = 1\nB = int('x' + str(A))\n")
+    assert err.loc == Location("Pipefile", 2, 5)
+    assert err.message == "error in variable 'B': ValueError: invalid literal for int() with base 10: 'x1'"
+
+
+def test_error_raised_outside_the_pipefile_is_placed_at_the_pipefile_call():
+    err = namespace_error("python:\n    import json\n    json.loads('{')\n")
+    assert err.loc.line == 3 and err.message.startswith("error in Python block: JSONDecodeError: ")
+
+
+# ------------------------------------------------------------------ bound_names
+
+def test_bound_names_at_the_top_level():
+    source = """
+import os, os.path as osp
+import xml.etree.ElementTree
+from json import dumps, loads as parse
+from math import *
+A = B = 1
+(C, [D, *E]) = 1, [2, 3]
+F: int = 2
+G += 1
+def h(): inner = 1
+async def ah(): pass
+class K:
+    attribute = 1
+for I in []:
+    J = 1
+while False:
+    L = 1
+with open('f') as M, open('g') as (N, O):
+    P = 1
+if True:
+    Q = 1
+else:
+    R = 1
+try:
+    S = 1
+except ValueError as T:
+    U = 1
+finally:
+    V = 1
+obj.attr = 1
+items[0] = 2
+"""
+    assert bound_names(source) == set("ABCDEFGIJLMNOPQRSTUV") | {
+        "os", "osp", "xml", "dumps", "parse", "h", "ah", "K"}
+
+
+def test_bound_names_of_unparsable_source_is_empty():
+    assert bound_names("def (:") == set()

@@ -1,0 +1,338 @@
+"""The parser on every form of the language: the model it builds and where each piece is."""
+
+from __future__ import annotations
+
+import pytest
+
+from rulerun.errors import PipefileError
+from rulerun.model import PythonAction, PythonBlock, ShellAction, Variable
+from rulerun.parse import parse_text
+from rulerun.source import Location
+
+SEED = """\
+# Pipefile
+python:
+    import time
+
+limit ftp = 3                       # a named limit, shared by every rule that names it
+
+*stage1 :                           # no inputs, glob output: a split rule
+    python:
+        for i in range(10):
+            kind = "small" if i < 5 else "big"
+            open(f"{i}.{kind}_stage1", "w").close()
+
+%.stage2 : %.small_stage1
+    name: stage1_small
+    limit: ftp
+    shell:
+        echo "downloading {input}"
+        sleep 2
+        touch {output}
+
+%.stage2 : %.big_stage1
+    name: stage1_big
+    limit: ftp
+    shell: sleep 2 && touch {output}
+
+%.stage3 : %.stage2
+    name: stage2
+    limit: 5                        # at most 5 jobs of this rule at once
+    python:
+        time.sleep(2)
+        open(output[0], "w").close()
+
+task all : *.stage3
+"""
+
+C_BUILD = """\
+CC = "cc"
+CFLAGS = "-O2 -Wall"   # overridable: rulerun CFLAGS=-O0
+
+python:
+    import glob
+    SOURCES = sorted(glob.glob("src/*.c"))
+
+task all : app
+
+app : main.o util.o
+    shell: {CC} -o {output} {input}
+
+%.o : src/%.c include/%.h
+    name: compile
+    limit: 4
+    shell: {CC} {CFLAGS} -Iinclude -c {input[0]} -o {output}
+
+task clean :
+    shell: rm -f app *.o
+"""
+
+
+def parse(text: str):
+    return parse_text(text, "Pipefile")
+
+
+def at(line: int, col: int = 0) -> Location:
+    return Location("Pipefile", line, col)
+
+
+def texts(patterns) -> list[str]:
+    return [p.text for p in patterns]
+
+
+# ------------------------------------------------------------------ whole files
+
+def test_seed_pipefile_preamble_and_limits():
+    pipefile = parse(SEED)
+    assert pipefile.text == SEED
+    assert pipefile.preamble == (PythonBlock("import time", at(3, 5)),)
+    assert list(pipefile.limits) == ["ftp"]
+    assert pipefile.limits["ftp"].size == 3
+    assert pipefile.limits["ftp"].loc.line == 5
+
+
+def test_seed_pipefile_rules():
+    split, small, big, stage2, all_ = parse(SEED).rules
+    assert (split.name, texts(split.outputs), split.inputs, split.index) == ("*stage1", ["*stage1"], (), 0)
+    assert split.action == PythonAction(
+        'for i in range(10):\n    kind = "small" if i < 5 else "big"\n    open(f"{i}.{kind}_stage1", "w").close()',
+        at(9, 9))
+    assert (small.name, small.name_given, small.limit, small.index) == ("stage1_small", True, "ftp", 1)
+    assert texts(small.outputs) == ["%.stage2"] and texts(small.inputs) == ["%.small_stage1"]
+    assert small.action == ShellAction('echo "downloading {input}"\nsleep 2\ntouch {output}', at(17, 9))
+    assert big.action == ShellAction("sleep 2 && touch {output}", at(24, 12))
+    assert (stage2.name, stage2.limit) == ("stage2", 5)
+    assert stage2.action == PythonAction('time.sleep(2)\nopen(output[0], "w").close()', at(30, 9))
+    assert all_.is_task and all_.action is None and all_.name == "all"
+    assert texts(all_.outputs) == ["all"] and texts(all_.inputs) == ["*.stage3"]
+    assert [r.loc for r in (split, small, big, stage2, all_)] == [at(7, 1), at(13, 1), at(21, 1), at(26, 1), at(33, 1)]
+
+
+def test_c_build_pipefile():
+    pipefile = parse(C_BUILD)
+    cc, cflags, block = pipefile.preamble
+    assert cc == Variable("CC", '"cc"', at(1, 1))
+    assert cflags == Variable("CFLAGS", '"-O2 -Wall"', at(2, 1))
+    assert block.source == 'import glob\nSOURCES = sorted(glob.glob("src/*.c"))'
+    all_, app, compile_, clean = pipefile.rules
+    assert [r.index for r in pipefile.rules] == [0, 1, 2, 3]
+    assert all_.is_task and texts(all_.inputs) == ["app"]
+    assert texts(app.inputs) == ["main.o", "util.o"] and app.name == "app" and not app.name_given
+    assert texts(compile_.inputs) == ["src/%.c", "include/%.h"] and compile_.limit == 4
+    assert compile_.action.script == "{CC} {CFLAGS} -Iinclude -c {input[0]} -o {output}"
+    assert clean.is_task and clean.inputs == () and clean.action.script == "rm -f app *.o"
+
+
+def test_empty_and_comment_only_files_have_no_rules():
+    for text in ("", "\n\n", "# nothing here\n", "   \n# a\n\n# b"):
+        pipefile = parse(text)
+        assert pipefile.rules == () and pipefile.preamble == () and dict(pipefile.limits) == {}
+
+
+def test_file_without_final_newline_and_with_crlf():
+    assert parse("a : b\n    shell: touch a").rules[0].action.script == "touch a"
+    rule = parse("a : b\r\n    shell:\r\n        touch a\r\n        echo\r\n").rules[0]
+    assert rule.action.script == "touch a\necho"
+
+
+# ------------------------------------------------------------------ headers
+
+def test_pattern_locations():
+    rule = parse("x = 1\n\nout/{sample}_{lane}.bam  :  raw/{sample}/{lane}.fastq ref.fa\n    shell: x\n").rules[0]
+    assert [(p.text, p.loc) for p in rule.outputs] == [("out/{sample}_{lane}.bam", at(3, 1))]
+    assert [(p.text, p.loc) for p in rule.inputs] == [
+        ("raw/{sample}/{lane}.fastq", at(3, 29)), ("ref.fa", at(3, 55))]
+
+
+def test_quoted_paths_with_spaces_and_escapes():
+    rule = parse('"my file.txt" b.txt : "in put.csv" "say \\"hi\\".txt" "back\\\\slash" "a#b:c"\n'
+                 "    shell: x\n").rules[0]
+    assert texts(rule.outputs) == ["my file.txt", "b.txt"]
+    assert rule.name == "my file.txt"
+    assert texts(rule.inputs) == ["in put.csv", 'say "hi".txt', "back\\slash", "a#b:c"]
+    assert [p.loc.col for p in rule.inputs] == [23, 36, 53, 67]
+
+
+def test_colon_without_spaces_and_tabs_between_words():
+    rule = parse("%.o:%.c\t%.h\n    shell: x\n").rules[0]
+    assert texts(rule.outputs) == ["%.o"] and texts(rule.inputs) == ["%.c", "%.h"]
+
+
+def test_glob_words_at_line_start_are_rule_headers():
+    rules = parse("*stage1 :\n    shell: x\n?.txt [ab].log : \n    shell: y\n").rules
+    assert texts(rules[0].outputs) == ["*stage1"]
+    assert texts(rules[1].outputs) == ["?.txt", "[ab].log"] and rules[1].inputs == ()
+
+
+def test_keywords_are_only_keywords_where_they_start_a_form():
+    rules = parse("task.txt limits python.txt : task limit python name shell\n    shell: x\n"
+                  '"task" : a\n    shell: y\n').rules
+    assert texts(rules[0].outputs) == ["task.txt", "limits", "python.txt"]
+    assert texts(rules[0].inputs) == ["task", "limit", "python", "name", "shell"]
+    assert texts(rules[1].outputs) == ["task"] and not rules[1].is_task
+
+
+def test_variables_limits_and_python_blocks_keep_file_order():
+    pipefile = parse("A = 1\npython:\n    B = A\nlimit net = 2\nC=[A,  B]\nD ==1 : x\n    shell: x\n")
+    assert [type(item).__name__ for item in pipefile.preamble] == ["Variable", "PythonBlock", "Variable"]
+    assert pipefile.preamble[2] == Variable("C", "[A,  B]", at(5, 1))
+    assert pipefile.limits["net"].size == 2
+    assert texts(pipefile.rules[0].outputs) == ["D", "==1"]
+
+
+def test_variable_comment_is_stripped_but_hash_in_a_string_stays():
+    (a, b) = parse('A = "x # y"   # comment\nB = {"k": 1}#c\n').preamble
+    assert a.expression == '"x # y"'
+    assert b.expression == '{"k": 1}'
+
+
+def test_a_word_followed_by_equals_is_a_variable_quote_it_for_a_path():
+    pipefile = parse('date=1 : x\n"date=1/x.txt" : in\n    shell: y\n')
+    assert pipefile.preamble[0] == Variable("date", "1 : x", at(1, 1))
+    assert texts(pipefile.rules[0].outputs) == ["date=1/x.txt"]
+
+
+def test_tasks_with_and_without_inputs_or_body():
+    rules = parse("task all : a b\ntask clean :\n    shell: rm -f a b\ntask noop:\n").rules
+    assert [(r.name, texts(r.outputs), texts(r.inputs), r.is_task) for r in rules] == [
+        ("all", ["all"], ["a", "b"], True), ("clean", ["clean"], [], True), ("noop", ["noop"], [], True)]
+    assert rules[1].action == ShellAction("rm -f a b", at(3, 12))
+
+
+def test_rule_index_counts_rules_and_tasks_together():
+    text = "task t1 : a\na : b\n    shell: x\nlimit l = 1\ntask t2 : a\nc : d\n    shell: y\n"
+    assert [(r.name, r.index) for r in parse(text).rules] == [("t1", 0), ("a", 1), ("t2", 2), ("c", 3)]
+
+
+# ------------------------------------------------------------------ bodies
+
+def test_body_settings_in_any_order_and_defaults():
+    rule = parse("a : b\n    queue: all.q\n    retries: 2\n    name: fetch\n    limit: 3\n    shell: x\n").rules[0]
+    assert (rule.name, rule.name_given, rule.queue, rule.cluster, rule.retries, rule.limit) == \
+        ("fetch", True, "all.q", "", 2, 3)
+    assert rule.is_cluster
+    plain = parse("a : b\n    shell: x\n").rules[0]
+    assert (plain.name, plain.name_given, plain.limit, plain.cluster, plain.queue, plain.retries) == \
+        ("a", False, None, None, None, 0)
+    assert not plain.is_cluster
+
+
+def test_cluster_options_empty_or_with_comment():
+    rules = parse("a : b\n    cluster:\n    shell: x\n"
+                  "c : d\n    cluster:   # on the grid\n    shell: x\n"
+                  "e : f\n    cluster: -l h_vmem=4G -P proj   # big\n    queue: long.q\n    shell: x\n").rules
+    assert [r.cluster for r in rules] == ["", "", "-l h_vmem=4G -P proj"]
+    assert rules[2].queue == "long.q"
+
+
+def test_comments_after_body_values_and_between_body_lines():
+    rule = parse("a : b   # header comment\n    # a comment line\n    name: n   # the name\n\n"
+                 "    limit: 5 # five\n# column-1 comment\n    shell: x\n").rules[0]
+    assert (rule.name, rule.limit, rule.action.script) == ("n", 5, "x")
+
+
+def test_one_line_shell_keeps_hash_and_braces_verbatim():
+    rule = parse("a : b\n    shell:   echo '#1' # not a Pipefile comment   \n").rules[0]
+    assert rule.action == ShellAction("echo '#1' # not a Pipefile comment", at(2, 14))
+
+
+def test_shell_block_is_verbatim_with_comments_blank_lines_and_deeper_indentation():
+    text = ("a : b\n"
+            "    shell:   # a Pipefile comment: a block follows\n"
+            "        # leading comment lines are Pipefile comments\n"
+            "        for f in {input}; do\n"
+            "            # inside the script\n"
+            "            gzip -k \"$f\"   # keep\n"
+            "\n"
+            "        done\n"
+            "# a column-1 comment inside the block\n"
+            "        cat <<EOF\n"
+            "          indented here-document\n"
+            "        EOF\n"
+            "\n"
+            "c : d\n    shell: y\n")
+    rule = parse(text).rules[0]
+    assert rule.action.loc == at(4, 9)
+    assert rule.action.script == (
+        "for f in {input}; do\n"
+        "    # inside the script\n"
+        "    gzip -k \"$f\"   # keep\n"
+        "\n"
+        "done\n"
+        "# a column-1 comment inside the block\n"
+        "cat <<EOF\n"
+        "  indented here-document\n"
+        "EOF")
+
+
+def test_python_blocks_keep_blank_lines_comments_and_nesting():
+    text = ("python:\n"
+            "    import os\n"
+            "\n"
+            "    # a helper\n"
+            "    def f(x):\n"
+            "        if x:\n"
+            "\n"
+            "            return '#' + x   # hash in a string\n"
+            "        return (1 +\n"
+            "      2)\n"
+            "\n"
+            "\n"
+            "X = f('a')\n")
+    block, variable = parse(text).preamble
+    assert block.loc == at(2, 5)
+    assert block.source == ("import os\n\n# a helper\ndef f(x):\n    if x:\n\n"
+                            "        return '#' + x   # hash in a string\n    return (1 +\n  2)")
+    assert variable.loc == at(13, 1)
+
+
+def test_python_action_location_is_its_first_line_of_code():
+    rule = parse("a : b\n    name: x\n    python:\n\n          print(input)\n").rules[0]
+    assert rule.action == PythonAction("print(input)", at(5, 11))
+
+
+# ------------------------------------------------------------------ syntax errors
+
+@pytest.mark.parametrize("text, line, col, message", [
+    ("a : b\n\tshell: x\n", 2, 1, "tab in indentation; indent with spaces"),
+    ("a : b\n    shell:\n    \t  x\n", 3, 5, "tab in indentation; indent with spaces"),
+    ("\tx = 1\n", 1, 1, "tab in indentation; indent with spaces"),
+    ("a : b\n    lmit: 5\n", 2, 5, "unknown body line 'lmit:'"),
+    ('a : "b c\n    shell: x\n', 1, 5, "unterminated quoted path"),
+    ("x = 1\n    shell: x\n", 2, 5, "indented line outside any rule"),
+    ("    a : b\n", 1, 1, "unexpected indentation"),
+    ("a : b\n    shell: x\n    shell: y\n", 3, 5, "rule 'a' has a second action (the first, 'shell:', is at line 2)"),
+    ("a : b\n    python:\n        x\n    name: y\n", 4, 5, "'name:' after the action of rule 'a'"),
+    ("a : b\nshell: x\n", 2, 1, "'shell:' outside any rule"),
+    ("a : b\n    limit: 0\n", 2, 12, "limit must be at least 1, not 0"),
+    ("a : b\n    limit: -3\n", 2, 12, "limit must be at least 1, not -3"),
+    ("limit x = 0\n", 1, 11, "limit 'x' must be at least 1, not 0"),
+    ("a b\n", 1, 4, "expected ':' after the outputs of a rule"),
+    ("python:\nx = 1\n", 2, 1, "expected an indented block of code on the lines after it"),
+    ("a : b\n    shell:\n\nc : d\n", 2, 11, "expected an indented block of code on the lines after it"),
+    ("a : b\n    retries: x\n", 2, 14, "'retries:' takes a number"),
+])
+def test_syntax_errors_are_located(text, line, col, message):
+    with pytest.raises(PipefileError) as caught:
+        parse(text)
+    assert (caught.value.loc.line, caught.value.loc.col) == (line, col)
+    assert caught.value.message == message
+    assert caught.value.loc.file == "Pipefile" and caught.value.text == text
+
+
+def test_unknown_body_key_suggests_the_closest():
+    with pytest.raises(PipefileError) as caught:
+        parse("a : b\n    shel: x\n")
+    assert caught.value.hint == "did you mean 'shell:'?"
+
+
+def test_no_lark_terminal_name_reaches_the_user():
+    bad = ["a :: b\n", "limit\n", "x =\n", "task\n", "a : b\n    name:\n", "a : b\n  limit: 1 2\n",
+           "a : b\n  queue: 1 2\n", "python: x\n", "a : b\n    shell:\n", "task t u\n", "a : b\n    x\n"]
+    for text in bad:
+        with pytest.raises(PipefileError) as caught:
+            parse(text)
+        shown = caught.value.show()
+        for raw in ("_NL", "_INDENT", "_DEDENT", "REST", "WORD", "QUOTED", "IDENT", "SIGNED_INT", "$END",
+                    "COLON", "Token(", "Unexpected"):
+            assert raw not in shown, (text, shown)

@@ -332,8 +332,9 @@ class ClusterSession:
                 root, cell = os.environ.get("SGE_ROOT", "(unset)"), os.environ.get("SGE_CELL", "default")
                 raise ClusterSetupError(
                     f"scheduler unreachable: {_message(exc)}",
-                    hint=f"is sge_qmaster running? (SGE_ROOT={root}, SGE_CELL={cell}); start it "
-                         f"(bash scripts/sge.sh start), {LOCAL_HINT}") from None
+                    hint=f"is sge_qmaster running, and are SGE_ROOT={root} and SGE_CELL={cell} "
+                         "your cluster's? (rulerun's test cell: bash scripts/sge.sh start) "
+                         f"{LOCAL_HINT}") from None
             self._drmaa, self._session, self._pid = drmaa, session, os.getpid()
             _current = self
         return self

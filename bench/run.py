@@ -7,7 +7,7 @@ goes through the workload's phases from a clean tree:
   dry      dry run (-n) from clean: nothing may be created
   full     full build from clean: every expected output, nothing else
   noop     rebuild with everything up to date: no file may change
-  touch    one source touched, rebuild: exactly that source's outputs change
+  touch    one source edited, rebuild: exactly that source's outputs change
   version  `TOOL --version` (startup workload only)
 
 Each command is timed (wall clock) and its peak RSS taken by GNU time
@@ -274,9 +274,14 @@ def check_phase(phase: str, spec: Workload, n: int,
 
 
 def touch_source(root: Path, rel: str) -> None:
-    """Make `rel` newer than every output: wait out the file-time granularity, then touch."""
+    """Edit `rel` so that every tool must see it changed.
+
+    Its content changes too, not only its time: Snakemake skips a job whose
+    input is newer but has the checksum it recorded.  Waiting first makes the
+    new time later than every output's, whatever the file-time granularity.
+    """
     time.sleep(0.05)
-    os.utime(root / rel)
+    (root / rel).write_text(f"{rel} edited {time.time_ns()}\n")
 
 
 # ---------------------------------------------------------------- rounds

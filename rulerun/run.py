@@ -109,8 +109,11 @@ def make_executor(options: Options, pipefile):
     from rulerun.executors.local import LocalExecutor
     from rulerun.services import services
 
-    local = LocalExecutor(os.path.abspath(options.file), options.overrides, services())
-    return Router(local, to_cluster=not options.local, every_shell_job=options.cluster)
+    calls: dict = {}
+    local = LocalExecutor(os.path.abspath(options.file), options.overrides, calls)
+    router = Router(local, to_cluster=not options.local, every_shell_job=options.cluster)
+    calls.update(services(router))
+    return router
 
 
 def list_rules(project: Project) -> int:

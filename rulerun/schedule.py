@@ -124,6 +124,10 @@ class Scheduler:
                 self._finish(self._wait())
         except (KeyboardInterrupt, Interrupted):
             self._interrupt()
+        except BaseException:
+            self._stopping = True
+            self.executor.abort()  # e.g. the cluster can't be reached: leave no job behind
+            raise
         return self.outcome
 
     def _wait(self) -> list[JobResult]:

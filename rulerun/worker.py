@@ -38,6 +38,7 @@ def main(conn, pipefile_path: str, overrides: dict[str, str], workdir: str) -> N
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides how a run stops
     os.setpgid(0, 0)  # so the whole group (the action's own children too) can be stopped
     os.chdir(workdir)
+    _route_cluster_jobs()
     try:
         namespace, rules = _load(pipefile_path, overrides)
     except BaseException as exc:  # noqa: BLE001 - reported for every job instead
@@ -57,6 +58,13 @@ def main(conn, pipefile_path: str, overrides: dict[str, str], workdir: str) -> N
             continue
         ok, reason, detail = _run(spec, namespace, rules, codes)
         conn.send(("result", ok, reason, detail))
+
+
+def _route_cluster_jobs() -> None:
+    """run_job in an action submits through the rulerun process's one DRMAA session."""
+    from rulerun import cluster
+
+    cluster.set_submitter(lambda request: call_main("cluster_run", request))
 
 
 def _load(path: str, overrides: dict[str, str]):

@@ -58,6 +58,10 @@ class DrmaaExecutor:
             self._threads.add(thread)
         thread.start()
 
+    def session(self) -> ClusterSession:
+        """The run's one session, opened now if it is not yet (for run_job from workers)."""
+        return self._open()
+
     def _open(self) -> ClusterSession:
         with self._lock:
             if self._session is None:

@@ -18,8 +18,8 @@ class Router:
         self._lock = threading.Lock()
 
     def _is_cluster(self, spec: JobSpec) -> bool:
-        if not self.to_cluster:
-            return False
+        if not self.to_cluster or spec.kind != "shell":
+            return False  # a Python action runs here; its run_job calls reach the cluster
         return spec.native_spec is not None or (self.every_shell_job and spec.kind == "shell")
 
     def start(self, spec: JobSpec, done: Done) -> None:

@@ -372,7 +372,7 @@ class Resolver:
         if glob in self._globs:
             return self._globs[glob]
         regex = glob_regex(glob)
-        found = set(self.fs.glob(glob))
+        found = {path for path in self.fs.glob(glob) if not self._left_by_old_split(path)}
         pending = Pending()
         candidates: set[str] = set()
         for rule, pattern in self.index.patterns:
@@ -399,6 +399,18 @@ class Resolver:
         result = (sorted(found), pending)
         self._globs[glob] = result
         return result
+
+    def _left_by_old_split(self, path: str) -> bool:
+        """Was `path` made from an output of an earlier run of a split rule that this run's
+        outputs no longer include? Such a file must not leak into a glob."""
+        if not self.index.splits:
+            return False
+        for rule, values in self.index.candidates(path):
+            for pattern in rule.inputs:
+                source = normalise(compile_pattern(pattern.text).expand(values))
+                if not self.fs.exists(source) and any(glob_regex(g).fullmatch(source) for _, g in self.index.splits):
+                    return True
+        return False
 
     def _outputs_from_inputs(self, rule: Rule, out: Pattern, glob: str | None) -> tuple[list[str], Pending]:
         """Outputs of `rule` (through output pattern `out`) that its primary input's existing or

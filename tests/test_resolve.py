@@ -297,3 +297,12 @@ def test_seed_pipeline_is_deferred_behind_its_split_rule(project):
     all_job = graph.targets[0]
     assert all_job.pending
     assert {"stage2", "stage1_small", "stage1_big"} <= all_job.via_rules
+
+
+def test_files_derived_from_an_old_split_output_do_not_leak_into_globs(project):
+    project.write("big.txt")
+    project.write("chunks/c_aa.txt")
+    project.write("chunks/c_aa.count")
+    project.write("chunks/c_zz.count")     # made from chunks/c_zz.txt, which the split no longer makes
+    total = project.resolver(SPLIT).resolve_targets(["total"]).jobs[-1]
+    assert total.inputs == ["chunks/c_aa.count"]

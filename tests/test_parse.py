@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rulerun.errors import PipefileError
 from rulerun.model import PythonAction, PythonBlock, ShellAction, Variable
-from rulerun.parse import parse_text
+from rulerun.parse import load_pipefile, parse_text
 from rulerun.source import Location
 
 SEED = """\
@@ -170,6 +172,11 @@ def test_keywords_are_only_keywords_where_they_start_a_form():
     assert texts(rules[0].outputs) == ["task.txt", "limits", "python.txt"]
     assert texts(rules[0].inputs) == ["task", "limit", "python", "name", "shell"]
     assert texts(rules[1].outputs) == ["task"] and not rules[1].is_task
+
+
+def test_keywords_may_name_variables():
+    pipefile = parse("limit = 3\ntask = 1\npython = 2\n")
+    assert [(v.name, v.expression) for v in pipefile.preamble] == [("limit", "3"), ("task", "1"), ("python", "2")]
 
 
 def test_variables_limits_and_python_blocks_keep_file_order():
@@ -336,3 +343,22 @@ def test_no_lark_terminal_name_reaches_the_user():
         for raw in ("_NL", "_INDENT", "_DEDENT", "REST", "WORD", "QUOTED", "IDENT", "SIGNED_INT", "$END",
                     "COLON", "Token(", "Unexpected"):
             assert raw not in shown, (text, shown)
+
+
+# ------------------------------------------------------------------ no other exception, ever
+
+_PIECES = ["a", "b.txt", "%", "{x}", "*", " ", "  ", "    ", "\t", "\n", ":", "=", "#", '"', "\\", "task ", "limit ",
+           "python:", "shell:", "name:", "limit:", "cluster:", "queue:", "retries:", "1", "-1", "{", "}",
+           "(", "[", "'", "x = ", "\n    ", "\n        "]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40).map("".join))
+def test_any_text_parses_or_is_a_pipefile_error(text):
+    """A lark exception or traceback never reaches a user: every text is a Pipefile or an error."""
+    try:
+        load_pipefile("Pipefile", text)
+    except PipefileError as exc:
+        shown = exc.show()
+        assert shown.startswith("Pipefile:") and "Token(" not in shown and "_NL" not in shown
+        assert 1 <= exc.loc.line <= text.count("\n") + 1

@@ -153,15 +153,33 @@ class Tool:
         return self.base + dry + [self.jobs_flag, str(jobs), "all"]
 
 
+def script_package_dir(script: str) -> Path | None:
+    """The rulerun package a console script imports (read from its `#!` interpreter)."""
+    try:
+        with open(script, "rb") as f:
+            interpreter = f.readline().decode().removeprefix("#!").strip().split()
+        probe = subprocess.run(interpreter + ["-c", "import rulerun; print(rulerun.__file__)"],
+                               cwd="/", capture_output=True, text=True, timeout=60)
+    except (OSError, UnicodeDecodeError, subprocess.TimeoutExpired):
+        return None
+    return Path(probe.stdout.strip()).resolve().parent if probe.returncode == 0 else None
+
+
 def rulerun_tool() -> Tool:
-    """The console script if on PATH, else `sys.executable -m rulerun` from this checkout."""
+    """The console script if on PATH and it runs this checkout, else `python -m rulerun`.
+
+    A console script installed from another checkout (say an editable install
+    elsewhere, seen from a CI clone) would measure the wrong code.
+    """
     env = dict(os.environ)
     script = shutil.which("rulerun")
-    if script:
+    here = (REPO / "rulerun").resolve()
+    if script and script_package_dir(script) == here:
         return Tool("rulerun", [script], env, note=f"console script {script}")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    why = f"; console script {script} runs another checkout" if script else ""
     return Tool("rulerun", [sys.executable, "-m", "rulerun"], env,
-                note=f"{sys.executable} -m rulerun (PYTHONPATH={REPO})")
+                note=f"{sys.executable} -m rulerun with PYTHONPATH={REPO}{why}")
 
 
 def ensure_snakemake() -> Path:
@@ -310,7 +328,7 @@ def run_phase(case: Case, phase: str, args) -> Measurement:
     if phase == "touch":
         touch_source(case.root, case.spec.touched(case.n)[0])
     before = snapshot(case.root, case.build_file)
-    log = WORK / "logs" / f"{case.spec.name}-{case.n}-{case.tool.name}-{phase}.log"
+    log = args.work / "logs" / f"{case.spec.name}-{case.n}-{case.tool.name}-{phase}.log"
     result = run_command(case.tool.command(phase, args.jobs), case.root, case.tool.env,
                          args.timeout, log)
     if result.ok:
@@ -353,7 +371,7 @@ def rounds_for(n: int, args) -> int:
 def run_size(spec: Workload, n: int, tools: list[Tool], args) -> list[Case]:
     cases = []
     for tool in tools:
-        root = WORK / f"{spec.name}-{n}" / tool.name
+        root = args.work / f"{spec.name}-{n}" / tool.name
         generate(spec.name, n, tool.name, root)
         cases.append(Case(spec, n, tool, root))
     for r in range(rounds_for(n, args)):
@@ -439,9 +457,9 @@ def correctness(cases: list[Case], quick: bool) -> tuple[int, list[str]]:
     return passed, failures
 
 
-def save(cases: list[Case], text: str) -> Path:
+def save(cases: list[Case], text: str, prefix: str) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
     data = [{"workload": c.spec.name, "n": c.n, "tool": c.tool.name,
              "runs": {p: [asdict(m) for m in ms] for p, ms in c.runs.items()}} for c in cases]
     (RESULTS / f"{stamp}.json").write_text(json.dumps(data, indent=1))
@@ -467,6 +485,8 @@ def parse_args(argv=None):
     p.add_argument("--big-runs", type=int, default=3, help=f"rounds for N >= {BIG:,} (default 3)")
     p.add_argument("--jobs", type=int, default=2, help="-j for every tool (default 2)")
     p.add_argument("--timeout", type=float, default=600, help="seconds per command (default 600)")
+    p.add_argument("--work", type=Path, help="scratch directory (default bench/work, "
+                   "bench/work/quick with --quick, so that CI does not disturb a full run)")
     p.add_argument("--quick", action="store_true",
                    help="CI: smallest size of each workload, rulerun only, one round, correctness")
     args = p.parse_args(argv)
@@ -478,6 +498,7 @@ def parse_args(argv=None):
             p.error(f"unknown workload {name!r} (choose from {', '.join(WORKLOADS)})")
     if args.quick:
         args.tools, args.runs = ["rulerun"], 1
+    args.work = args.work or (WORK / "quick" if args.quick else WORK)
     return args
 
 
@@ -489,7 +510,7 @@ def sizes_for(spec: Workload, args) -> list[int]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    (WORK / "logs").mkdir(parents=True, exist_ok=True)
+    (args.work / "logs").mkdir(parents=True, exist_ok=True)
     tools = [make_tool(name) for name in args.tools]
     header = environment(tools, args)
     print(header, flush=True)
@@ -501,7 +522,8 @@ def main(argv=None) -> int:
     passed, failures = correctness(cases, args.quick)
     text = "\n\n".join([header, table(cases, args.tools)]) + "\n"
     print("\n" + table(cases, args.tools))
-    print(f"\nresults saved to {save(cases, text)}")
+    saved = save(cases, text, "quick-" if args.quick else "")
+    print(f"\nresults saved to {saved}")
     for failure in failures:
         print(f"FAILED {failure}")
     print(f"correctness checks: {passed} passed, {len(failures)} failed")

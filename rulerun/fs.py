@@ -46,6 +46,8 @@ class FileSystem:
         """Modification time in nanoseconds, or None when the file is missing."""
         if path in self._mtimes:
             return self._mtimes[path]
+        if not self.exists(path):  # the listing answers for missing files: no stat needed
+            return None
         try:
             value = os.stat(path).st_mtime_ns
         except OSError:
@@ -76,9 +78,16 @@ class FileSystem:
         return [found for p in paths if names.get(os.path.basename(p)) for found in self._walk(p, more)]
 
     def forget(self, path: str) -> None:
-        """Drop what is cached about `path` and its directory (it was made, changed or removed)."""
+        """`path` was made, changed or removed: look at it again (and only at it; relisting a
+        large directory after every job would make a run quadratic)."""
         self._mtimes.pop(path, None)
-        self._listings.pop(os.path.dirname(path), None)
+        directory, name = os.path.split(path)
+        listing = self._listings.get(directory)
+        if listing is not None and name:
+            if os.path.lexists(path):
+                listing[name] = os.path.isdir(path)
+            else:
+                listing.pop(name, None)
 
     def forget_all(self) -> None:
         self._listings.clear()

@@ -12,7 +12,7 @@ from typing import Iterable
 from rulerun.model import Rule
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Job:
     """One unit of work. `rule` is None for a placeholder: a target whose rule can only be
     chosen after a split rule ran (it has no action; its deps are filled in by expansion).
@@ -28,9 +28,11 @@ class Job:
     inputs: list[str]
     values: dict[str, str] = field(default_factory=dict)
     deps: list["Job"] = field(default_factory=list)
-    pending: list[tuple[str, str, int]] = field(default_factory=list)
-    after: set["Job"] = field(default_factory=set)
-    via_rules: set[str] = field(default_factory=set)
+    is_split: bool = False
+    # empty and shared until a job really waits on a split (most never do): keeps jobs small
+    pending: list[tuple[str, str, int]] | tuple = ()
+    after: set["Job"] | frozenset = frozenset()
+    via_rules: set[str] | frozenset = frozenset()
 
     @property
     def name(self) -> str:
@@ -39,12 +41,6 @@ class Job:
     @property
     def is_task(self) -> bool:
         return bool(self.rule and self.rule.is_task)
-
-    @property
-    def is_split(self) -> bool:
-        from rulerun.patterns import is_glob
-
-        return bool(self.rule and not self.rule.is_task and any(is_glob(o.text) for o in self.rule.outputs))
 
     @property
     def stem(self) -> str | None:

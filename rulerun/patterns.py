@@ -48,6 +48,8 @@ class Pattern:
     names: tuple[str, ...]
     prefix: str
     suffix: str
+    pieces: tuple[tuple[bool, str], ...]  # (is_wildcard, literal text or wildcard name)
+    is_glob: bool
 
     @property
     def is_literal(self) -> bool:
@@ -60,7 +62,13 @@ class Pattern:
 
     def expand(self, values: dict[str, str]) -> str:
         """This pattern with each wildcard replaced by its value (KeyError if one is missing)."""
-        return _TOKEN.sub(lambda m: values[m.group(1) or STEM], self.text)
+        if not self.names:
+            return self.text
+        return "".join(values[text] if wild else text for wild, text in self.pieces)
+
+    def expand_as_glob(self, values: dict[str, str]) -> str:
+        """Like expand, for a glob pattern: glob characters in the values match only themselves."""
+        return self.expand({name: escape_glob(value) for name, value in values.items()})
 
     def as_glob(self) -> str:
         """This pattern with every wildcard turned into `*`: the files it could name in one directory."""
@@ -70,11 +78,14 @@ class Pattern:
 @lru_cache(maxsize=None)
 def compile_pattern(text: str) -> Pattern:
     parts: list[str] = []
+    pieces: list[tuple[bool, str]] = []
     seen: set[str] = set()
     last = 0
     for match in _TOKEN.finditer(text):
         parts.append(re.escape(text[last:match.start()]))
+        pieces.append((False, text[last:match.start()]))
         name = match.group(1) or STEM
+        pieces.append((True, name))
         if name in seen:
             parts.append(f"(?P={name})")
         else:
@@ -82,10 +93,17 @@ def compile_pattern(text: str) -> Pattern:
             seen.add(name)
         last = match.end()
     parts.append(re.escape(text[last:]))
+    pieces.append((False, text[last:]))
     tokens = list(_TOKEN.finditer(text))
     prefix = text[: tokens[0].start()] if tokens else text
     suffix = text[tokens[-1].end():] if tokens else text
-    return Pattern(text, re.compile("".join(parts), re.DOTALL), tuple(wildcard_names(text)), prefix, suffix)
+    return Pattern(text, re.compile("".join(parts), re.DOTALL), tuple(wildcard_names(text)), prefix, suffix,
+                   tuple(p for p in pieces if p[1] or p[0]), is_glob(text))
+
+
+def escape_glob(value: str) -> str:
+    """`value` as a glob that matches only itself ('a*b' -> 'a[*]b')."""
+    return re.sub(r"([*?\[])", r"[\1]", value)
 
 
 def specificity(values: dict[str, str]) -> int:

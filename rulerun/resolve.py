@@ -52,12 +52,17 @@ class RuleIndex:
         self.splits: list[tuple[Rule, str]] = []
         self.tasks: dict[str, Rule] = {}
         self.names: dict[str, Rule] = {}
+        self.inputs: dict[int, tuple[Pattern, ...]] = {}
+        self.outputs: dict[int, tuple[Pattern, ...]] = {}
+        self.split_rules: set[int] = set()
         for rule in rules:
             self._add(rule)
         self.suffix_lengths = sorted({len(s) for s in self.by_suffix})
 
     def _add(self, rule: Rule) -> None:
         self.names.setdefault(rule.name, rule)
+        self.inputs[rule.index] = tuple(compile_pattern(normalise(i.text)) for i in rule.inputs)
+        self.outputs[rule.index] = tuple(compile_pattern(normalise(o.text)) for o in rule.outputs)
         if rule.is_task:
             self.tasks[rule.name] = rule
             return
@@ -65,6 +70,7 @@ class RuleIndex:
             text = normalise(out.text)
             if is_glob(text):
                 self.splits.append((rule, text))
+                self.split_rules.add(rule.index)
             elif (pattern := compile_pattern(text)).is_literal:
                 self.literal.setdefault(text, []).append(rule)
             else:
@@ -74,15 +80,15 @@ class RuleIndex:
     def candidates(self, path: str) -> list[tuple[Rule, dict[str, str]]]:
         """Pattern rules whose output matches `path`, with the wildcard values, most specific first."""
         found: list[tuple[Rule, dict[str, str]]] = []
-        seen: set[int] = set()
+        by_suffix = self.by_suffix
+        size = len(path)
         for length in self.suffix_lengths:
-            key = path[len(path) - length:] if length else ""
-            for rule, pattern in self.by_suffix.get(key, ()):
+            for rule, pattern in by_suffix.get(path[size - length:] if length else "", ()):
                 values = pattern.match(path)
-                if values is not None and rule.index not in seen:
-                    seen.add(rule.index)
+                if values is not None and all(rule is not r for r, _ in found):
                     found.append((rule, values))
-        found.sort(key=lambda c: (specificity(c[1]), c[0].index))
+        if len(found) > 1:
+            found.sort(key=lambda c: (specificity(c[1]), c[0].index))
         return found
 
 
@@ -101,6 +107,7 @@ class Resolver:
         self._split_jobs: dict[int, Job] = {}
         self._splits_ran: set[Job] = set()
         self._globs: dict[str, tuple[list[str], Pending]] = {}
+        self._globs_used: set[str] = set()  # outlives _globs, which split_finished clears
         self._in_progress: dict[str, int] = {}
         self._path_stack: list[str] = []
         self._rule_stack: list[int] = []
@@ -147,7 +154,7 @@ class Resolver:
     def _source_job(self, path: str) -> Job:
         """A requested target that is a source file: nothing to do, but the graph needs a node."""
         job = self._new_job(None, [path], [], {})
-        job.via_rules.add("source")
+        job.via_rules = frozenset({"source"})
         return job
 
     def _rule_target(self, rule: Rule) -> Job:
@@ -157,13 +164,13 @@ class Resolver:
         if pending.splits:
             return self._placeholder([("rule", rule.name, 0)], pending)
         holder = self._new_job(None, [], [], {})
-        holder.via_rules.add(rule.name)
+        holder.via_rules = frozenset({rule.name})
         holder.deps = _unique(made)
         return holder
 
     def _placeholder(self, items: list[tuple[str, str, int]], pending: Pending) -> Job:
         job = self._new_job(None, [], [], {})
-        job.pending = items
+        job.pending = list(items)
         job.after = set(pending.splits)
         job.via_rules = set(pending.via)
         job.deps = sorted(pending.splits, key=lambda j: j.id)
@@ -252,10 +259,8 @@ class Resolver:
     def _build_job(self, rule: Rule, values: dict[str, str], strict: bool) -> Resolution:
         """A job of `rule` with wildcard `values`, its inputs resolved. strict (literal rules and
         tasks): a missing input is an error; otherwise it makes the candidate drop out."""
-        outputs = [normalise(compile_pattern(o.text).expand(values)) for o in rule.outputs]
-        if rule.is_task:
-            outputs = []
-        key = (rule.index, tuple(outputs) if outputs else (rule.name,))
+        outputs = [] if rule.is_task else [o.expand(values) for o in self.index.outputs[rule.index]]
+        key = (rule.index, outputs[0] if outputs else rule.name)
         if key in self._jobs:
             return self._jobs[key]
         job = self._new_job(rule, outputs, [], values)
@@ -271,7 +276,7 @@ class Resolver:
         return job
 
     def _register(self, job: Job) -> Job:
-        key = (job.rule.index, tuple(job.outputs) if job.outputs else (job.rule.name,))
+        key = (job.rule.index, job.outputs[0] if job.outputs else job.rule.name)
         self._jobs.setdefault(key, job)
         return self._jobs[key]
 
@@ -279,27 +284,23 @@ class Resolver:
         """Fill job.inputs and job.deps; return why it can't be made, or Pending when every
         input is known except some that wait on a split that is not optional."""
         deps: list[Job] = []
-        for position, pattern in enumerate(job.rule.inputs):
-            text = normalise(compile_pattern(pattern.text).expand(job.values))
-            if is_glob(text):
+        for position, pattern in enumerate(self.index.inputs[job.rule.index]):
+            if pattern.is_glob:
+                text = pattern.expand_as_glob(job.values)
                 paths, pending = self.expand_glob(text)
                 if pending.splits:
-                    job.pending.append(("glob", text, position))
-                    job.after |= pending.splits
-                    job.via_rules |= pending.via
+                    _wait(job, ("glob", text, position), pending)
                     deps.extend(pending.splits)
                     continue
             else:
-                paths = [text]
+                paths = [pattern.expand(job.values)]
             for path in paths:
                 found = self._resolve(path)
                 if isinstance(found, Job):
                     deps.append(found)
                 elif isinstance(found, Pending):
                     if job.rule.is_task or strict:
-                        job.pending.append(("input", path, position))
-                        job.after |= found.splits
-                        job.via_rules |= found.via
+                        _wait(job, ("input", path, position), found)
                         deps.extend(found.splits)
                         continue
                     return found
@@ -323,7 +324,8 @@ class Resolver:
 
     def _new_job(self, rule: Rule | None, outputs: list[str], inputs: list[str], values: dict[str, str]) -> Job:
         self._next_id += 1
-        return Job(self._next_id, rule, outputs, inputs, dict(values))
+        split = rule is not None and rule.index in self.index.split_rules
+        return Job(self._next_id, rule, outputs, inputs, values, is_split=split)
 
     # ------------------------------------------------------------------ split rules
 
@@ -369,6 +371,7 @@ class Resolver:
     def expand_glob(self, glob: str) -> tuple[list[str], Pending]:
         """Files matching `glob` that exist or that rules can make, sorted; and the split jobs
         that must run before the answer is complete."""
+        self._globs_used.add(glob)
         if glob in self._globs:
             return self._globs[glob]
         regex = glob_regex(glob)
@@ -411,6 +414,11 @@ class Resolver:
                 if not self.fs.exists(source) and any(glob_regex(g).fullmatch(source) for _, g in self.index.splits):
                     return True
         return False
+
+    def globs_used(self) -> list[str]:
+        """Every glob expanded so far, sorted, including those only asked about to find what
+        rules can make (`*.c` behind `*.o`): the directories watch mode must watch."""
+        return sorted(self._globs_used)
 
     def _outputs_from_inputs(self, rule: Rule, out: Pattern, glob: str | None) -> tuple[list[str], Pending]:
         """Outputs of `rule` (through output pattern `out`) that its primary input's existing or
@@ -469,8 +477,7 @@ class Resolver:
             else:
                 paths, pending = self.expand_glob(text) if kind == "glob" else ([text], Pending())
                 if pending.splits:
-                    job.pending.append((kind, text, position))
-                    job.after |= pending.splits
+                    _wait(job, (kind, text, position), pending)
                     new_deps.extend(pending.splits)
                     continue
                 new_deps.extend(self._input_producers(job, paths))
@@ -508,6 +515,13 @@ class Resolver:
         known = list(self.index.literal) + list(self.index.tasks) + list(self.index.names)
         close = difflib.get_close_matches(path, known, n=1)
         return f"did you mean '{close[0]}'?" if close else None
+
+
+def _wait(job: Job, item: tuple[str, str, int], pending: Pending) -> None:
+    """`job` can't know `item` until `pending`'s split jobs ran."""
+    job.pending = [*job.pending, item]
+    job.after = set(job.after) | pending.splits
+    job.via_rules = set(job.via_rules) | pending.via
 
 
 def _primary_input(rule: Rule, out: Pattern) -> Pattern | None:

@@ -37,9 +37,11 @@ class FileSystem:
         return found
 
     def exists(self, path: str) -> bool:
-        directory, name = os.path.split(path)
+        directory, _, name = path.rpartition("/")
         if not name:
             return os.path.exists(path)
+        if not directory and path.startswith("/"):
+            directory = "/"
         return name in self.listing(directory)
 
     def mtime(self, path: str) -> float | None:

@@ -64,7 +64,9 @@ class Pattern:
         """This pattern with each wildcard replaced by its value (KeyError if one is missing)."""
         if not self.names:
             return self.text
-        return "".join(values[text] if wild else text for wild, text in self.pieces)
+        if sum(wild for wild, _ in self.pieces) == 1:
+            return self.prefix + values[self.names[0]] + self.suffix  # one wildcard: the common case
+        return "".join([values[text] if wild else text for wild, text in self.pieces])
 
     def expand_as_glob(self, values: dict[str, str]) -> str:
         """Like expand, for a glob pattern: glob characters in the values match only themselves."""

@@ -32,6 +32,13 @@ class Options:
     graph: bool = False
     list_rules: bool = False
     verbosity: int = 0
+    restartable: bool = False   # main() may re-exec the program (it was started as rulerun)
+
+
+class RestartForDrmaa(BaseException):
+    """Raised (before any job starts) when the run must start again with GLIBC_TUNABLES set so
+    that libdrmaa can be loaded; main() re-executes the program.  A BaseException, so that no
+    `except Exception` on the way swallows it."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,9 +89,12 @@ def parse_args(argv: list[str]) -> Options:
 
 def main(argv: list[str] | None = None) -> int:
     """Run rulerun with `argv`; return the exit status (0 ok, 1 a job failed, 2 a user error)."""
+    restartable = argv is None   # only the program itself may be re-executed, not a caller's process
     argv = sys.argv[1:] if argv is None else argv
+    start_dir = os.getcwd()
     try:
         options = parse_args(argv)
+        options.restartable = restartable
         if options.directory:
             try:
                 os.chdir(options.directory)
@@ -100,6 +110,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("rulerun: interrupted\n")
         return 130
+    except RestartForDrmaa:
+        return _restart(start_dir, argv)
+
+
+def _restart(start_dir: str, argv: list[str]) -> int:
+    """Start this run again, from the directory it was started in (-C is in argv), with the
+    GLIBC_TUNABLES setting libdrmaa needs; returns only if that fails."""
+    from rulerun.cluster import TLS_TUNABLE, reexec_with_tls_fix
+
+    try:
+        os.chdir(start_dir)
+        reexec_with_tls_fix([sys.argv[0], *argv])
+    except OSError as exc:
+        sys.stderr.write(f"rulerun: could not restart with GLIBC_TUNABLES={TLS_TUNABLE} for the "
+                         f"DRMAA library: {exc}\nhint: set it in the environment, or run with --local\n")
+        return 2
+    sys.stderr.write("rulerun: internal error: the restart for the DRMAA library did not happen\n")
+    return 2
 
 
 def _terminate(signum, frame) -> None:
@@ -110,3 +138,4 @@ def entry() -> None:
     """The console script: SIGTERM stops a run as Ctrl-C does."""
     signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())
+

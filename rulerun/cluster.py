@@ -91,6 +91,14 @@ def load_drmaa():
     return drmaa
 
 
+def tls_restart_due(env: Mapping[str, str] | None = None) -> bool:
+    """True if this process should start again with GLIBC_TUNABLES set before it loads DRMAA:
+    DRMAA_LIBRARY_PATH is set, the tunable is missing, and it has not restarted once already."""
+    env = os.environ if env is None else env
+    return bool(env.get("DRMAA_LIBRARY_PATH") and not env.get(REEXEC_MARKER)
+                and "optional_static_tls" not in env.get("GLIBC_TUNABLES", ""))
+
+
 def reexec_with_tls_fix(argv: list[str] | None = None, *, needed: bool = True) -> None:
     """Restart this process with GLIBC_TUNABLES fixed if DRMAA will be loaded and it lacks it.
 
@@ -99,8 +107,7 @@ def reexec_with_tls_fix(argv: list[str] | None = None, *, needed: bool = True) -
     (returns) when not needed, already set, or already restarted once; otherwise never returns.
     """
     env = os.environ
-    if (not needed or not env.get("DRMAA_LIBRARY_PATH") or env.get(REEXEC_MARKER)
-            or "optional_static_tls" in env.get("GLIBC_TUNABLES", "")):
+    if not needed or not tls_restart_due(env):
         return
     argv = list(sys.argv if argv is None else argv)
     prefix = sys.orig_argv[:max(1, len(sys.orig_argv) - len(sys.argv) + 1)]

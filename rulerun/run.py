@@ -82,11 +82,16 @@ def build(project: Project, graph, reporter) -> int:
     from rulerun.schedule import Limits, Scheduler
     from rulerun.state import RunLock
 
+    cluster = submits_to_cluster(project, graph)
+    if cluster:
+        restart_for_drmaa(project)
     lock = RunLock()
     lock.acquire(wait=True, on_wait=lambda holder: reporter.warning(
         f"another rulerun ({holder}) is running in this directory; waiting for it to finish"))
     executor = make_executor(project.options, project.pipefile)
     try:
+        if cluster:   # no drmaa, no library, scheduler down: say so before any job starts
+            executor.cluster().session()
         scheduler = Scheduler(graph, executor, Limits(project.options.jobs, project.pipefile), project.dirty,
                               project.work, project.state, reporter, project.resolver,
                               keep_going=project.options.keep_going, env=dict(os.environ))
@@ -99,6 +104,38 @@ def build(project: Project, graph, reporter) -> int:
         lock.release()
 
 
+def submits_to_cluster(project: Project, graph) -> bool:
+    """Whether this build will submit cluster jobs, so DRMAA must be loaded: a job that must run
+    has a cluster rule (or any shell rule, with --cluster), or a Python action that calls
+    run_job, or waits on a split rule while the Pipefile has such rules.  Never with --local
+    or --touch; runs that don't submit never import drmaa."""
+    from rulerun.executors.route import may_submit, python_submits
+
+    options = project.options
+    if options.local or options.touch or options.dry_run or options.graph or options.list_rules:
+        return False
+    preamble = python_submits(project.pipefile)
+    anywhere = any(may_submit(r, options.cluster, preamble) for r in project.pipefile.rules)
+    relevant = [job for job in graph.jobs
+                if may_submit(job.rule, options.cluster, preamble) or (job.pending and anywhere)]
+    if not relevant:
+        return False
+    for job in graph.jobs:   # dependency order; the scheduler decides again, to the same answers
+        project.dirty.decide(job)
+    return any(project.dirty.must_run(job) for job in relevant)
+
+
+def restart_for_drmaa(project: Project) -> None:
+    """Before anything runs: if libdrmaa needs GLIBC_TUNABLES at process start and it is
+    missing, have the CLI start this run again with it (cluster.reexec_with_tls_fix)."""
+    from rulerun.cli import RestartForDrmaa
+    from rulerun.cluster import tls_restart_due
+
+    if project.options.restartable and tls_restart_due():
+        project.state.close()
+        raise RestartForDrmaa()
+
+
 def make_executor(options: Options, pipefile):
     from rulerun.executors.route import Router
 
@@ -109,10 +146,9 @@ def make_executor(options: Options, pipefile):
     from rulerun.executors.local import LocalExecutor
     from rulerun.services import services
 
-    calls: dict = {}
-    local = LocalExecutor(os.path.abspath(options.file), options.overrides, calls)
-    router = Router(local, to_cluster=not options.local, every_shell_job=options.cluster)
-    calls.update(services(router))
+    # the workers' calls (run_job -> cluster_run) are bound to the router that holds them
+    router = Router(None, to_cluster=not options.local, every_shell_job=options.cluster)
+    router.local = LocalExecutor(os.path.abspath(options.file), options.overrides, services(router))
     return router
 
 

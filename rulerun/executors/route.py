@@ -6,6 +6,24 @@ from __future__ import annotations
 import threading
 
 from rulerun.executors.base import Done, JobSpec
+from rulerun.model import PythonBlock, ShellAction
+
+
+def may_submit(rule, every_shell_job: bool = False, preamble_submits: bool = False) -> bool:
+    """Whether a job of `rule` may submit to the cluster (when the run is not --local): its
+    shell action goes there (as Router.start decides), or its Python action calls run_job,
+    itself or through a helper of the top-level Python (`preamble_submits`)."""
+    if rule is None or rule.action is None:
+        return False
+    if isinstance(rule.action, ShellAction):
+        return rule.is_cluster or every_shell_job
+    return preamble_submits or "run_job" in rule.action.source
+
+
+def python_submits(pipefile) -> bool:
+    """True if the Pipefile's top-level Python mentions run_job (a helper actions may call)."""
+    return any(isinstance(item, PythonBlock) and "run_job" in item.source
+               for item in pipefile.preamble)
 
 
 class Router:

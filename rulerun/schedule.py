@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -114,24 +116,34 @@ class Scheduler:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> Outcome:
-        try:
-            self._plan(self.graph.jobs)
-            self.reporter.run_started(self._count_to_run(self.graph.jobs))
-            while self._running or (self._any_ready() and not self._stopping):
-                self._start_ready()
-                if not self._running:
-                    break
-                self._finish(self._wait())
-        except (KeyboardInterrupt, Interrupted):
-            self._interrupt()
-        except BaseException:
-            self._stopping = True
-            self.executor.abort()  # e.g. the cluster can't be reached: leave no job behind
-            raise
+        with _DeferredSignals() as signals:  # also while stopping: a second Ctrl-C must not orphan jobs
+            try:
+                self._plan(self.graph.jobs)
+                self.reporter.run_started(self._count_to_run(self.graph.jobs))
+                while self._running or (self._any_ready() and not self._stopping):
+                    signals.check()
+                    self._start_ready()
+                    if not self._running:
+                        break
+                    self._finish(self._wait(signals))
+                signals.check()
+            except (KeyboardInterrupt, Interrupted):
+                self._interrupt()
+            except BaseException:
+                self._stopping = True
+                self.executor.abort()  # e.g. the cluster can't be reached: leave no job behind
+                raise
         return self.outcome
 
-    def _wait(self) -> list[JobResult]:
-        results = [self._events.get()]
+    def _wait(self, signals: "_DeferredSignals") -> list[JobResult]:
+        """The results that have arrived, at least one; [] when a signal asks the run to stop."""
+        while True:
+            try:
+                results = [self._events.get(timeout=0.1)]
+                break
+            except queue.Empty:
+                if signals.received:
+                    return []
         while True:
             try:
                 results.append(self._events.get_nowait())
@@ -318,6 +330,35 @@ class Scheduler:
                     skipped.append(dependent)
                     work.append(dependent)
         return [j for j in skipped if _has_action(j)]
+
+
+class _DeferredSignals:
+    """SIGINT and SIGTERM during the run loop only set a flag, acted on by `check()` between two
+    steps of the loop. Raised at any bytecode (Python's default), KeyboardInterrupt could land
+    between taking a result off the queue and recording it, or between starting a process and
+    registering it: that job would then never be stopped or waited for, and the run would hang
+    waiting for its result. In a thread other than the main one (no signals there) this does nothing."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._saved: dict[int, object] = {}
+
+    def __enter__(self) -> "_DeferredSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._note)
+        return self
+
+    def _note(self, signum, frame) -> None:
+        self.received = signum
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise Interrupted(signal.Signals(self.received).name)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
 
 
 def _has_action(job: Job) -> bool:

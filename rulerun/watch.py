@@ -27,7 +27,7 @@ from rulerun.fs import normalise
 from rulerun.patterns import glob_regex, split_glob
 from rulerun.state import STATE_DIR
 
-DEBOUNCE = 0.06     # seconds of quiet that end a burst (an editor's save, a git checkout)
+DEBOUNCE = 0.08     # seconds of quiet that end a burst (an editor's save, a git checkout)
 BURST_LIMIT = 2.0   # a burst that never goes quiet is built after this long anyway
 MAX_WATCHES = 24    # each watched directory costs an inotify instance (128 per user by default)
 SHOWN_PATHS = 3     # changed paths named in a trigger line before "and N more"
@@ -108,8 +108,8 @@ class WatchSet:
         return any(_inside(wanted, path) for wanted in self.missing)
 
     def describe(self) -> str:
-        globs = f" and {len(self.globs)} glob(s)" if self.globs else ""
-        return f"{len(self.files)} file(s){globs} in {len(self.directories)} director(ies)"
+        globs = f" and {_count(len(self.globs), 'glob')}" if self.globs else ""
+        return f"{_count(len(self.files), 'file')}{globs} in {_count(len(self.directories), 'directory')}"
 
 
 def _directories(files: frozenset[str], globs: tuple[str, ...]) -> tuple[dict[str, bool], list[str]]:
@@ -294,6 +294,8 @@ class WatchLoop:
             project = Project(self.options)
         except RulerunError as exc:
             return self._failed(exc, f"watching as the last good {self.options.file} said, until it is fixed")
+        for text in project.state.warnings:
+            self.reporter.warning(text)
         try:
             graph = project.graph()
         except RulerunError as exc:
@@ -313,8 +315,8 @@ class WatchLoop:
 
     def _watch(self, watched: WatchSet) -> WatchSet:
         self.watched = watched.remembering(self.watched)
-        self.changes.watch(watched.directories)
-        return watched
+        self.changes.watch(self.watched.directories)
+        return self.watched
 
     def _fresh_reporter(self):
         from rulerun.ui import make_reporter
@@ -338,9 +340,9 @@ class WatchLoop:
             failure, more = outcome.failures[0], len(outcome.failures) - 1
             others = f" (and {more} more failed)" if more else ""
             self.reporter.note(f"failed: {failure.spec.label}: {failure.result.reason or 'failed'}{others}; "
-                               f"{_jobs(outcome.ran)} ran in {elapsed:.1f}s; still watching")
+                               f"{_count(outcome.ran, 'job')} ran in {elapsed:.1f}s; still watching")
         else:
-            recorder.note(f"{verb}: {_jobs(outcome.ran)} ran, ok in {elapsed:.1f}s")
+            recorder.note(f"{verb}: {_count(outcome.ran, 'job')} ran, ok in {elapsed:.1f}s")
 
 
 class _Recorder:
@@ -360,8 +362,10 @@ class _Recorder:
         return getattr(self._inner, name)
 
 
-def _jobs(count: int) -> str:
-    return f"{count} job{'s' if count != 1 else ''}"
+def _count(count: int, noun: str) -> str:
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
 
 
 def _shorten(paths: list[str]) -> str:

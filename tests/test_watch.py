@@ -354,3 +354,12 @@ def test_many_directories_are_coalesced_into_recursive_watches():
     assert all(d == "/p/d0" or not d.startswith("/p/d0/") for d in merged)
     covered = lambda d: any(d == m or (r and d.startswith(m + "/")) for m, r in merged.items())  # noqa: E731
     assert all(covered(d) for d in dirs)
+
+
+def test_a_deleted_source_stays_watched_in_its_own_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "raw").mkdir()
+    before = WatchSet(frozenset({"Pipefile", "raw/b.txt"}))
+    after = WatchSet(frozenset({"Pipefile"})).remembering(before)
+    assert after.files == {"Pipefile", "raw/b.txt"}
+    assert str(tmp_path / "raw") in after.directories

@@ -295,7 +295,8 @@ def test_kill_9_then_rerun_reruns_exactly_the_unfinished(project):
 
 
 def test_interrupt_stops_jobs_cleans_outputs_and_exits_130(project):
-    project.write("Pipefile", "a :\n    shell: echo partial > a; sleep 30\nb :\n    shell: echo partial > b; sleep 30\n"
+    nap = f"sleep 30.{os.getpid()}{int(time.time() * 1000) % 100000}"   # a marker only this test's jobs have
+    project.write("Pipefile", f"a :\n    shell: echo partial > a; {nap}\nb :\n    shell: echo partial > b; {nap}\n"
                   "task all : a b\n")
     proc = subprocess.Popen([sys.executable, "-m", "rulerun", "-j", "2", "all"], cwd=project.root,
                             env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
@@ -311,7 +312,7 @@ def test_interrupt_stops_jobs_cleans_outputs_and_exits_130(project):
     assert not project.exists("a") and not project.exists("b")
     assert project.read(".rulerun/failed/a") == "partial\n"
     assert "Traceback" not in err
-    assert subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True).stdout == b""
+    assert subprocess.run(["pgrep", "-f", nap], capture_output=True).stdout == b""
     assert "it was interrupted" not in project.run("-n", "all").stdout   # state consistent: cleared
 
 

@@ -94,8 +94,19 @@ class Dirty:
         old = self.state.signature(key)
         if old is None:
             return []
-        new = self.signature(job)
-        return _changes(old, new)
+        reasons = _changes(old, self.signature(job))
+        changed = self._input_changed_since(job, old.get("newest_input"))
+        return reasons + ([changed] if changed else [])
+
+    def _input_changed_since(self, job: Job, newest_then: int | None) -> str | None:
+        """An input newer than when the job last started: it changed while the job ran."""
+        if not newest_then:
+            return None
+        for path in job.inputs:
+            mtime = self.fs.mtime(path)
+            if mtime is not None and mtime > newest_then:
+                return f"input '{path}' changed after the job last started"
+        return None
 
 
 def _changes(old: dict, new: dict) -> list[str]:

@@ -112,6 +112,7 @@ class Scheduler:
         self._running: dict[int, tuple[Job, JobSpec, float]] = {}
         self._stopping = False
         self._quarantined: dict[int, list[str]] = {}
+        self._newest_input: dict[int, int] = {}
 
     # ------------------------------------------------------------------ the loop
 
@@ -249,6 +250,7 @@ class Scheduler:
         specs = [(job, self.work.spec(job, self.env)) for job, _ in batch]
         self.state.jobs_started([(job_key(job), job.outputs) for job, _ in batch])
         for job, spec in specs:
+            self._newest_input[job.id] = _newest_mtime(job.inputs)
             self._prepare_outputs(job)
             self._running[job.id] = (job, spec, time.monotonic())
             self.reporter.job_started(job, spec, self.dirty.reasons.get(job, []))
@@ -303,10 +305,17 @@ class Scheduler:
     def _record(self, done, failed) -> None:
         """One transaction for the successes, one for the failures of this batch."""
         if done:
-            self.state.jobs_finished([(job_key(j), j.outputs, self.work.signature(j)) for j, _, _, _ in done])
+            self.state.jobs_finished([(job_key(j), j.outputs, self._signature(j)) for j, _, _, _ in done])
         if failed:
             self._quarantined.update({j.id: _quarantine(j.outputs) for j, _, _, _ in failed})
             self.state.jobs_cleared([(job_key(j), j.outputs) for j, _, _, _ in failed])
+
+    def _signature(self, job: Job) -> dict:
+        """The job's signature, with its inputs' newest time as it was when the job started: an
+        input changed while the job ran is then seen as changed by the next run."""
+        signature = self.work.signature(job)
+        signature["newest_input"] = self._newest_input.pop(job.id, 0)
+        return signature
 
     def _failed(self, job: Job, spec: JobSpec, result: JobResult) -> None:
         failure = Failure(job, spec, result, self._quarantined.get(job.id, []))
@@ -359,6 +368,16 @@ class _DeferredSignals:
     def __exit__(self, *exc) -> None:
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)
+
+
+def _newest_mtime(paths: list[str]) -> int:
+    newest = 0
+    for path in paths:
+        try:
+            newest = max(newest, os.stat(path).st_mtime_ns)
+        except OSError:
+            pass
+    return newest
 
 
 def _has_action(job: Job) -> bool:

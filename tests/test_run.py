@@ -409,3 +409,15 @@ def test_values_from_paths_are_quoted(project):
     assert result.returncode == 0, result.stderr
     assert project.read(nasty[:-3] + ".out") == "data"
     assert not project.exists("PWNED") and not project.exists("PWNED2")
+
+
+def test_input_changed_while_its_job_ran_reruns_it_next_time(project):
+    project.write("in.txt", "v1")
+    # the job reads in.txt, in.txt changes while it runs, then the job writes its output
+    project.write("Pipefile", "out.txt : in.txt\n    shell: cp {input} tmp; echo v2 > in.txt; sleep 0.05; "
+                              "cp tmp {output}\n")
+    assert project.run("out.txt").returncode == 0
+    # in.txt is now older than out.txt, yet it changed after the job read it
+    assert os.stat(project.root / "in.txt").st_mtime_ns < os.stat(project.root / "out.txt").st_mtime_ns
+    dry = project.run("-n", "out.txt")
+    assert "input 'in.txt' changed after the job last started" in dry.stdout

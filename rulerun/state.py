@@ -9,6 +9,7 @@ Writes are batched: one transaction per batch of starts or completions.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -20,6 +21,13 @@ from rulerun.errors import StateError
 
 SCHEMA_VERSION = 1
 STATE_DIR = ".rulerun"
+BUSY_TIMEOUT = 30.0  # seconds to wait for a lock on the database held by some other program
+_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED: the database is fine, someone holds it
+_DAMAGE_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB: set it aside and start anew
+
+
+class _Damaged(sqlite3.DatabaseError):
+    """PRAGMA quick_check found damage."""
 
 
 class State:
@@ -30,6 +38,7 @@ class State:
         self.path = os.path.join(directory, "state.db")
         self.warnings: list[str] = []
         self._readonly = readonly
+        self._signatures: dict[str, str] | None = None
         self._db = self._open()
 
     def _open(self) -> sqlite3.Connection | None:
@@ -39,10 +48,20 @@ class State:
         try:
             return self._connect()
         except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):  # locked, disk full, read-only: the database itself is fine
+                raise self._unusable(exc) from None
             return self._recover(exc)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+        try:
+            self._prepare(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
@@ -56,15 +75,23 @@ class State:
             raise StateError(f"{self.path} was written by another version of rulerun (schema {row[0]})",
                              hint=f"remove {self.directory}/state.db; every job whose outputs exist and "
                                   "are newer than its inputs stays up to date")
-        db.execute("SELECT count(*) FROM signatures").fetchone()
-        db.execute("SELECT count(*) FROM incomplete").fetchone()
-        return db
+        # Damage shows up only when a damaged page is read (an index page: at the first lookup,
+        # mid-run); check every page now, while it can still be set aside.
+        check = db.execute("PRAGMA quick_check").fetchall()
+        if check != [("ok",)]:
+            raise _Damaged("database disk image is malformed: " + "; ".join(r[0] for r in check[:3]))
+        if not self._readonly:  # find a lock held elsewhere now, not when the first job starts
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("COMMIT")
 
     def _recover(self, exc: Exception) -> sqlite3.Connection:
         """A corrupt database: keep it aside for inspection and start a new one. Everything
         whose outputs are newer than its inputs stays up to date; only remembered signatures
         and incomplete marks are lost, so say so."""
         aside = f"{self.path}.corrupt-{int(time.time())}"
+        number = 1
+        while os.path.exists(aside):
+            aside, number = f"{self.path}.corrupt-{int(time.time())}-{number}", number + 1
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(self.path + suffix):
                 os.replace(self.path + suffix, aside + suffix)
@@ -75,21 +102,44 @@ class State:
         try:
             return self._connect()
         except sqlite3.DatabaseError as again:
-            raise StateError(f"can't create the state database {self.path}: {again}") from again
+            raise StateError(f"can't create the state database {self.path}: {again}") from None
+
+    def _unusable(self, exc: Exception) -> StateError:
+        """An error that is no damage of the database's: say what it is, touch nothing."""
+        if _is_damage(exc):
+            return StateError(f"the state database {self.path} is damaged ({exc})",
+                              hint="run again: rulerun sets a damaged database aside and starts a new one")
+        if _is_busy(exc):
+            return StateError(f"the state database {self.path} is locked by another program and stayed "
+                              f"locked for {BUSY_TIMEOUT:.0f} s ({exc})",
+                              hint="rulerun runs wait for each other through .rulerun/lock, so this is "
+                                   "something else (an sqlite3 shell, a backup): end it and run again")
+        return StateError(f"can't use the state database {self.path}: {exc}",
+                          hint="a full disk or a read-only directory? free some space or fix the "
+                               "permissions, then run again; the outputs made so far are kept")
 
     # ------------------------------------------------------------------ reading
 
     def signature(self, job_key: str) -> dict | None:
         if self._db is None:
             return None
-        row = self._db.execute("SELECT signature FROM signatures WHERE job=?", (job_key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        if self._signatures is None:
+            with self._errors():  # one query for the whole run: a no-op over 100,000 jobs asks for all
+                self._signatures = dict(self._db.execute("SELECT job, signature FROM signatures"))
+        raw = self._signatures.get(job_key)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except (TypeError, ValueError):
+            return {}  # damaged: compares as changed, so the job runs again
 
     def incomplete(self) -> set[str]:
         """Outputs of jobs that started and never finished (crash, kill -9, power loss)."""
         if self._db is None:
             return set()
-        return {row[0] for row in self._db.execute("SELECT output FROM incomplete")}
+        with self._errors():
+            return {row[0] for row in self._db.execute("SELECT output FROM incomplete")}
 
     # ------------------------------------------------------------------ writing
 
@@ -119,10 +169,28 @@ class State:
         with self._transaction() as db:
             db.executemany(sql, rows)
 
+    @contextlib.contextmanager
     def _transaction(self):
         if self._db is None:
             raise StateError("the state database is read-only here")
-        return _Transaction(self._db)
+        with self._errors():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _errors(self):
+        """sqlite errors while a run uses the database (a full disk, a lock, damage found late)
+        become a StateError saying so: rulerun stops its jobs and exits 2, without a traceback."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
 
     def close(self) -> None:
         if self._db is not None:
@@ -130,16 +198,12 @@ class State:
             self._db = None
 
 
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+def _is_busy(exc: Exception) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
 
-    def __exit__(self, kind, value, tb) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+def _is_damage(exc: Exception) -> bool:
+    return isinstance(exc, _Damaged) or getattr(exc, "sqlite_errorcode", None) in _DAMAGE_CODES
 
 
 class RunLock:

@@ -251,10 +251,14 @@ class Scheduler:
         self.state.jobs_started([(job_key(job), job.outputs) for job, _ in batch])
         for job, spec in specs:
             self._newest_input[job.id] = _newest_mtime(job.inputs)
-            self._prepare_outputs(job)
             self._running[job.id] = (job, spec, time.monotonic())
             self.reporter.job_started(job, spec, self.dirty.reasons.get(job, []))
-            self.executor.start(spec, self._events.put)
+            try:
+                self._prepare_outputs(job)
+                self.executor.start(spec, self._events.put)
+            except OSError as exc:  # e.g. its output directory is on a read-only or full disk
+                what = f"{exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else "")
+                self._events.put(JobResult(spec.key, False, f"it could not be started: {what}"))
 
     def _prepare_outputs(self, job: Job) -> None:
         """Output directories exist before a job starts; a split rule's old outputs are removed

@@ -46,6 +46,7 @@ class Work:
         self.workdir = workdir or os.getcwd()
         self._variables = {item.name for item in pipefile.preamble if isinstance(item, Variable)}
         self._python_names: dict[int, set[str]] = {}
+        self._rule_parts: dict[int, tuple[str, dict[str, str]]] = {}
 
     def spec(self, job: Job, env: Mapping[str, str] | None = None) -> JobSpec:
         rule = job.rule
@@ -69,13 +70,20 @@ class Work:
         return ""
 
     def signature(self, job: Job) -> dict:
-        action = job.rule.action
-        text = self.command(job) if isinstance(action, ShellAction) else (action.source if action else "")
-        return {
-            "action": _digest(text),
-            "variables": {name: _digest(repr(self.namespace.get(name))) for name in sorted(self._used(job))},
-            "inputs": _digest("\0".join(job.inputs)),
-        }
+        """What decides whether the job must run again: its action as written and the values of
+        the variables it uses (together they fix the command, given its inputs and outputs,
+        and are worked out once per rule), and its list of inputs."""
+        action, variables = self._rule_signature(job)
+        return {"action": action, "variables": variables, "inputs": _digest("\0".join(job.inputs))}
+
+    def _rule_signature(self, job: Job) -> tuple[str, dict[str, str]]:
+        parts = self._rule_parts.get(job.rule.index)
+        if parts is None:
+            action = job.rule.action
+            text = action.script if isinstance(action, ShellAction) else (action.source if action else "")
+            variables = {name: _digest(repr(self.namespace.get(name))) for name in sorted(self._used(job))}
+            parts = self._rule_parts[job.rule.index] = (_digest(text), variables)
+        return parts
 
     def _used(self, job: Job) -> set[str]:
         action = job.rule.action

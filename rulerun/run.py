@@ -86,15 +86,18 @@ def build(project: Project, graph, reporter) -> int:
     if cluster:
         restart_for_drmaa(project)
     lock = RunLock()
-    lock.acquire(wait=True, on_wait=lambda holder: reporter.warning(
-        f"another rulerun ({holder}) is running in this directory; waiting for it to finish"))
+    waited: list[str] = []
+    lock.acquire(wait=True, on_wait=lambda holder: (waited.append(holder), reporter.warning(
+        f"another rulerun ({holder}) is running in this directory; waiting for it to finish")))
+    if waited:
+        project, graph, cluster = _reload_after_wait(project, lock, cluster)
     executor = make_executor(project.options, project.pipefile)
     try:
         if cluster:   # no drmaa, no library, scheduler down: say so before any job starts
             executor.cluster().session()
         scheduler = Scheduler(graph, executor, Limits(project.options.jobs, project.pipefile), project.dirty,
                               project.work, project.state, reporter, project.resolver,
-                              keep_going=project.options.keep_going, env=dict(os.environ))
+                              keep_going=project.options.keep_going)
         outcome = scheduler.run()
         reporter.run_finished(outcome)
         return outcome.exit_code
@@ -102,6 +105,23 @@ def build(project: Project, graph, reporter) -> int:
         executor.close()
         project.state.close()
         lock.release()
+
+
+def _reload_after_wait(project: Project, lock, cluster: bool):
+    """The run that held the lock changed files and state since `project` looked at them (its
+    directory listings, incomplete marks, split rules' outputs): deciding from that picture
+    would run again every job the other run just did. Load and resolve again, under the lock."""
+    project.state.close()
+    try:
+        project = Project(project.options)
+        graph = project.graph()
+        now = submits_to_cluster(project, graph)
+        if now and not cluster:
+            restart_for_drmaa(project)
+    except BaseException:
+        lock.release()
+        raise
+    return project, graph, now
 
 
 def submits_to_cluster(project: Project, graph) -> bool:

@@ -80,6 +80,7 @@ class ShellRunner:
 
 # Words that mean something to the shell itself: a command using any of them needs /bin/sh.
 _SHELL_SYNTAX = re.compile(r"""[\n$`;&|<>()*?\[\]{}~#!\\"=]""")
+_SINGLE_QUOTED = re.compile(r"'[^']*'")
 _SHELL_WORDS = frozenset(
     "alias bg break case cd command continue do done echo elif else esac eval exec exit export fc fg "
     "fi for getopts hash if in jobs kill local printf pwd read readonly return set shift test then "
@@ -90,7 +91,7 @@ def command_line(script: str) -> list[str]:
     """How to run `script`: as `/bin/sh -e -c script`, or, when it is one simple command with
     nothing for the shell to do (as GNU make does), by executing the program directly: the
     same result with one process instead of two, which matters for thousands of small jobs."""
-    if not _SHELL_SYNTAX.search(script):
+    if not _SHELL_SYNTAX.search(_SINGLE_QUOTED.sub("", script)):  # nothing is special inside '…'
         try:
             words = shlex.split(script)
         except ValueError:

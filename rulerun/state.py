@@ -45,12 +45,19 @@ class State:
         if self._readonly and not os.path.exists(self.path):
             return None
         os.makedirs(self.directory, exist_ok=True)
-        try:
-            return self._connect()
-        except sqlite3.DatabaseError as exc:
-            if not _is_damage(exc):  # locked, disk full, read-only: the database itself is fine
-                raise self._unusable(exc) from None
-            return self._recover(exc)
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                return self._connect()
+            except sqlite3.DatabaseError as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    # some steps fail at once instead of waiting for the lock: switching a new
+                    # database to WAL while another process opens it too, for one
+                    time.sleep(0.05)
+                    continue
+                if not _is_damage(exc):  # locked, disk full, read-only: the database itself is fine
+                    raise self._unusable(exc) from None
+                return self._recover(exc)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)

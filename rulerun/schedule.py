@@ -171,6 +171,12 @@ class Scheduler:
     def _plan(self, jobs: list[Job]) -> None:
         """Decide which of `jobs` (deps first) must run, count their unfinished deps, and
         queue or complete those that wait for nothing."""
+        self._add(jobs)
+        self._advance([job for job in jobs if self._remaining[job] == 0])
+
+    def _add(self, jobs: list[Job]) -> None:
+        """Take `jobs` (deps first) into the run: decide each, count its unfinished deps, and
+        register it as a dependent of each dep."""
         for job in jobs:
             self._dependents.setdefault(job, [])
         for job in jobs:
@@ -178,7 +184,6 @@ class Scheduler:
             self._remaining[job] = sum(1 for dep in job.deps if dep not in self._complete)
             for dep in job.deps:
                 self._dependents.setdefault(dep, []).append(job)
-        self._advance([job for job in jobs if self._remaining[job] == 0])
 
     def _count_to_run(self, jobs: list[Job]) -> int:
         return sum(1 for job in jobs if self.dirty.must_run(job) and _has_action(job))
@@ -201,13 +206,7 @@ class Scheduler:
     def _expand(self, job: Job) -> list[Job]:
         counted_before = self.dirty.must_run(job) and _has_action(job)
         new = [j for j in self.resolver.expand(job) if j not in self._remaining]
-        for fresh in new:
-            self._dependents.setdefault(fresh, [])
-        for fresh in new:
-            self.dirty.decide(fresh)
-            self._remaining[fresh] = sum(1 for dep in fresh.deps if dep not in self._complete)
-            for dep in fresh.deps:
-                self._dependents.setdefault(dep, []).append(fresh)
+        self._add(new)
         for dep in job.deps:
             if job not in self._dependents.setdefault(dep, []):
                 self._dependents[dep].append(job)

@@ -76,3 +76,14 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Release what the executor holds (worker processes, a DRMAA session)."""
+
+
+def abort_all(executors) -> None:
+    """Abort several executors at once (each may wait out a grace period) and return when all are done."""
+    import threading
+
+    threads = [threading.Thread(target=executor.abort) for executor in executors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Callable
 
-from rulerun.executors.base import Done, JobResult, JobSpec
+from rulerun.executors.base import Done, JobResult, JobSpec, abort_all
 
 GRACE_SECONDS = 1.0
 
@@ -32,11 +32,7 @@ class LocalExecutor:
         (self._python if spec.kind == "python" else self._shell).start(spec, done)
 
     def abort(self) -> None:
-        threads = [threading.Thread(target=r.abort) for r in (self._shell, self._python)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        abort_all([self._shell, self._python])
 
     def close(self) -> None:
         self._python.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from rulerun.executors.base import Done, JobSpec
+from rulerun.executors.base import Done, JobSpec, abort_all
 from rulerun.model import PythonBlock, ShellAction
 
 
@@ -55,12 +55,7 @@ class Router:
             return self._cluster
 
     def abort(self) -> None:
-        parts = [self.local] + ([self._cluster] if self._cluster else [])
-        threads = [threading.Thread(target=p.abort) for p in parts]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        abort_all([self.local] + ([self._cluster] if self._cluster else []))
 
     def close(self) -> None:
         self.local.close()

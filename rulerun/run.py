@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from rulerun.cli import Options
+from rulerun.options import Options
 from rulerun.errors import UsageError
 
 
@@ -148,7 +148,7 @@ def submits_to_cluster(project: Project, graph) -> bool:
 def restart_for_drmaa(project: Project) -> None:
     """Before anything runs: if libdrmaa needs GLIBC_TUNABLES at process start and it is
     missing, have the CLI start this run again with it (cluster.reexec_with_tls_fix)."""
-    from rulerun.cli import RestartForDrmaa
+    from rulerun.options import RestartForDrmaa
     from rulerun.cluster import tls_restart_due
 
     if project.options.restartable and tls_restart_due():

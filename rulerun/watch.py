@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from rulerun.cli import Options
+from rulerun.options import Options
 from rulerun.errors import RulerunError, UsageError
 from rulerun.fs import normalise
 from rulerun.patterns import glob_regex, split_glob

@@ -2,7 +2,7 @@
 runner's action signature) and the command a job runs.
 
     {input} {output}         every input/output, space separated, each shell-quoted
-    {input[N]} {output[N]}   one of them, shell-quoted
+    {input[N]} {output[N]}   one of them, shell-quoted (a path starting with '-' as './-…')
     {stem} {wildcard}        a `%` or `{wildcard}` value, shell-quoted
     {NAME}                   a top-level variable or Python name, inserted as str(value), unquoted
     {{ }}                    literal braces
@@ -113,16 +113,22 @@ def render_shell(script: str, inputs: Sequence[str], outputs: Sequence[str],
     return "".join(parts)
 
 
+def _path_argument(path: str) -> str:
+    """`path` as one shell word that no command can take for an option: a relative path
+    starting with '-' ('-n.txt', '--help.txt') is written './-n.txt', the same file."""
+    return shlex.quote("./" + path if path.startswith("-") else path)
+
+
 def _value(ref: Reference, inputs: Sequence[str], outputs: Sequence[str],
            wildcards: Mapping[str, str], stem: str | None, namespace: Mapping[str, Any]) -> str:
     if ref.key in INDEXABLE:
         paths = inputs if ref.key == "input" else outputs
         if ref.index is None:
-            return " ".join(shlex.quote(path) for path in paths)
+            return " ".join(_path_argument(path) for path in paths)
         if ref.index >= len(paths):
             raise ValueError(f"{ref.text}: this job has {len(paths)} {ref.key}"
                              f"{'s' if len(paths) != 1 else ''} ({' '.join(paths) or 'none'})")
-        return shlex.quote(paths[ref.index])
+        return _path_argument(paths[ref.index])
     if ref.index is not None:
         raise ValueError(f"{ref.text}: only input and output can be indexed")
     if ref.key == "stem" and stem is not None:

@@ -1,50 +1,11 @@
-"""One rulerun invocation, stage by stage: load -> resolve -> (list | graph | dry run | build)."""
+"""One rulerun invocation, stage by stage: load -> resolve -> (list | graph | dry run | watch | build)."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 from rulerun.options import Options
-from rulerun.errors import UsageError
-
-
-class Project:
-    """A loaded Pipefile and everything derived from it for one run."""
-
-    def __init__(self, options: Options, reporter=None):
-        from rulerun.dirty import Dirty
-        from rulerun.fs import FileSystem
-        from rulerun.namespace import build_namespace
-        from rulerun.parse import load_pipefile
-        from rulerun.resolve import Resolver
-        from rulerun.state import State
-        from rulerun.work import Work, job_key
-
-        self.options = options
-        if not os.path.exists(options.file):
-            raise UsageError(f"no Pipefile here: '{options.file}' does not exist in {os.getcwd()}",
-                             hint="run rulerun in a directory with a Pipefile, or name one with -f FILE (or -C DIR)")
-        self.pipefile = load_pipefile(options.file, overrides=options.overrides)
-        self.namespace = build_namespace(self.pipefile, options.overrides)
-        self.fs = FileSystem()
-        readonly = options.dry_run or options.graph or options.list_rules
-        self.state = State(readonly=readonly)
-        self.work = Work(self.pipefile, self.namespace)
-        self.dirty = Dirty(self.fs, self.state, self.work.signature, job_key, forced=options.force)
-        self.resolver = Resolver(self.pipefile, self.fs, split_is_stale=lambda job: bool(self.dirty.decide_with_deps(job)))
-
-    def targets(self) -> list[str]:
-        if self.options.targets:
-            return self.options.targets
-        default = self.resolver.default_target()
-        if default is None:
-            raise UsageError(f"{self.options.file} has no rule or task without a pattern to make by default",
-                             hint="name a target: rulerun TARGET")
-        return [default]
-
-    def graph(self):
-        return self.resolver.resolve_targets(self.targets())
+from rulerun.project import Project, build
 
 
 def run(options: Options) -> int:
@@ -75,101 +36,6 @@ def run(options: Options) -> int:
 
         return watch(options, reporter)
     return build(project, graph, reporter)
-
-
-def build(project: Project, graph, reporter) -> int:
-    """Run `graph` under the run lock; return the exit status."""
-    from rulerun.schedule import Limits, Scheduler
-    from rulerun.state import RunLock
-
-    cluster = submits_to_cluster(project, graph)
-    if cluster:
-        restart_for_drmaa(project)
-    lock = RunLock()
-    waited: list[str] = []
-    lock.acquire(wait=True, on_wait=lambda holder: (waited.append(holder), reporter.warning(
-        f"another rulerun ({holder}) is running in this directory; waiting for it to finish")))
-    if waited:
-        project, graph, cluster = _reload_after_wait(project, lock, cluster)
-    executor = make_executor(project.options, project.pipefile)
-    try:
-        if cluster:   # no drmaa, no library, scheduler down: say so before any job starts
-            executor.cluster().session()
-        scheduler = Scheduler(graph, executor, Limits(project.options.jobs, project.pipefile), project.dirty,
-                              project.work, project.state, reporter, project.resolver,
-                              keep_going=project.options.keep_going)
-        outcome = scheduler.run()
-        reporter.run_finished(outcome)
-        return outcome.exit_code
-    finally:
-        executor.close()
-        project.state.close()
-        lock.release()
-
-
-def _reload_after_wait(project: Project, lock, cluster: bool):
-    """The run that held the lock changed files and state since `project` looked at them (its
-    directory listings, incomplete marks, split rules' outputs): deciding from that picture
-    would run again every job the other run just did. Load and resolve again, under the lock."""
-    project.state.close()
-    try:
-        project = Project(project.options)
-        graph = project.graph()
-        now = submits_to_cluster(project, graph)
-        if now and not cluster:
-            restart_for_drmaa(project)
-    except BaseException:
-        lock.release()
-        raise
-    return project, graph, now
-
-
-def submits_to_cluster(project: Project, graph) -> bool:
-    """Whether this build will submit cluster jobs, so DRMAA must be loaded: a job that must run
-    has a cluster rule (or any shell rule, with --cluster), or a Python action that calls
-    run_job, or waits on a split rule while the Pipefile has such rules.  Never with --local
-    or --touch; runs that don't submit never import drmaa."""
-    from rulerun.executors.route import may_submit, python_submits
-
-    options = project.options
-    if options.local or options.touch or options.dry_run or options.graph or options.list_rules:
-        return False
-    preamble = python_submits(project.pipefile)
-    anywhere = any(may_submit(r, options.cluster, preamble) for r in project.pipefile.rules)
-    relevant = [job for job in graph.jobs
-                if may_submit(job.rule, options.cluster, preamble) or (job.pending and anywhere)]
-    if not relevant:
-        return False
-    for job in graph.jobs:   # dependency order; the scheduler decides again, to the same answers
-        project.dirty.decide(job)
-    return any(project.dirty.must_run(job) for job in relevant)
-
-
-def restart_for_drmaa(project: Project) -> None:
-    """Before anything runs: if libdrmaa needs GLIBC_TUNABLES at process start and it is
-    missing, have the CLI start this run again with it (cluster.reexec_with_tls_fix)."""
-    from rulerun.options import RestartForDrmaa
-    from rulerun.cluster import tls_restart_due
-
-    if project.options.restartable and tls_restart_due():
-        project.state.close()
-        raise RestartForDrmaa()
-
-
-def make_executor(options: Options, pipefile):
-    from rulerun.executors.route import Router
-
-    if options.touch:
-        from rulerun.executors.touch import TouchExecutor
-
-        return TouchExecutor()
-    from rulerun.executors.local import LocalExecutor
-    from rulerun.services import services
-
-    # the workers' calls (run_job -> cluster_run) are bound to the router that holds them
-    router = Router(None, to_cluster=not options.local, every_shell_job=options.cluster)
-    router.local = LocalExecutor(os.path.abspath(options.file), options.overrides, services(router))
-    return router
 
 
 def list_rules(project: Project) -> int:

@@ -288,7 +288,7 @@ class WatchLoop:
             self.building = False
 
     def _load_and_build(self, verb: str, started: float) -> int:
-        from rulerun.run import Project, build
+        from rulerun.project import Project, build
 
         try:
             project = Project(self.options)

@@ -94,12 +94,12 @@ def build_namespace(pipefile: Pipefile, overrides: Mapping[str, str] | None = No
                 namespace[item.name] = eval(code, namespace)
             else:
                 exec(code, namespace)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # exit() in the preamble too: a mistake in the Pipefile
             raise _runtime_error(exc, item, pipefile) from None
     return namespace
 
 
-def _runtime_error(exc: Exception, item: PythonBlock | Variable, pipefile: Pipefile) -> PipefileError:
+def _runtime_error(exc: BaseException, item: PythonBlock | Variable, pipefile: Pipefile) -> PipefileError:
     """The exception as a PipefileError at the deepest traceback frame in the Pipefile."""
     import traceback
 

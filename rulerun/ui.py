@@ -9,6 +9,7 @@ stderr, progress to stdout.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from typing import TextIO
@@ -127,8 +128,9 @@ class Reporter:
             lines.append(f"  cluster job: {result.job_id}")
         lines.append(f"  {'command' if spec.kind == 'shell' else 'python action'}:")
         lines += [f"    {line}" for line in spec.command.rstrip("\n").splitlines()]
-        lines.append(f"  {result.reason or 'failed'}")
-        lines += [f"  {line}" for line in result.detail.rstrip("\n").splitlines()] if result.detail and spec.kind != "python" else []
+        lines.append(f"  {_reason(spec, result)}")
+        if result.detail and spec.kind != "python":
+            lines += [f"  {line}" for line in _new_lines(result.detail, spec.command)]
         for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
             if text:
                 lines.append(f"  {name}:")
@@ -146,7 +148,7 @@ class Reporter:
                  f" ({outcome.ran} succeeded" + (f", {len(outcome.skipped)} not run because they need a failed job"
                                                   if outcome.skipped else "") + "):"]
         for failure in outcome.failures:
-            lines.append(f"  {failure.spec.label}: {failure.result.reason}  (log: {failure.spec.log_path})")
+            lines.append(f"  {failure.spec.label}: {_reason(failure.spec, failure.result)}  (log: {failure.spec.log_path})")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ output
@@ -173,6 +175,19 @@ class Reporter:
         self._clear()
         self.out.write(text + "\n")
         self.out.flush()
+
+
+def _reason(spec, result) -> str:
+    """The result's one-line reason without the "rule 'X'[, cluster job N]: " the report's
+    header already says."""
+    reason = result.reason or "failed"
+    return re.sub(rf"^rule '{re.escape(spec.rule)}'(, cluster job [^:]+)?: ", "", reason)
+
+
+def _new_lines(detail: str, command: str) -> list[str]:
+    """`detail`'s lines, less a repeat of the command the report shows already."""
+    shown = {line.strip() for line in command.splitlines()} | {"command:"}
+    return [line for line in detail.rstrip("\n").splitlines() if line.strip() not in shown]
 
 
 def _tail(path: str) -> list[str]:

@@ -124,4 +124,8 @@ def test_hostile_names_as_targets_on_the_command_line(tmp_path):
                     reason="needs Grid Engine: bash scripts/sge.sh start, then RULERUN_SGE=1")
 def test_hostile_names_through_the_cluster(tmp_path):
     make(tmp_path)
+    pipefile = tmp_path / "Pipefile"   # proof that shell jobs ran under Grid Engine: its JOB_ID
+    pipefile.write_text(PIPEFILE.replace("task all : ", "task all : where.txt ")
+                        + 'where.txt :\n    shell: echo "job $JOB_ID" > {output}\n')
     check(tmp_path, rulerun(tmp_path, "--cluster", "-j", "32", "all"))
+    assert (tmp_path / "where.txt").read_text().split()[1].isdigit()

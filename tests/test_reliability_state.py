@@ -105,7 +105,6 @@ def test_unreadable_signature_reruns_the_job(project):
     db.execute("UPDATE signatures SET signature = '{not json' WHERE job = 'b.out'")
     db.commit()
     db.close()
-    (project.root / "runs").write_text("")
     result = project.run("-v", "all")
     assert_clean(result)
     assert result.returncode == 0, result.stderr
@@ -268,3 +267,14 @@ def test_read_only_output_directory_fails_the_jobs_clearly(project, mounts):
     assert not project.exists("out/flat.out") and not project.exists("out/sub")
     dry = project.run("-n", "all").stdout
     assert "interrupted" not in dry and "elsewhere.out" not in dry   # state consistent
+
+
+def test_read_only_state_directory_is_reported_without_a_traceback(project, mounts):
+    build_chain(project)
+    (project.root / "c.out").unlink()
+    mounts("ro", project.root / ".rulerun")
+    result = project.run("all")
+    assert_clean(result)
+    assert result.returncode == 2, result.stderr
+    assert "can't use the state database .rulerun/state.db" in result.stderr
+    assert not project.exists("c.out")

@@ -44,10 +44,10 @@ from typing import Callable, Mapping
 
 from rulerun.errors import ClusterSetupError
 from rulerun.executors.base import JobResult
+from rulerun.options import RESTART_MARKER as REEXEC_MARKER
 
 LOCAL_HINT = "or run with --local"
 TLS_TUNABLE = "glibc.rtld.optional_static_tls=8192"
-REEXEC_MARKER = "RULERUN_TLS_REEXEC"
 CLUSTER_DIR = os.path.join(".rulerun", "cluster")
 NAME_MAX = 64
 SETTLE_SECONDS = 5.0       # how long a late (shared) filesystem gets to show a job's files

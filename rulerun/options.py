@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Set in the environment of a run restarted for libdrmaa (see cluster.reexec_with_tls_fix).
+RESTART_MARKER = "RULERUN_TLS_REEXEC"
+
 
 @dataclass
 class Options:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-from rulerun.options import Options
+from rulerun.options import RESTART_MARKER, Options
 from rulerun.project import Project, build
 
 
@@ -13,7 +14,8 @@ def run(options: Options) -> int:
 
     reporter = make_reporter(options.verbosity)
     project = Project(options)
-    for name in sorted(getattr(project.pipefile, "unknown_overrides", ())):
+    restarted = RESTART_MARKER in os.environ  # the first process said the warnings already
+    for name in sorted(project.pipefile.unknown_overrides if not restarted else ()):
         reporter.warning(f"{name}={options.overrides[name]}: the Pipefile has no variable '{name}'; "
                          "it is defined as a string anyway")
     for text in project.state.warnings:

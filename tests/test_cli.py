@@ -129,3 +129,11 @@ def test_no_color_and_pipes_get_plain_text(project):
     project.write("Pipefile", "a :\n    shell: exit 1\n")
     result = project.run("a", env={"NO_COLOR": "1"})
     assert result.returncode == 1 and "\x1b[" not in result.stderr + result.stdout
+
+
+def test_warnings_are_said_once_when_the_run_restarts_for_drmaa(project):
+    project.write("Pipefile", "out :\n    cluster:\n    shell: touch out\n")
+    env = {"DRMAA_LIBRARY_PATH": "/nonexistent/libdrmaa.so", "GLIBC_TUNABLES": "", "NOSUCH": ""}
+    result = project.run("out", "NOSUCH=1", env=env)
+    assert result.returncode == 2 and "--local" in result.stderr          # restarted, then no library
+    assert result.stderr.count("the Pipefile has no variable 'NOSUCH'") == 1

@@ -50,6 +50,7 @@ class Pattern:
     suffix: str
     pieces: tuple[tuple[bool, str], ...]  # (is_wildcard, literal text or wildcard name)
     is_glob: bool
+    single: bool  # exactly one wildcard occurrence: expand is prefix + value + suffix
 
     @property
     def is_literal(self) -> bool:
@@ -64,8 +65,8 @@ class Pattern:
         """This pattern with each wildcard replaced by its value (KeyError if one is missing)."""
         if not self.names:
             return self.text
-        if sum(wild for wild, _ in self.pieces) == 1:
-            return self.prefix + values[self.names[0]] + self.suffix  # one wildcard: the common case
+        if self.single:  # the common case, decided once at compile time: expand runs per job
+            return self.prefix + values[self.names[0]] + self.suffix
         return "".join([values[text] if wild else text for wild, text in self.pieces])
 
     def expand_as_glob(self, values: dict[str, str]) -> str:
@@ -100,7 +101,7 @@ def compile_pattern(text: str) -> Pattern:
     prefix = text[: tokens[0].start()] if tokens else text
     suffix = text[tokens[-1].end():] if tokens else text
     return Pattern(text, re.compile("".join(parts), re.DOTALL), tuple(wildcard_names(text)), prefix, suffix,
-                   tuple(p for p in pieces if p[1] or p[0]), is_glob(text))
+                   tuple(p for p in pieces if p[1] or p[0]), is_glob(text), single=len(tokens) == 1)
 
 
 def escape_glob(value: str) -> str:

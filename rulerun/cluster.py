@@ -44,6 +44,7 @@ from typing import Callable, Mapping
 
 from rulerun.errors import ClusterSetupError
 from rulerun.executors.base import JobResult
+from rulerun.executors.touch import touch
 from rulerun.options import RESTART_MARKER as REEXEC_MARKER
 
 LOCAL_HINT = "or run with --local"
@@ -562,7 +563,7 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
     workdir = os.path.abspath(working_directory or os.getcwd())
     if touch_only:
         for path in output_files or ():
-            _touch(os.path.join(workdir, path))
+            touch(os.path.join(workdir, path))
         return "", ""
     if run_locally:
         return _run_here(cmd_str, env, workdir)
@@ -600,20 +601,22 @@ def _submit_for_run_job(request: JobRequest, drmaa_session) -> JobResult:
         session.close()
 
 
-def _run_here(cmd_str: str, env: Mapping[str, str], workdir: str) -> tuple[str, str]:
-    proc = subprocess.run(["/bin/sh", "-e", "-c", cmd_str], cwd=workdir, env=env,
+def run_here(command: str, env: Mapping[str, str], workdir: str, key: int = -1) -> JobResult:
+    """Run shell `command` on this machine and capture its output: what run_job(run_locally=True)
+    and a run with --local do instead of submitting."""
+    proc = subprocess.run(["/bin/sh", "-e", "-c", command], cwd=workdir, env=dict(env),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
-    if proc.returncode != 0:
-        what = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
-                else f"exit status {proc.returncode}")
-        raise ClusterJobError(f"local job failed: {what}", stdout=proc.stdout, stderr=proc.stderr,
-                              exit_status=proc.returncode if proc.returncode >= 0 else None,
-                              command=cmd_str)
-    return proc.stdout, proc.stderr
+    if proc.returncode == 0:
+        return JobResult(key, True, stdout=proc.stdout, stderr=proc.stderr)
+    what = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+            else f"exit status {proc.returncode}")
+    return JobResult(key, False, what, exit_status=proc.returncode if proc.returncode >= 0 else None,
+                     stdout=proc.stdout, stderr=proc.stderr)
 
 
-def _touch(path: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a"):
-        pass
-    os.utime(path)
+def _run_here(cmd_str: str, env: Mapping[str, str], workdir: str) -> tuple[str, str]:
+    result = run_here(cmd_str, env, workdir)
+    if not result.ok:
+        raise ClusterJobError(f"local job failed: {result.reason}", stdout=result.stdout,
+                              stderr=result.stderr, exit_status=result.exit_status, command=cmd_str)
+    return result.stdout, result.stderr

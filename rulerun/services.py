@@ -12,21 +12,10 @@ def services(router) -> dict[str, Callable]:
     """The calls workers may make, bound to this run's executor `router`."""
 
     def cluster_run(request):
-        from rulerun.executors.base import JobResult
+        from rulerun import cluster
 
-        if not router.to_cluster:
-            return _run_here(request, JobResult)
+        if not router.to_cluster:  # --local: the job runs on this machine instead
+            return cluster.run_here(request.command, request.env, request.workdir, request.key)
         return router.cluster().session().run(request)
 
     return {"cluster_run": cluster_run}
-
-
-def _run_here(request, JobResult):
-    """--local: a cluster job requested by run_job runs on this machine instead."""
-    import subprocess
-
-    proc = subprocess.run(["/bin/sh", "-e", "-c", request.command], cwd=request.workdir, env=dict(request.env),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
-    ok = proc.returncode == 0
-    return JobResult(request.key, ok, "" if ok else f"exit status {proc.returncode}",
-                     exit_status=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)

@@ -66,13 +66,6 @@ class JobGraph:
     targets: list[Job]
     jobs: list[Job]
 
-    def dependents(self) -> dict[Job, list[Job]]:
-        found: dict[Job, list[Job]] = {job: [] for job in self.jobs}
-        for job in self.jobs:
-            for dep in job.deps:
-                found.setdefault(dep, []).append(job)
-        return found
-
 
 def topological(targets: Iterable[Job]) -> list[Job]:
     """Every job reachable from `targets`, each after all of its deps (iterative: chains can be deep)."""

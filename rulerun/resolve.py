@@ -162,7 +162,7 @@ class Resolver:
 
     def _rule_target(self, rule: Rule) -> Job:
         """Every output `rule` can make: a placeholder job depending on each of them."""
-        outputs, pending = self._rule_outputs(rule, None)
+        outputs, pending = self._rule_outputs(rule)
         made = [j for j in (self._resolve(p) for p in outputs) if isinstance(j, Job) and j.rule is rule]
         if pending.splits:
             return self._placeholder([("rule", rule.name, 0)], pending)
@@ -321,11 +321,13 @@ class Resolver:
 
     def _miss(self, job: Job, path: str, found: Unmakeable) -> Unmakeable:
         target = job.outputs[0] if job.outputs else job.name
-        why = (f"rule '{job.rule.name}' ({job.rule.loc}) matches, but its input '{path}' "
-               + ("depends on itself" if found.cycle else "is missing and no rule makes it")
-               if not found.why or found.cycle else
-               f"rule '{job.rule.name}' ({job.rule.loc}) matches, but its input '{path}' can't be made: "
-               f"{found.why}")
+        matched = f"rule '{job.rule.name}' ({job.rule.loc}) matches, but its input '{path}'"
+        if found.cycle:
+            why = f"{matched} depends on itself"
+        elif found.why:
+            why = f"{matched} can't be made: {found.why}"
+        else:
+            why = f"{matched} is missing and no rule makes it"
         return Unmakeable(target, why, cycle=found.cycle)
 
     def _new_job(self, rule: Rule | None, outputs: list[str], inputs: list[str], values: dict[str, str]) -> Job:
@@ -443,15 +445,15 @@ class Resolver:
                 made.append(normalise(out.expand(values)))
         return made, pending
 
-    def _rule_outputs(self, rule: Rule, glob: str | None) -> tuple[list[str], Pending]:
+    def _rule_outputs(self, rule: Rule) -> tuple[list[str], Pending]:
+        """Every output `rule` can make from files that exist or can be made, sorted."""
         outputs: list[str] = []
         pending = Pending()
-        for out in rule.outputs:
-            pattern = compile_pattern(normalise(out.text))
+        for pattern in self.index.outputs[rule.index]:
             if pattern.is_literal:
                 outputs.append(pattern.text)
                 continue
-            made, waiting = self._outputs_from_inputs(rule, pattern, glob)
+            made, waiting = self._outputs_from_inputs(rule, pattern, None)
             outputs.extend(made)
             pending.splits |= waiting.splits
             pending.via |= waiting.via

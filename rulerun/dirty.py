@@ -57,8 +57,14 @@ class Dirty:
         if job.pending:
             return ["its inputs are known only after a split rule has run"]
         reasons = self._from_deps(job)
-        reasons += self._from_files(job) or self._from_state(job)
+        reasons += self._interrupted(job) or self._from_files(job) or self._from_state(job)
         return reasons
+
+    def _interrupted(self, job: Job) -> list[str]:
+        """Marked incomplete when it started and never cleared (by its key, or an output of it)."""
+        if self.key(job) in self._incomplete or any(o in self._incomplete for o in job.outputs):
+            return ["it was interrupted before it finished"]
+        return []
 
     def _from_deps(self, job: Job) -> list[str]:
         for dep in job.deps:
@@ -70,28 +76,23 @@ class Dirty:
     def _from_files(self, job: Job) -> list[str]:
         if job.is_split and not job.outputs:
             return ["no file matches its output glob yet"]
-        for output in job.outputs:
-            if output in self._incomplete:
-                return ["it was interrupted before it finished"]
-        oldest = None
+        oldest, oldest_output = None, ""
         for output in job.outputs:
             mtime = self.fs.mtime(output)
             if mtime is None:
                 return [f"output '{output}' is missing"]
-            oldest = mtime if oldest is None else min(oldest, mtime)
+            if oldest is None or mtime < oldest:
+                oldest, oldest_output = mtime, output
         for path in job.inputs:
             mtime = self.fs.mtime(path)
             if mtime is not None and oldest is not None and mtime > oldest:
-                return [f"input '{path}' is newer than output '{_oldest(self.fs, job)}'"]
+                return [f"input '{path}' is newer than output '{oldest_output}'"]
         return []
 
     def _from_state(self, job: Job) -> list[str]:
         if self.state is None:
             return []
-        key = self.key(job)
-        if key in self._incomplete:
-            return ["it was interrupted before it finished"]
-        old = self.state.signature(key)
+        old = self.state.signature(self.key(job))
         if old is None:
             return []
         reasons = _changes(old, self.signature(job))
@@ -121,6 +122,3 @@ def _changes(old: dict, new: dict) -> list[str]:
         reasons.append("its list of inputs changed")
     return reasons
 
-
-def _oldest(fs: FileSystem, job: Job) -> str:
-    return min(job.outputs, key=lambda o: fs.mtime(o) or 0)

@@ -91,8 +91,7 @@ class Limits:
 
 class Scheduler:
     def __init__(self, graph: JobGraph, executor: Executor, limits: Limits, dirty: Dirty, work: Work,
-                 state: State, reporter, resolver: Resolver, keep_going: bool = False,
-                 env: dict[str, str] | None = None):
+                 state: State, reporter, resolver: Resolver, keep_going: bool = False):
         self.graph = graph
         self.executor = executor
         self.limits = limits
@@ -102,7 +101,6 @@ class Scheduler:
         self.reporter = reporter
         self.resolver = resolver
         self.keep_going = keep_going
-        self.env = env
         self.outcome = Outcome()
         self._events: queue.Queue[JobResult] = queue.Queue()
         self._remaining: dict[Job, int] = {}
@@ -246,7 +244,7 @@ class Scheduler:
             self._start_batch(batch)
 
     def _start_batch(self, batch: list[tuple[Job, tuple[str, ...]]]) -> None:
-        specs = [(job, self.work.spec(job, self.env)) for job, _ in batch]
+        specs = [(job, self.work.spec(job)) for job, _ in batch]
         self.state.jobs_started([(job_key(job), job.outputs) for job, _ in batch])
         for job, spec in specs:
             self._newest_input[job.id] = _newest_mtime(job.inputs)

@@ -48,7 +48,7 @@ class Work:
         self._python_names: dict[int, set[str]] = {}
         self._rule_parts: dict[int, tuple[str, dict[str, str]]] = {}
 
-    def spec(self, job: Job, env: Mapping[str, str] | None = None) -> JobSpec:
+    def spec(self, job: Job) -> JobSpec:
         rule = job.rule
         action = rule.action
         kind = "python" if isinstance(action, PythonAction) else "shell"
@@ -56,7 +56,7 @@ class Work:
             key=job.id, rule=rule.name, kind=kind, command=self.command(job),
             outputs=tuple(job.outputs), inputs=tuple(job.inputs), log_path=log_path(job),
             workdir=self.workdir, wildcards=job.wildcards, stem=job.stem, rule_index=rule.index,
-            native_spec=_native_spec(rule), queue=rule.queue, retries=rule.retries, env=env)
+            native_spec=_native_spec(rule), queue=rule.queue, retries=rule.retries)
 
     def command(self, job: Job) -> str:
         """The shell script with every {…} substituted, or the Python action's source."""

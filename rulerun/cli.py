@@ -74,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
                 os.chdir(options.directory)
             except OSError as exc:
                 raise UsageError(f"can't change to directory '{options.directory}': {exc.strerror}") from None
+        from rulerun import uptodate
+
+        if uptodate.nothing_to_do(options):  # answered without loading the Pipefile
+            if options.verbosity >= 0:
+                sys.stdout.write(uptodate.NOTHING_TO_DO + "\n")
+            return 0
         from rulerun.run import run
 
         return run(options)

@@ -7,6 +7,7 @@ from typing import TextIO
 
 from rulerun.dirty import Dirty
 from rulerun.graph import Job, JobGraph
+from rulerun.uptodate import NOTHING_TO_DO
 
 
 def report(graph: JobGraph, dirty: Dirty, out: TextIO) -> int:
@@ -23,7 +24,7 @@ def report(graph: JobGraph, dirty: Dirty, out: TextIO) -> int:
         for reason in reasons:
             out.write(f"    because {reason}\n")
     if count == 0 and not any(job.pending for job in graph.jobs):
-        out.write("rulerun: nothing to do, everything is up to date\n")
+        out.write(NOTHING_TO_DO + "\n")
     else:
         more = " (and more once the split rules above have run)" if any(j.pending for j in graph.jobs) else ""
         out.write(f"rulerun: {count} job(s) would run{more}\n")

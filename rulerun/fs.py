@@ -2,11 +2,18 @@
 
 The resolver asks "does this exist?" for many candidate paths; answering from one cached
 listing of the directory instead of a stat per candidate keeps large graphs fast.
+
+Everything a run learns about the disk comes through here, so the view also records what it
+saw (each directory's modification time when it was listed, each file's time): with the same
+Pipefile and request, the same observations give the same jobs and the same decisions, which
+is what lets uptodate.py answer a later no-op run without resolving anything.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from typing import NamedTuple
 
 from rulerun.patterns import glob_regex, is_glob, split_glob
 
@@ -17,12 +24,17 @@ class FileSystem:
 
     def __init__(self) -> None:
         self._listings: dict[str, dict[str, bool]] = {}
-        self._mtimes: dict[str, float | None] = {}
+        self._mtimes: dict[str, int | None] = {}
+        self.listed: dict[str, Listed] = {}
+        # False once the view answered from something it does not record, or was told that
+        # files changed: then its observations no longer describe one moment of the disk.
+        self.recording = True
 
     def listing(self, directory: str) -> dict[str, bool]:
         """name -> is_dir for every entry of `directory` ('' is the working directory)."""
         found = self._listings.get(directory)
         if found is None:
+            self.listed[directory] = Listed(time.time_ns(), _mtime(directory or "."))
             found = {}
             try:
                 with os.scandir(directory or ".") as entries:
@@ -39,6 +51,7 @@ class FileSystem:
     def exists(self, path: str) -> bool:
         directory, _, name = path.rpartition("/")
         if not name:
+            self.recording = False
             return os.path.exists(path)
         if not directory and path.startswith("/"):
             directory = "/"
@@ -50,12 +63,12 @@ class FileSystem:
             return self._mtimes[path]
         if not self.exists(path):  # the listing answers for missing files: no stat needed
             return None
-        try:
-            value = os.stat(path).st_mtime_ns
-        except OSError:
-            value = None
-        self._mtimes[path] = value
+        value = self._mtimes[path] = _mtime(path)
         return value
+
+    def files_seen(self) -> dict[str, int | None]:
+        """path -> modification time (ns, None: vanished) of every file whose time was asked."""
+        return self._mtimes
 
     def glob(self, pattern: str) -> list[str]:
         """Existing paths matching the shell glob `pattern`, sorted."""
@@ -82,6 +95,7 @@ class FileSystem:
     def forget(self, path: str) -> None:
         """`path` was made, changed or removed: look at it again (and only at it; relisting a
         large directory after every job would make a run quadratic)."""
+        self.recording = False
         self._mtimes.pop(path, None)
         directory, name = os.path.split(path)
         listing = self._listings.get(directory)
@@ -92,8 +106,24 @@ class FileSystem:
                 listing.pop(name, None)
 
     def forget_all(self) -> None:
+        self.recording = False
         self._listings.clear()
         self._mtimes.clear()
+
+
+class Listed(NamedTuple):
+    """When a directory was listed (wall clock, ns) and its modification time then (None: no
+    such directory)."""
+
+    at: int
+    mtime: int | None
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
 
 
 def normalise(path: str) -> str:

@@ -161,3 +161,40 @@ def _targets(target: ast.expr, names: set[str]) -> None:
             _targets(element, names)
     elif isinstance(target, ast.Starred):
         _targets(target.value, names)
+
+
+# Expressions made of these nodes compute the same value every time: no calls, no attribute
+# access, no comprehension or lambda (which could reach the environment, the clock or files).
+_PLAIN_NODES = (ast.Expression, ast.Constant, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Name,
+                ast.Load, ast.JoinedStr, ast.FormattedValue, ast.BinOp, ast.UnaryOp, ast.BoolOp,
+                ast.Compare, ast.IfExp, ast.Subscript, ast.Slice, ast.Starred,
+                ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
+
+
+def fixed_names(pipefile: Pipefile, overrides: Mapping[str, str] | None = None) -> set[str]:
+    """The variables whose values follow from the Pipefile's text and the command line alone:
+    overridden ones, and those whose expression is plain (see _PLAIN_NODES) and names only
+    fixed variables, with no top-level Python block after them that could bind them again."""
+    overrides = overrides or {}
+    fixed = {name for name in overrides}
+    for item in pipefile.preamble:
+        if isinstance(item, PythonBlock):
+            fixed = set()  # the block may rebind any name defined before it
+        elif item.name in overrides or _plain(item.expression, fixed):
+            fixed.add(item.name)
+        else:
+            fixed.discard(item.name)
+    return fixed
+
+
+def _plain(expression: str, fixed: set[str]) -> bool:
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        if not isinstance(node, _PLAIN_NODES):
+            return False
+        if isinstance(node, ast.Name) and node.id not in fixed:
+            return False
+    return True

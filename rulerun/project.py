@@ -13,13 +13,9 @@ class Project:
     """A loaded Pipefile and everything derived from it for one run."""
 
     def __init__(self, options: Options, reporter=None):
-        from rulerun.dirty import Dirty
-        from rulerun.fs import FileSystem
         from rulerun.namespace import build_namespace
         from rulerun.parse import load_pipefile
-        from rulerun.resolve import Resolver
-        from rulerun.state import State
-        from rulerun.work import Work, job_key
+        from rulerun.work import Work
 
         self.options = options
         if not os.path.exists(options.file):
@@ -27,12 +23,31 @@ class Project:
                              hint="run rulerun in a directory with a Pipefile, or name one with -f FILE (or -C DIR)")
         self.pipefile = load_pipefile(options.file, overrides=options.overrides)
         self.namespace = build_namespace(self.pipefile, options.overrides)
-        self.fs = FileSystem()
-        readonly = options.dry_run or options.graph or options.list_rules
-        self.state = State(readonly=readonly)
         self.work = Work(self.pipefile, self.namespace)
-        self.dirty = Dirty(self.fs, self.state, self.work.signature, job_key, forced=options.force)
+        readonly = options.dry_run or options.graph or options.list_rules
+        self._look(readonly)
+
+    def _look(self, readonly: bool) -> None:
+        """A new view of the disk and the state, and the resolver and decisions built on it."""
+        from rulerun.dirty import Dirty
+        from rulerun.fs import FileSystem
+        from rulerun.resolve import Resolver
+        from rulerun.state import State
+        from rulerun.work import job_key
+
+        self.fs = FileSystem()
+        self.state = State(readonly=readonly)
+        self.dirty = Dirty(self.fs, self.state, self.work.signature, job_key, forced=self.options.force)
         self.resolver = Resolver(self.pipefile, self.fs, split_is_stale=lambda job: bool(self.dirty.decide_with_deps(job)))
+
+    def look_again(self) -> "Project":
+        """The same loaded Pipefile (its preamble not run again) over a fresh view of the disk
+        and of the state, read-only."""
+        import copy
+
+        again = copy.copy(self)
+        again._look(readonly=True)
+        return again
 
     def targets(self) -> list[str]:
         if self.options.targets:
@@ -49,6 +64,7 @@ class Project:
 
 def build(project: Project, graph, reporter) -> int:
     """Run `graph` under the run lock; return the exit status."""
+    from rulerun import uptodate
     from rulerun.schedule import Limits, Scheduler
     from rulerun.state import RunLock
 
@@ -61,7 +77,9 @@ def build(project: Project, graph, reporter) -> int:
         f"another rulerun ({holder}) is running in this directory; waiting for it to finish")))
     if waited:
         project, graph, cluster = _reload_after_wait(project, lock, cluster)
+    uptodate.forget()  # from here on files change: until this build ends, no stamp holds
     executor = make_executor(project.options, project.pipefile)
+    outcome = None
     try:
         if cluster:   # no drmaa, no library, scheduler down: say so before any job starts
             executor.cluster().session()
@@ -74,7 +92,11 @@ def build(project: Project, graph, reporter) -> int:
     finally:
         executor.close()
         project.state.close()
-        lock.release()
+        try:
+            if outcome is not None and outcome.exit_code == 0 and not project.options.watch:
+                uptodate.remember(project, graph, outcome.ran)
+        finally:
+            lock.release()
 
 
 def _reload_after_wait(project: Project, lock, cluster: bool):

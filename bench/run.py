@@ -47,6 +47,7 @@ REPO = BENCH.parent
 WORK = BENCH / "work"
 RESULTS = BENCH / "results"
 VENV = BENCH / ".venv"
+RULERUN_VENV = BENCH / ".venv-rulerun"
 BIG = 100_000  # sizes from here on get --big-runs rounds
 SCALABLE = ("chains", "fanin", "trivial")  # the workloads --sizes applies to
 LOG_TAIL = 12
@@ -165,6 +166,22 @@ def script_package_dir(script: str) -> Path | None:
     return Path(probe.stdout.strip()).resolve().parent if probe.returncode == 0 else None
 
 
+def installed_rulerun_tool() -> Tool:
+    """This checkout installed as a user installs it (a wheel, not an editable install) in a
+    virtual environment of the bench's own, bench/.venv-rulerun, reinstalled on every run so it
+    is this checkout's code. Start-up then costs what it costs a user: an editable install, or
+    the .pth files of a busy base interpreter, add tens of milliseconds to every command."""
+    python = RULERUN_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {RULERUN_VENV} for an installed rulerun (benchmark only) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(RULERUN_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(REPO)],
+                   check=True)
+    script = RULERUN_VENV / "bin" / "rulerun"
+    return Tool("rulerun", [str(script)], dict(os.environ), note=f"installed from this checkout: {script}")
+
+
 def rulerun_tool() -> Tool:
     """The console script if on PATH and it runs this checkout, else `python -m rulerun`.
 
@@ -192,10 +209,10 @@ def ensure_snakemake() -> Path:
     return exe
 
 
-def make_tool(name: str) -> Tool:
+def make_tool(name: str, installed: bool = False) -> Tool:
     env = dict(os.environ)
     if name == "rulerun":
-        return rulerun_tool()
+        return installed_rulerun_tool() if installed else rulerun_tool()
     if name == "snakemake":
         exe = ensure_snakemake()
         return Tool(name, [str(exe)], env, jobs_flag="--cores", note=str(exe))
@@ -489,6 +506,9 @@ def parse_args(argv=None):
                    "bench/work/quick with --quick, so that CI does not disturb a full run)")
     p.add_argument("--quick", action="store_true",
                    help="CI: smallest size of each workload, rulerun only, one round, correctness")
+    p.add_argument("--in-place", action="store_true",
+                   help="run the rulerun of this checkout as it is (console script or python -m) "
+                        "instead of installing it into bench/.venv-rulerun (implied by --quick)")
     args = p.parse_args(argv)
     for name in args.tools:
         if name not in TOOLS:
@@ -497,7 +517,7 @@ def parse_args(argv=None):
         if name not in WORKLOADS:
             p.error(f"unknown workload {name!r} (choose from {', '.join(WORKLOADS)})")
     if args.quick:
-        args.tools, args.runs = ["rulerun"], 1
+        args.tools, args.runs, args.in_place = ["rulerun"], 1, True
     args.work = args.work or (WORK / "quick" if args.quick else WORK)
     return args
 
@@ -511,7 +531,7 @@ def sizes_for(spec: Workload, args) -> list[int]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     (args.work / "logs").mkdir(parents=True, exist_ok=True)
-    tools = [make_tool(name) for name in args.tools]
+    tools = [make_tool(name, installed=not args.in_place) for name in args.tools]
     header = environment(tools, args)
     print(header, flush=True)
     cases: list[Case] = []

@@ -1,4 +1,4 @@
-"""The local executor's choice of how to run a shell command."""
+"""The local executor: how it runs a shell command, and where a shell job's output goes."""
 
 from __future__ import annotations
 
@@ -21,3 +21,75 @@ def test_simple_commands_run_without_a_shell(script, direct):
 ])
 def test_anything_for_the_shell_goes_through_sh(script):
     assert command_line(script) == ["/bin/sh", "-e", "-c", script]
+
+
+def _run_shell(tmp_path, script: str, log: str = "logs/r/job.log", while_running=None):
+    """Run `script` through ShellRunner and return its JobResult (after `while_running()`)."""
+    import queue
+
+    from rulerun.executors.base import JobSpec
+    from rulerun.executors.local import ShellRunner
+
+    runner, results = ShellRunner(), queue.Queue()
+    spec = JobSpec(key=1, rule="r", kind="shell", command=script, outputs=(), inputs=(),
+                   log_path=str(tmp_path / log), workdir=str(tmp_path))
+    try:
+        runner.start(spec, results.put)
+        if while_running:
+            while_running()
+        return results.get(timeout=10)
+    finally:
+        runner.close()
+
+
+def test_a_job_that_prints_keeps_its_log(tmp_path):
+    assert _run_shell(tmp_path, "echo hello; echo oops >&2").ok
+    assert (tmp_path / "logs/r/job.log").read_text() == "hello\noops\n"
+
+
+def test_a_silent_successful_job_leaves_no_log_not_even_an_old_one(tmp_path):
+    old = tmp_path / "logs/r/job.log"
+    old.parent.mkdir(parents=True)
+    old.write_text("from an earlier run\n")
+    assert _run_shell(tmp_path, "true").ok
+    assert not old.exists()
+
+
+def test_a_failed_job_always_has_its_log(tmp_path):
+    result = _run_shell(tmp_path, "exit 3")
+    assert not result.ok and result.exit_status == 3
+    assert (tmp_path / "logs/r/job.log").read_text() == ""
+
+
+def test_a_long_job_can_be_followed_while_it_runs(tmp_path, monkeypatch):
+    import time
+
+    from rulerun.executors.local import _Reaper
+
+    monkeypatch.setattr(_Reaper, "LASTING", 0.2)
+    log = tmp_path / "logs/r/job.log"
+    seen = []
+
+    def look():
+        time.sleep(0.6)
+        seen.append(log.exists() and log.read_text())
+
+    assert _run_shell(tmp_path, "echo started; sleep 1.2", while_running=look).ok
+    assert seen == ["started\n"]
+    assert log.read_text() == "started\n"
+
+
+@pytest.mark.parametrize("missing", ["O_TMPFILE", "proc"])
+def test_logs_are_the_same_without_unnamed_files_or_proc(tmp_path, monkeypatch, missing):
+    import os
+
+    from rulerun.executors import local
+
+    if missing == "O_TMPFILE":
+        monkeypatch.delattr(os, "O_TMPFILE")
+    else:
+        monkeypatch.setattr(local, "_link_fd", lambda fd, path: False)
+    assert _run_shell(tmp_path, "echo hello").ok
+    assert (tmp_path / "logs/r/job.log").read_text() == "hello\n"
+    assert _run_shell(tmp_path, "true").ok
+    assert not (tmp_path / "logs/r/job.log").exists()

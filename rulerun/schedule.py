@@ -2,7 +2,8 @@
 end; record it; repeat. The graph may grow while it runs (split rules).
 
     decide which jobs must run (dependency order) -> queue those whose deps are complete
-    loop:  start ready jobs while capacity allows -> wait for results -> record the batch
+    loop:  take ready jobs while capacity allows -> one transaction: record the results of the
+           last turn and mark the new jobs incomplete -> start them -> wait for results
            -> complete each job: its dependents' counts drop; a dependent at zero is expanded
               (if it waited on a split), then queued, or completed at once if up to date
 
@@ -109,7 +110,7 @@ class Scheduler:
         self._ready: dict[tuple[str, ...], deque[Job]] = {}
         self._running: dict[int, tuple[Job, JobSpec, float]] = {}
         self._stopping = False
-        self._quarantined: dict[int, list[str]] = {}
+        self._unrecorded: list[tuple[Job, bool]] = []  # ended (and succeeded?) since the last commit
         self._newest_input: dict[int, int] = {}
 
     # ------------------------------------------------------------------ the loop
@@ -121,10 +122,11 @@ class Scheduler:
                 self.reporter.run_started(self._count_to_run(self.graph.jobs))
                 while self._running or (self._any_ready() and not self._stopping):
                     signals.check()
-                    self._start_ready()
+                    self._start(self._take_ready())
                     if not self._running:
                         break
                     self._finish(self._wait(signals))
+                self._commit([])
                 signals.check()
             except (KeyboardInterrupt, Interrupted):
                 self._interrupt()
@@ -163,6 +165,7 @@ class Scheduler:
         for result in results:
             result.interrupted = True
         self._finish(results)
+        self._commit([])
 
     # ------------------------------------------------------------------ planning
 
@@ -232,20 +235,20 @@ class Scheduler:
     def _any_ready(self) -> bool:
         return any(self._ready.values())
 
-    def _start_ready(self) -> None:
-        batch: list[tuple[Job, tuple[str, ...]]] = []
+    def _take_ready(self) -> list[Job]:
+        """The queued jobs that fit within the limits now (their room is taken)."""
+        batch: list[Job] = []
         for keys, waiting in self._ready.items():
             while waiting and not self._stopping and self.limits.has_room(keys):
                 self.limits.take(keys)
-                batch.append((waiting.popleft(), keys))
+                batch.append(waiting.popleft())
             if self.limits.full:
                 break
-        if batch:
-            self._start_batch(batch)
+        return batch
 
-    def _start_batch(self, batch: list[tuple[Job, tuple[str, ...]]]) -> None:
-        specs = [(job, self.work.spec(job)) for job, _ in batch]
-        self.state.jobs_started([(job_key(job), job.outputs) for job, _ in batch])
+    def _start(self, batch: list[Job]) -> None:
+        specs = [(job, self.work.spec(job)) for job in batch]
+        self._commit(batch)
         for job, spec in specs:
             self._newest_input[job.id] = _newest_mtime(job.inputs)
             self._running[job.id] = (job, spec, time.monotonic())
@@ -256,6 +259,16 @@ class Scheduler:
             except OSError as exc:  # e.g. its output directory is on a read-only or full disk
                 what = f"{exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else "")
                 self._events.put(JobResult(spec.key, False, f"it could not be started: {what}"))
+
+    def _commit(self, starting: list[Job]) -> None:
+        """One transaction a turn: the jobs that ended since the last one (a success's signature,
+        a failure forgotten) and the incomplete marks of `starting`, before any of them starts.
+        A dependent of a job starts only after the job's success is recorded here."""
+        ended, self._unrecorded = self._unrecorded, []
+        if ended or starting:
+            self.state.record(succeeded=[(job_key(j), j.outputs, self._signature(j)) for j, ok in ended if ok],
+                              failed=[(job_key(j), j.outputs) for j, ok in ended if not ok],
+                              started=[(job_key(j), j.outputs) for j in starting])
 
     def _prepare_outputs(self, job: Job) -> None:
         """Output directories exist before a job starts; a split rule's old outputs are removed
@@ -271,21 +284,22 @@ class Scheduler:
     # ------------------------------------------------------------------ finishing
 
     def _finish(self, results: list[JobResult]) -> None:
-        done, failed = [], []
+        """Take in ended jobs: a success completes its job, a failure's outputs are quarantined.
+        Both are written to the state by the next _commit."""
+        freed: list[Job] = []
         for result in results:
             job, spec, started = self._running.pop(result.key)
             self.limits.give(self.limits.keys(job))
             if result.ok and not result.interrupted:
                 result = self._check_outputs(job, result)
-            (done if result.ok and not result.interrupted else failed).append((job, spec, result, started))
-        self._record(done, failed)
-        freed: list[Job] = []
-        for job, spec, result, started in done:
-            self.outcome.ran += 1
-            self.reporter.job_finished(job, spec, result, time.monotonic() - started)
-            freed.extend(self._completed(job))
-        for job, spec, result, started in failed:
-            self._failed(job, spec, result)
+            ok = result.ok and not result.interrupted
+            self._unrecorded.append((job, ok))
+            if ok:
+                self.outcome.ran += 1
+                self.reporter.job_finished(job, spec, result, time.monotonic() - started)
+                freed.extend(self._completed(job))
+            else:
+                self._failed(job, spec, result, _quarantine(job.outputs))
         self._advance(freed)
 
     def _check_outputs(self, job: Job, result: JobResult) -> JobResult:
@@ -303,14 +317,6 @@ class Scheduler:
                              f"'{missing[0]}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         return result
 
-    def _record(self, done, failed) -> None:
-        """One transaction for the successes, one for the failures of this batch."""
-        if done:
-            self.state.jobs_finished([(job_key(j), j.outputs, self._signature(j)) for j, _, _, _ in done])
-        if failed:
-            self._quarantined.update({j.id: _quarantine(j.outputs) for j, _, _, _ in failed})
-            self.state.jobs_cleared([(job_key(j), j.outputs) for j, _, _, _ in failed])
-
     def _signature(self, job: Job) -> dict:
         """The job's signature, with its inputs' newest time as it was when the job started: an
         input changed while the job ran is then seen as changed by the next run."""
@@ -318,8 +324,8 @@ class Scheduler:
         signature["newest_input"] = self._newest_input.pop(job.id, 0)
         return signature
 
-    def _failed(self, job: Job, spec: JobSpec, result: JobResult) -> None:
-        failure = Failure(job, spec, result, self._quarantined.get(job.id, []))
+    def _failed(self, job: Job, spec: JobSpec, result: JobResult, quarantined: list[str]) -> None:
+        failure = Failure(job, spec, result, quarantined)
         if result.interrupted:
             self.reporter.job_interrupted(failure)
             return

@@ -4,7 +4,7 @@ Per job (keyed by its outputs, or 'task:NAME' / 'split:NAME') the signature of i
 a hash of its action, of each variable it uses and of its input list. Before a job starts its
 outputs are marked incomplete in the same database, and the mark is cleared only when it
 succeeded: after a crash (even kill -9) the next run sees which outputs can't be trusted.
-Writes are batched: one transaction per batch of starts or completions.
+Writes are batched: one transaction for what a turn of the run loop learnt and started.
 """
 
 from __future__ import annotations
@@ -150,31 +150,23 @@ class State:
 
     # ------------------------------------------------------------------ writing
 
-    def jobs_started(self, jobs: Iterable[tuple[str, list[str]]]) -> None:
-        """Mark each (job key, outputs) incomplete; committed before any of them starts."""
+    def record(self, succeeded: Iterable[tuple[str, list[str], dict]] = (),
+               failed: Iterable[tuple[str, list[str]]] = (),
+               started: Iterable[tuple[str, list[str]]] = ()) -> None:
+        """In one transaction: each succeeded (job key, outputs, signature) gets its signature
+        and loses its incomplete marks; each failed (job key, outputs) loses both, as its outputs
+        are gone; each started (job key, outputs) is marked incomplete. The run loop commits once
+        per turn, before the jobs it starts: a transaction costs more than its rows."""
         now = time.time()
-        rows = [(out, key, now) for key, outputs in jobs for out in [*outputs, key]]
-        self._write("INSERT OR REPLACE INTO incomplete VALUES (?, ?, ?)", rows)
-
-    def jobs_finished(self, records: Iterable[tuple[str, list[str], dict]]) -> None:
-        """Record each (job key, outputs, signature) as succeeded and clear its incomplete marks."""
-        now = time.time()
-        records = list(records)
+        succeeded, failed = list(succeeded), list(failed)
+        ended = [(key,) for key, *_ in succeeded + failed]
+        marks = [(out, key, now) for key, outputs in started for out in dict.fromkeys([*outputs, key])]
         with self._transaction() as db:
             db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?)",
-                           [(key, json.dumps(sig, sort_keys=True), now) for key, _, sig in records])
-            db.executemany("DELETE FROM incomplete WHERE job=?", [(key,) for key, _, _ in records])
-
-    def jobs_cleared(self, jobs: Iterable[tuple[str, list[str]]]) -> None:
-        """Forget each (job key, outputs): it failed or was interrupted and its outputs are gone."""
-        jobs = list(jobs)
-        with self._transaction() as db:
-            db.executemany("DELETE FROM signatures WHERE job=?", [(key,) for key, _ in jobs])
-            db.executemany("DELETE FROM incomplete WHERE job=?", [(key,) for key, _ in jobs])
-
-    def _write(self, sql: str, rows: list[tuple]) -> None:
-        with self._transaction() as db:
-            db.executemany(sql, rows)
+                           [(key, json.dumps(sig, sort_keys=True), now) for key, _, sig in succeeded])
+            db.executemany("DELETE FROM signatures WHERE job=?", [(key,) for key, _ in failed])
+            db.executemany("DELETE FROM incomplete WHERE job=?", ended)
+            db.executemany("INSERT OR REPLACE INTO incomplete VALUES (?, ?, ?)", marks)
 
     @contextlib.contextmanager
     def _transaction(self):

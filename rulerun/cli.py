@@ -76,13 +76,14 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"can't change to directory '{options.directory}': {exc.strerror}") from None
         from rulerun import uptodate
 
-        if uptodate.nothing_to_do(options):  # answered without loading the Pipefile
+        basis = uptodate.look(options)
+        if basis == uptodate.UP_TO_DATE:  # answered without loading the Pipefile
             if options.verbosity >= 0:
                 sys.stdout.write(uptodate.NOTHING_TO_DO + "\n")
             return 0
         from rulerun.run import run
 
-        return run(options)
+        return run(options, basis)
     except RulerunError as exc:
         sys.stdout.flush()
         sys.stderr.write(f"rulerun: {exc.show()}\n" if not hasattr(exc, "loc") else exc.show() + "\n")

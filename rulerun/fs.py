@@ -22,7 +22,10 @@ class FileSystem:
     """Cached view of the files under the working directory. Paths are normalised and relative
     (or absolute) as the user wrote them; call `forget`/`forget_all` after files change."""
 
-    def __init__(self) -> None:
+    def __init__(self, lists: bool = True) -> None:
+        # lists=False: existence by a stat of the path itself, for a few known paths in large
+        # directories (the jobs some changed files affect), where one listing costs more.
+        self.lists = lists
         self._listings: dict[str, dict[str, bool]] = {}
         self._mtimes: dict[str, int | None] = {}
         self.listed: dict[str, Listed] = {}
@@ -49,6 +52,8 @@ class FileSystem:
         return found
 
     def exists(self, path: str) -> bool:
+        if not self.lists:
+            return self.mtime(path) is not None
         directory, _, name = path.rpartition("/")
         if not name:
             self.recording = False
@@ -61,7 +66,7 @@ class FileSystem:
         """Modification time in nanoseconds, or None when the file is missing."""
         if path in self._mtimes:
             return self._mtimes[path]
-        if not self.exists(path):  # the listing answers for missing files: no stat needed
+        if self.lists and not self.exists(path):  # the listing answers for missing files: no stat needed
             return None
         value = self._mtimes[path] = _mtime(path)
         return value

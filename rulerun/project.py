@@ -24,29 +24,33 @@ class Project:
         self.pipefile = load_pipefile(options.file, overrides=options.overrides)
         self.namespace = build_namespace(self.pipefile, options.overrides)
         self.work = Work(self.pipefile, self.namespace)
-        readonly = options.dry_run or options.graph or options.list_rules
-        self._look(readonly)
+        from rulerun.state import State
 
-    def _look(self, readonly: bool) -> None:
-        """A new view of the disk and the state, and the resolver and decisions built on it."""
+        self.state = State(readonly=options.dry_run or options.graph or options.list_rules)
+        self.view()
+
+    def view(self, lists: bool = True) -> None:
+        """A new view of the disk, and the resolver and decisions built on it (lists=False:
+        files are looked at one by one, for a graph known beforehand; see fs.FileSystem)."""
         from rulerun.dirty import Dirty
         from rulerun.fs import FileSystem
         from rulerun.resolve import Resolver
-        from rulerun.state import State
         from rulerun.work import job_key
 
-        self.fs = FileSystem()
-        self.state = State(readonly=readonly)
+        self.fs = FileSystem(lists)
         self.dirty = Dirty(self.fs, self.state, self.work.signature, job_key, forced=self.options.force)
         self.resolver = Resolver(self.pipefile, self.fs, split_is_stale=lambda job: bool(self.dirty.decide_with_deps(job)))
 
-    def look_again(self) -> "Project":
+    def look_again(self, lists: bool = True) -> "Project":
         """The same loaded Pipefile (its preamble not run again) over a fresh view of the disk
         and of the state, read-only."""
         import copy
 
+        from rulerun.state import State
+
         again = copy.copy(self)
-        again._look(readonly=True)
+        again.state = State(readonly=True)
+        again.view(lists)
         return again
 
     def targets(self) -> list[str]:
@@ -62,8 +66,9 @@ class Project:
         return self.resolver.resolve_targets(self.targets())
 
 
-def build(project: Project, graph, reporter) -> int:
-    """Run `graph` under the run lock; return the exit status."""
+def build(project: Project, graph, reporter, basis=None) -> int:
+    """Run `graph` under the run lock; return the exit status. `basis`: the uptodate.Basis
+    `graph` was cut down from, if it was."""
     from rulerun import uptodate
     from rulerun.schedule import Limits, Scheduler
     from rulerun.state import RunLock
@@ -75,8 +80,9 @@ def build(project: Project, graph, reporter) -> int:
     waited: list[str] = []
     lock.acquire(wait=True, on_wait=lambda holder: (waited.append(holder), reporter.warning(
         f"another rulerun ({holder}) is running in this directory; waiting for it to finish")))
-    if waited:
+    if waited:   # the record `basis` came from is gone with the other run
         project, graph, cluster = _reload_after_wait(project, lock, cluster)
+        basis = None
     uptodate.forget()  # from here on files change: until this build ends, no stamp holds
     executor = make_executor(project.options, project.pipefile)
     outcome = None
@@ -94,7 +100,7 @@ def build(project: Project, graph, reporter) -> int:
         project.state.close()
         try:
             if outcome is not None and outcome.exit_code == 0 and not project.options.watch:
-                uptodate.remember(project, graph, outcome.ran)
+                uptodate.remember(project, graph, outcome.ran, basis)
         finally:
             lock.release()
 

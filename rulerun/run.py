@@ -9,7 +9,9 @@ from rulerun.options import RESTART_MARKER, Options
 from rulerun.project import Project, build
 
 
-def run(options: Options) -> int:
+def run(options: Options, basis=None) -> int:
+    """`basis`: an uptodate.Basis when only some files changed since the last build that left
+    everything up to date; its graph, cut down to what they affect, is built instead."""
     from rulerun.ui import make_reporter
 
     reporter = make_reporter(options.verbosity)
@@ -22,7 +24,11 @@ def run(options: Options) -> int:
         reporter.warning(text)
     if options.list_rules:
         return list_rules(project)
-    graph = project.graph()
+    graph = basis.graph(project.pipefile) if basis is not None else None
+    if graph is None:
+        graph, basis = project.graph(), None
+    else:
+        project.view(lists=False)  # a few known jobs: stat their files, list no directory
     if options.graph:
         from rulerun.graph import to_dot
 
@@ -37,7 +43,7 @@ def run(options: Options) -> int:
         from rulerun.watch import watch
 
         return watch(options, reporter)
-    return build(project, graph, reporter)
+    return build(project, graph, reporter, basis)
 
 
 def list_rules(project: Project) -> int:

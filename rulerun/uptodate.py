@@ -1,28 +1,33 @@
 """The no-op answer: a run that left every job up to date keeps what it saw, so that the next
-run asking the same thing can say "nothing to do" without loading the Pipefile.
+run asking the same thing can say "nothing to do" without loading the Pipefile, or, when only
+some files changed, run the jobs they affect without resolving the Pipefile again.
 
 A run's jobs and decisions follow from the Pipefile, the request (targets and NAME=VALUE), the
 state database and what the resolver saw on disk, all of it through fs.FileSystem: the listing
 of each directory and the time of each file it asked about. When all of that is unchanged the
-run would decide the same, so the stamp `.rulerun/uptodate` records it after a build:
+run would decide the same, so the record `.rulerun/uptodate` keeps it after a build, with the
+job graph beside it in `.rulerun/uptodate.graph`:
 
-    remember(project, ...)    after a successful build, under the run lock: resolve and decide
-                              once more on a fresh view of the disk; when nothing must run,
-                              write what that view saw (directory and file times)
-    nothing_to_do(options)    at the start of a run, before anything heavy is imported: the
-                              stamp is for this request, the Pipefile reads the same, and every
-                              recorded time is still what it was
-    forget()                  a build is about to change things: the stamp no longer holds
+    remember(project, ...)    after a successful build, under the run lock: decide once more on
+                              a fresh view of the disk; when nothing must run, write what that
+                              view saw (directory and file times) and the graph
+    look(options)             at the start of a run, before anything heavy is imported: the
+                              record is for this request and the Pipefile reads the same; then
+                              UP_TO_DATE when every recorded time is unchanged, a Basis naming
+                              the changed files when only files changed (the directories list
+                              the same, so the graph is the recorded one: affected.py cuts it
+                              down to what those files affect), else None (decide in full)
+    forget()                  a build is about to change things: the record no longer holds
 
 Times are compared for equality, not order, so a file put back with an older time counts as
 changed. A directory listed in the same clock tick as its last change could change again
 without its time moving on: such a directory is listed again once the tick is over, and the
-stamp is written only if it still reads the same.
+record is written only if it still reads the same.
 
-Not stamped (the full run decides every time): builds whose jobs use a variable computed by
+Not recorded (the full run decides every time): builds whose jobs use a variable computed by
 Python code (a call, or a top-level `python:` block that could rebind it), since its value
 can change with nothing on disk changing; graphs with tasks that have actions (they run every
-time); split rules still waiting; -n, -B, --watch, --graph and --list runs.
+time); split rules (they change the graph when they run); -n, -B, --watch, --graph and --list.
 """
 
 from __future__ import annotations
@@ -35,8 +40,9 @@ from rulerun import __version__
 from rulerun.layout import STATE_DIR
 
 STAMP = os.path.join(STATE_DIR, "uptodate")
+GRAPH = os.path.join(STATE_DIR, "uptodate.graph")
 NOTHING_TO_DO = "rulerun: nothing to do, everything is up to date"
-FORMAT = 1
+FORMAT = 2
 # A directory changed less than this before it was listed may change again within the same
 # file-time tick (a few ms on Linux filesystems); one at whole seconds may have coarse times.
 RACY_NS = 50_000_000
@@ -52,35 +58,63 @@ def request(options) -> tuple | None:
             tuple(sorted(options.overrides.items())))
 
 
-def nothing_to_do(options) -> bool:
-    """True when the stamp shows that a run of `options` would find every job up to date."""
+class Basis:
+    """A run that starts from the record: only the files at `changed` (indices into the
+    record's files) have other times than recorded."""
+
+    def __init__(self, record: dict, changed: list[int]):
+        self.record = record
+        self.changed = changed
+
+    def graph(self, pipefile):
+        """The recorded graph cut down to the jobs the changed files affect, or None."""
+        from rulerun.affected import affected_graph
+
+        graph_id = self.record.get("graph")
+        if graph_id is None:
+            return None
+        paths = self.record["files"][0]
+        return affected_graph(GRAPH, graph_id, pipefile, [paths[i] for i in self.changed])
+
+
+UP_TO_DATE = "up to date"
+
+
+def look(options) -> str | Basis | None:
+    """UP_TO_DATE when the record shows that a run of `options` would find every job up to
+    date; a Basis when only some recorded files changed; None when the run must decide in full."""
     wanted = request(options)
     if wanted is None:
-        return False
+        return None
     try:
         with open(STAMP, "rb") as handle:
-            stamp = marshal.loads(handle.read())  # far faster than marshal.load(handle)
-        if stamp["request"] != wanted:
-            return False
+            record = marshal.loads(handle.read())  # far faster than marshal.load(handle)
+        if record["request"] != wanted:
+            return None
         with open(options.file, "rb") as handle:
-            if handle.read() != stamp["pipefile"]:
-                return False
-        return _unchanged(stamp["dirs"]) and _unchanged(stamp["files"])
+            if handle.read() != record["pipefile"]:
+                return None
+        if _changed(record["dirs"]):
+            return None
+        changed = _changed(record["files"])
     except (OSError, EOFError, ValueError, TypeError, KeyError):
-        return False  # no stamp, or an unreadable one: the full run decides
+        return None  # no record, or an unreadable one: the full run decides
+    return Basis(record, changed) if changed else UP_TO_DATE
 
 
-def _unchanged(recorded: tuple[list[str], list[int | None]]) -> bool:
+def _changed(recorded: tuple[list[str], list[int | None]]) -> list[int]:
+    """Indices of the recorded paths whose time is not the recorded one."""
     stat = os.stat
     paths, mtimes = recorded
-    for path, then in zip(paths, mtimes):
+    changed = []
+    for index, (path, then) in enumerate(zip(paths, mtimes)):
         try:
             now = stat(path).st_mtime_ns
         except OSError:
             now = None
         if now != then:
-            return False
-    return True
+            changed.append(index)
+    return changed
 
 
 def forget() -> None:
@@ -90,27 +124,66 @@ def forget() -> None:
         pass
 
 
-def remember(project, graph, ran: int) -> bool:
-    """After a successful build of `graph` (`ran` jobs run): write the stamp when a fresh look
-    finds every job up to date. Returns whether it was written; never fails the build."""
+def remember(project, graph, ran: int, basis: Basis | None = None) -> bool:
+    """After a successful build of `graph` (`ran` jobs run; `graph` cut down from `basis` when
+    the run started from the record): write the record when a fresh look finds every job up to
+    date. Returns whether it was written; never fails the build."""
     from rulerun.errors import RulerunError
 
     if request(project.options) is None or project.pipefile.unknown_overrides:
         return False
     fresh = None
     try:
+        if basis is not None:
+            if _remember_part(project, graph, basis):
+                return True
+            ran = True  # the part can't be carried over: look at everything again
         if ran or not project.fs.recording:  # the build changed files: look again
             fresh = project = project.look_again()
             graph = project.graph()
         if not (_all_up_to_date(project, graph) and project.fs.recording and _settled(project.fs)):
             return False
-        _write(project, project.fs)
+        _write(project, graph)
         return True
     except (RulerunError, OSError):
         return False  # the next run decides in full, and says what is wrong if anything is
     finally:
         if fresh is not None:
             fresh.state.close()
+
+
+def _remember_part(project, graph, basis: Basis) -> bool:
+    """The record again, after a build of only the jobs `basis` affected: when every directory
+    still lists as recorded and a fresh look finds those jobs up to date, the rest of the
+    record still holds and only their files' times are new."""
+    from rulerun.affected import file_indices
+
+    record = basis.record
+    fresh = project.look_again(lists=False)
+    try:
+        if not _all_up_to_date(fresh, graph) or not _same_listings(fresh.fs, record["dirs"]):
+            return False
+        seen = fresh.fs.files_seen()  # what the fresh decisions were based on
+        where = file_indices(GRAPH, seen)
+        if where is None or len(where) != len(seen):
+            return False  # a file the record does not know: look at everything again
+        mtimes = record["files"][1]
+        for path, mtime in seen.items():
+            mtimes[where[path]] = mtime
+        mtimes[record["state"]] = _mtime(fresh.state.path)
+    finally:
+        fresh.state.close()
+    _replace(STAMP, record)
+    return True
+
+
+def _same_listings(fs, recorded: tuple[list[str], list[int | None]]) -> bool:
+    """Every directory `fs` listed was recorded with the time it had then, and every recorded
+    directory still has its recorded time."""
+    times = dict(zip(*recorded))
+    if any(times.get(path or ".", -1) != seen.mtime for path, seen in fs.listed.items()):
+        return False
+    return not _changed(recorded)
 
 
 def _all_up_to_date(project, graph) -> bool:
@@ -141,7 +214,7 @@ def _settled(fs) -> bool:
     if wait > 0:
         time.sleep(wait)
     for path, seen in racy.items():
-        if _dir_mtime(path) != seen.mtime or _names(path) != fs.listing(path):
+        if _mtime(path) != seen.mtime or _names(path) != fs.listing(path):
             return False
     return True
 
@@ -150,7 +223,7 @@ def _racy_window(mtime: int) -> int:
     return COARSE_RACY_NS if mtime % 1_000_000_000 == 0 else RACY_NS
 
 
-def _dir_mtime(path: str) -> int | None:
+def _mtime(path: str) -> int | None:
     try:
         return os.stat(path or ".").st_mtime_ns
     except OSError:
@@ -165,16 +238,29 @@ def _names(path: str) -> dict[str, bool] | None:
         return None
 
 
-def _write(project, fs) -> None:
+def _write(project, graph) -> None:
+    """The record of what `project`'s view saw, and `graph` beside it when it can be reused."""
+    from rulerun.affected import can_record, save
+
+    fs = project.fs
     with open(project.options.file, "rb") as handle:
         pipefile = handle.read()
     dirs = [(path or ".", seen.mtime) for path, seen in fs.listed.items()]
     files = list(fs.files_seen().items())
-    files.append((project.state.path, _dir_mtime(project.state.path)))
-    stamp = {"request": request(project.options), "pipefile": pipefile,
-             "dirs": ([p for p, _ in dirs], [m for _, m in dirs]),
-             "files": ([p for p, _ in files], [m for _, m in files])}
-    temporary = f"{STAMP}.{os.getpid()}"
+    files.append((project.state.path, _mtime(project.state.path)))
+    paths = [p for p, _ in files]
+    graph_id = None
+    if can_record(graph):
+        graph_id = time.time_ns()
+        save(GRAPH, graph_id, graph, paths)
+    _replace(STAMP, {"request": request(project.options), "pipefile": pipefile, "graph": graph_id,
+                     "state": len(files) - 1,
+                     "dirs": ([p for p, _ in dirs], [m for _, m in dirs]),
+                     "files": (paths, [m for _, m in files])})
+
+
+def _replace(path: str, value) -> None:
+    temporary = f"{path}.{os.getpid()}"
     with open(temporary, "wb") as handle:
-        marshal.dump(stamp, handle)
-    os.replace(temporary, STAMP)
+        marshal.dump(value, handle)
+    os.replace(temporary, path)

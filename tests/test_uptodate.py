@@ -47,10 +47,12 @@ def chain(project, tmp_path_factory):
     return project
 
 
-def later(path, seconds: float = 5.0) -> None:
-    """Give `path` a modification time clearly after everything made so far."""
-    stamp = time.time() + seconds
-    os.utime(path, (stamp, stamp))
+def later(path) -> None:
+    """`path` was just edited: its time is now, after every output made by the last run (not
+    in the future, or what is made from it would look older than it even after it ran)."""
+    before = os.stat(path).st_mtime_ns
+    os.utime(path)
+    assert os.stat(path).st_mtime_ns >= before
 
 
 def test_a_noop_after_a_build_is_answered_without_loading_the_pipefile(chain):
@@ -244,3 +246,112 @@ def test_a_damaged_stamp_is_ignored(chain, garbage):
     result = chain.run("all")
     assert result.returncode == 0 and NOTHING in result.stdout, result.stderr
     assert chain.loads() == before + 1
+
+
+# ---------------------------------------------------------------- only some files changed
+
+
+def test_after_an_edit_only_its_jobs_run_and_the_record_holds_again(chain):
+    chain.write("src/b.txt", "B\n")
+    later(chain.root / "src/b.txt")
+    result = chain.run("-v", "all")
+    assert result.returncode == 0, result.stderr
+    assert "src/b.mid" in result.stdout and "src/a.mid" not in result.stdout
+    assert chain.read("src/b.out") == "B\n" and chain.read("src/a.out") == "a\n"
+    before = chain.loads()
+    again = chain.run("all")
+    assert NOTHING in again.stdout
+    assert chain.loads() == before  # answered from the record, rewritten by the partial build
+
+
+def test_an_edited_intermediate_reruns_what_follows_it_only(chain):
+    chain.write("src/a.mid", "edited\n")
+    later(chain.root / "src/a.mid")
+    result = chain.run("-v", "all")
+    assert result.returncode == 0, result.stderr
+    assert chain.read("src/a.out") == "edited\n"
+    assert "[%.mid]" not in result.stdout
+
+
+def test_edits_one_after_another(chain):
+    for round, text in enumerate(["one\n", "two\n", "three\n"], start=1):
+        chain.write("src/a.txt", text)
+        later(chain.root / "src/a.txt")
+        assert chain.run("all").returncode == 0
+        assert chain.read("src/a.out") == text
+
+
+def test_a_damaged_graph_record_falls_back_to_the_full_decision(chain):
+    (chain.root / ".rulerun/uptodate.graph").write_bytes(b"not a database")
+    chain.write("src/a.txt", "A\n")
+    later(chain.root / "src/a.txt")
+    result = chain.run("all")
+    assert result.returncode == 0, result.stderr
+    assert chain.read("src/a.out") == "A\n" and chain.read("src/b.out") == "b\n"
+
+
+def test_a_failing_partial_build_leaves_no_record(project):
+    project.write("Pipefile", """\
+        %.out : %.txt
+            shell: test "$(cat {input})" != fail && cp {input} {output}
+        """)
+    project.write("a.txt", "fine\n")
+    project.write("b.txt", "fine\n")
+    assert project.run("a.out", "b.out").returncode == 0
+    assert project.exists(".rulerun/uptodate")
+    project.write("a.txt", "fail\n")
+    later(project.root / "a.txt")
+    failed = project.run("a.out", "b.out")
+    assert failed.returncode == 1 and "FAILED" in failed.stderr
+    assert not project.exists(".rulerun/uptodate")
+    assert project.run("a.out", "b.out").returncode == 1  # decided in full: still failing
+
+
+def test_an_action_that_changes_a_directory_gets_a_full_record(project):
+    project.write("Pipefile", """\
+        out/%.txt : in/%.txt
+            shell: cp {input} {output} && touch out/side-effect-$$
+        """)
+    project.write("in/x.txt", "x\n")
+    project.write("in/y.txt", "y\n")
+    assert project.run("out/x.txt", "out/y.txt").returncode == 0
+    assert project.exists(".rulerun/uptodate")
+    project.write("in/x.txt", "X\n")
+    later(project.root / "in/x.txt")
+    assert project.run("out/x.txt", "out/y.txt").returncode == 0
+    assert project.read("out/x.txt") == "X\n"
+    assert project.exists(".rulerun/uptodate")
+    again = project.run("out/x.txt", "out/y.txt")
+    assert NOTHING in again.stdout
+
+
+def test_affected_graph_is_the_changed_files_jobs_and_what_follows(project):
+    from rulerun.affected import affected_graph, save
+    from rulerun.fs import FileSystem
+    from rulerun.parse import load_pipefile
+    from rulerun.resolve import Resolver
+
+    project.write("Pipefile", """\
+        task all : src/*.out
+
+        %.out : %.mid
+            shell: cp {input} {output}
+
+        %.mid : %.txt
+            shell: cp {input} {output}
+        """)
+    for name in "abc":
+        project.write(f"src/{name}.txt", name)
+    pipefile = load_pipefile("Pipefile")
+    graph = Resolver(pipefile, FileSystem()).resolve_targets(["all"])
+    files = sorted({path for job in graph.jobs for path in (*job.inputs, *job.outputs)} - {"all"})
+    save(str(project.root / "g.db"), 7, graph, files)
+
+    part = affected_graph(str(project.root / "g.db"), 7, pipefile, ["src/b.txt"])
+    assert [job.label for job in part.jobs] == ["%.mid src/b.mid", "%.out src/b.out", "all"]
+    out_job, all_job = part.jobs[1], part.jobs[2]
+    assert out_job.deps == [part.jobs[0]] and all_job.deps == [out_job]
+    assert all_job.inputs == ["src/a.out", "src/b.out", "src/c.out"]  # its inputs stay whole
+    assert [job.label for job in part.targets] == ["all"]
+    assert affected_graph(str(project.root / "g.db"), 8, pipefile, ["src/b.txt"]) is None
+    assert affected_graph(str(project.root / "g.db"), 7, pipefile, ["nobody/uses.txt"]) is None

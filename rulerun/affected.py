@@ -5,18 +5,20 @@ before, so every glob and every choice of rule comes out the same), the graph it
 still the graph. The jobs that read or write a changed file, and everything downstream of
 them, are the only ones whose decision can differ; the rest were up to date and still are.
 
-The recorded graph is a small sqlite file, so that a run reads only the rows of the jobs it
-needs (a graph of 200,000 jobs takes longer to load whole than to decide a few of its jobs):
+The recorded graph is a small sqlite file, so that a run reads only the parts it needs (a
+graph of 200,000 jobs takes longer to load whole than to decide a few of its jobs): jobs and
+file users are stored in blocks of CHUNK consecutive entries, one row each, which keeps writing
+quick. Files are named by their index in the record's list of files (names it does not hold,
+such as task names, follow in `meta.extra`):
 
     save(path, graph_id, graph, files)    per job its rule, files, values, deps and dependents;
-                                          per recorded file its index in the record and the
-                                          jobs using it
-    file_indices(path, names)             where files are in the record, without reading it all
-    affected_graph(path, graph_id, pipefile, changed)
+                                          per recorded file the jobs using it
+    affected_graph(path, graph_id, pipefile, changed, files)
                                           the jobs using a changed file and all their
                                           dependents, as Job objects whose deps are cut down
                                           to that set (the others are up to date, so nothing
-                                          waits for them); None when it can't be worked out
+                                          waits for them), with the index of each of their
+                                          files; None when it can't be worked out
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from rulerun.graph import Job, JobGraph
 from rulerun.model import Pipefile
 
 _SCHEMA = """
-CREATE TABLE meta (graph_id INTEGER, targets BLOB);
-CREATE TABLE jobs (position INTEGER PRIMARY KEY, row BLOB);
-CREATE TABLE users (path TEXT PRIMARY KEY, file INTEGER, jobs BLOB) WITHOUT ROWID;
+CREATE TABLE meta (graph_id INTEGER, targets BLOB, extra BLOB);
+CREATE TABLE jobs (chunk INTEGER PRIMARY KEY, rows BLOB);
+CREATE TABLE users (chunk INTEGER PRIMARY KEY, jobs BLOB);
 """
+CHUNK = 512
 
 
 def can_record(graph: JobGraph) -> bool:
@@ -43,19 +46,23 @@ def can_record(graph: JobGraph) -> bool:
 def save(path: str, graph_id: int, graph: JobGraph, files: list[str]) -> None:
     """Write `graph` (its jobs in dependency order) to a new sqlite file at `path`; `files`
     are the record's files, whose indices name them."""
+    names = _Names(files)
     position = {job.id: index for index, job in enumerate(graph.jobs)}
-    where = {name: index for index, name in enumerate(files)}
-    users: dict[int, list[int]] = {}
+    users: list[list[int]] = [[] for _ in files]
     dependents: list[list[int]] = [[] for _ in graph.jobs]
+    rows = []
     for index, job in enumerate(graph.jobs):
-        for name in (*job.outputs, *job.inputs):
-            found = where.get(name)
-            if found is not None:
-                users.setdefault(found, []).append(index)
+        outputs, inputs = names.ids(job.outputs), names.ids(job.inputs)
+        for file in (*outputs, *inputs):
+            if file < len(files):
+                users[file].append(index)
         for dep in job.deps:
             dependents[position[dep.id]].append(index)
-    rows = ((index, marshal.dumps(_row(job, position, dependents[index])))
-            for index, job in enumerate(graph.jobs))
+        rows.append([job.rule.index if job.rule is not None else -1, outputs, inputs,
+                     tuple(job.values.items()), tuple(position[dep.id] for dep in job.deps),
+                     tuple(job.via_rules)])
+    for row, after in zip(rows, dependents):
+        row.append(after)
     temporary = f"{path}.{os.getpid()}"
     _remove(temporary)
     db = sqlite3.connect(temporary, isolation_level=None)
@@ -64,98 +71,116 @@ def save(path: str, graph_id: int, graph: JobGraph, files: list[str]) -> None:
         db.execute("PRAGMA synchronous=OFF")
         db.executescript(_SCHEMA)
         db.execute("BEGIN")
-        db.execute("INSERT INTO meta VALUES (?, ?)",
-                   (graph_id, marshal.dumps([position[job.id] for job in graph.targets])))
-        db.executemany("INSERT INTO jobs VALUES (?, ?)", rows)
-        db.executemany("INSERT INTO users VALUES (?, ?, ?)",
-                       ((files[file], file, marshal.dumps(tuple(jobs))) for file, jobs in users.items()))
+        db.execute("INSERT INTO meta VALUES (?, ?, ?)",
+                   (graph_id, marshal.dumps([position[job.id] for job in graph.targets]),
+                    marshal.dumps(names.extra)))
+        db.executemany("INSERT INTO jobs VALUES (?, ?)", _chunks(rows))
+        db.executemany("INSERT INTO users VALUES (?, ?)", _chunks(users))
         db.execute("COMMIT")
     finally:
         db.close()
     os.replace(temporary, path)
 
 
-def _row(job: Job, position: dict[int, int], dependents: list[int]) -> tuple:
-    return (job.rule.index if job.rule is not None else -1, tuple(job.outputs), tuple(job.inputs),
-            tuple(job.values.items()), tuple(position[dep.id] for dep in job.deps),
-            tuple(job.via_rules), tuple(dependents))
+def _chunks(items: list) -> list[tuple[int, bytes]]:
+    return [(start // CHUNK, marshal.dumps(items[start:start + CHUNK])) for start in range(0, len(items), CHUNK)]
 
 
-def affected_graph(path: str, graph_id: int, pipefile: Pipefile, changed: list[str]) -> JobGraph | None:
-    """The part of the graph recorded at `path` that the `changed` files can affect; None when
-    the file is not that graph or a changed file is used by no job (the full decision has to
-    say why it mattered)."""
-    db = _open(path)
-    if db is None:
+class _Chunks:
+    """Entries of a chunked table, read a block at a time."""
+
+    def __init__(self, db: sqlite3.Connection, table: str):
+        self._query = f"SELECT {'rows' if table == 'jobs' else 'jobs'} FROM {table} WHERE chunk = ?"
+        self._db = db
+        self._blocks: dict[int, list] = {}
+
+    def __getitem__(self, index: int):
+        block = self._blocks.get(index // CHUNK)
+        if block is None:
+            found = self._db.execute(self._query, (index // CHUNK,)).fetchone()
+            block = self._blocks[index // CHUNK] = marshal.loads(found[0])
+        return block[index % CHUNK]
+
+
+class _Names:
+    """File names as indices into the record's files, then the names it does not hold."""
+
+    def __init__(self, files: list[str]):
+        self.count = len(files)
+        self.index = {name: i for i, name in enumerate(files)}
+        self.extra: list[str] = []
+
+    def ids(self, names: list[str]) -> tuple[int, ...]:
+        try:
+            return tuple([self.index[name] for name in names])
+        except KeyError:  # a name seen for the first time
+            return tuple([self._id(name) for name in names])
+
+    def _id(self, name: str) -> int:
+        found = self.index.get(name)
+        if found is None:
+            found = self.index[name] = self.count + len(self.extra)
+            self.extra.append(name)
+        return found
+
+
+def affected_graph(path: str, graph_id: int, pipefile: Pipefile, changed: list[int],
+                   files: list[str]) -> tuple[JobGraph, dict[str, int]] | None:
+    """The part of the graph recorded at `path` that the recorded files at indices `changed`
+    can affect, and the index in `files` of each recorded file its jobs name; None when the
+    file is not that graph or a changed file is used by no job (the full decision has to say
+    why it mattered)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
         return None
     try:
-        meta = db.execute("SELECT graph_id, targets FROM meta").fetchone()
+        meta = db.execute("SELECT graph_id, targets, extra FROM meta").fetchone()
         if meta is None or meta[0] != graph_id:
             return None
         rows = _downstream(db, changed)
         if rows is None:
             return None
-        return _jobs(rows, marshal.loads(meta[1]), pipefile)
+        return _jobs(rows, marshal.loads(meta[1]), pipefile, files, marshal.loads(meta[2]))
     except (sqlite3.Error, ValueError, EOFError, TypeError, IndexError, KeyError):
         return None  # a damaged file: decide in full
     finally:
         db.close()
 
 
-def file_indices(path: str, names) -> dict[str, int] | None:
-    """name -> index in the record of each of `names` the graph at `path` knows."""
-    db = _open(path)
-    if db is None:
-        return None
-    try:
-        found = {}
-        for name in names:
-            row = db.execute("SELECT file FROM users WHERE path = ?", (name,)).fetchone()
-            if row is not None:
-                found[name] = row[0]
-        return found
-    except sqlite3.Error:
-        return None
-    finally:
-        db.close()
-
-
-def _open(path: str) -> sqlite3.Connection | None:
-    try:
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return None
-
-
-def _downstream(db: sqlite3.Connection, changed: list[str]) -> dict[int, tuple] | None:
+def _downstream(db: sqlite3.Connection, changed: list[int]) -> dict[int, list] | None:
     """The rows of the jobs using a changed file and of everything downstream of them."""
+    users, jobs = _Chunks(db, "users"), _Chunks(db, "jobs")
     todo = []
-    for name in changed:
-        found = db.execute("SELECT jobs FROM users WHERE path = ?", (name,)).fetchone()
-        if found is None:
+    for file in changed:
+        if not users[file]:
             return None
-        todo.extend(marshal.loads(found[0]))
-    rows: dict[int, tuple] = {}
+        todo.extend(users[file])
+    rows: dict[int, list] = {}
     while todo:
         position = todo.pop()
-        if position in rows:
-            continue
-        row = db.execute("SELECT row FROM jobs WHERE position = ?", (position,)).fetchone()
-        rows[position] = marshal.loads(row[0])
-        todo.extend(rows[position][6])
+        if position not in rows:
+            rows[position] = jobs[position]
+            todo.extend(rows[position][6])
     return rows
 
 
-def _jobs(rows: dict[int, tuple], targets: list[int], pipefile: Pipefile) -> JobGraph:
+def _jobs(rows: dict[int, tuple], targets: list[int], pipefile: Pipefile, files: list[str],
+          extra: list[str]) -> tuple[JobGraph, dict[str, int]]:
     rules = {rule.index: rule for rule in pipefile.rules}
+    names = files + extra
     jobs: dict[int, Job] = {}
+    where: dict[str, int] = {}
     for position in sorted(rows):  # positions are in dependency order, deps first
         rule_index, outputs, inputs, values, deps, via, _ = rows[position]
-        job = Job(position, rules[rule_index] if rule_index >= 0 else None, list(outputs), list(inputs),
-                  dict(values), [jobs[d] for d in deps if d in rows])
+        for file in (*outputs, *inputs):
+            if file < len(files):
+                where[files[file]] = file
+        job = Job(position, rules[rule_index] if rule_index >= 0 else None, [names[i] for i in outputs],
+                  [names[i] for i in inputs], dict(values), [jobs[d] for d in deps if d in rows])
         job.via_rules = frozenset(via)
         jobs[position] = job
-    return JobGraph([jobs[t] for t in targets if t in jobs], list(jobs.values()))
+    return JobGraph([jobs[t] for t in targets if t in jobs], list(jobs.values())), where
 
 
 def _remove(path: str) -> None:

@@ -65,16 +65,20 @@ class Basis:
     def __init__(self, record: dict, changed: list[int]):
         self.record = record
         self.changed = changed
+        self.where: dict[str, int] = {}  # the record's index of each file of the graph's jobs
 
     def graph(self, pipefile):
         """The recorded graph cut down to the jobs the changed files affect, or None."""
         from rulerun.affected import affected_graph
 
         graph_id = self.record.get("graph")
-        if graph_id is None:
+        found = None
+        if graph_id is not None:
+            found = affected_graph(GRAPH, graph_id, pipefile, self.changed, self.record["files"][0])
+        if found is None:
             return None
-        paths = self.record["files"][0]
-        return affected_graph(GRAPH, graph_id, pipefile, [paths[i] for i in self.changed])
+        graph, self.where = found
+        return graph
 
 
 UP_TO_DATE = "up to date"
@@ -156,20 +160,17 @@ def _remember_part(project, graph, basis: Basis) -> bool:
     """The record again, after a build of only the jobs `basis` affected: when every directory
     still lists as recorded and a fresh look finds those jobs up to date, the rest of the
     record still holds and only their files' times are new."""
-    from rulerun.affected import file_indices
-
     record = basis.record
     fresh = project.look_again(lists=False)
     try:
         if not _all_up_to_date(fresh, graph) or not _same_listings(fresh.fs, record["dirs"]):
             return False
         seen = fresh.fs.files_seen()  # what the fresh decisions were based on
-        where = file_indices(GRAPH, seen)
-        if where is None or len(where) != len(seen):
+        if not all(path in basis.where for path in seen):
             return False  # a file the record does not know: look at everything again
         mtimes = record["files"][1]
         for path, mtime in seen.items():
-            mtimes[where[path]] = mtime
+            mtimes[basis.where[path]] = mtime
         mtimes[record["state"]] = _mtime(fresh.state.path)
     finally:
         fresh.state.close()
@@ -191,13 +192,15 @@ def _all_up_to_date(project, graph) -> bool:
 
     fixed = fixed_names(project.pipefile, project.options.overrides)
     dirty = project.dirty
+    one_job_per_rule = {}
     for job in graph.jobs:   # dependency order; the build decided its jobs already
         reasons = dirty.reasons.get(job)
         if job.pending or (reasons if reasons is not None else dirty.decide(job)):
             return False
-        if job.rule is not None and not set(project.work.signature(job)["variables"]) <= fixed:
-            return False
-    return True
+        if job.rule is not None:
+            one_job_per_rule.setdefault(job.rule.index, job)
+    # the variables a job uses are its rule's (work.Work.signature)
+    return all(set(project.work.signature(job)["variables"]) <= fixed for job in one_job_per_rule.values())
 
 
 def _settled(fs) -> bool:

@@ -347,11 +347,12 @@ def test_affected_graph_is_the_changed_files_jobs_and_what_follows(project):
     files = sorted({path for job in graph.jobs for path in (*job.inputs, *job.outputs)} - {"all"})
     save(str(project.root / "g.db"), 7, graph, files)
 
-    part = affected_graph(str(project.root / "g.db"), 7, pipefile, ["src/b.txt"])
+    part, where = affected_graph(str(project.root / "g.db"), 7, pipefile, [files.index("src/b.txt")], files)
     assert [job.label for job in part.jobs] == ["%.mid src/b.mid", "%.out src/b.out", "all"]
     out_job, all_job = part.jobs[1], part.jobs[2]
     assert out_job.deps == [part.jobs[0]] and all_job.deps == [out_job]
     assert all_job.inputs == ["src/a.out", "src/b.out", "src/c.out"]  # its inputs stay whole
     assert [job.label for job in part.targets] == ["all"]
-    assert affected_graph(str(project.root / "g.db"), 8, pipefile, ["src/b.txt"]) is None
-    assert affected_graph(str(project.root / "g.db"), 7, pipefile, ["nobody/uses.txt"]) is None
+    assert {files[i] for i in where.values()} == set(where) >= {"src/b.txt", "src/b.mid", "src/a.out"}
+    assert affected_graph(str(project.root / "g.db"), 8, pipefile, [0], files) is None
+    assert affected_graph(str(project.root / "g.db"), 7, pipefile, [len(files) + 5], files) is None

@@ -80,7 +80,7 @@ def build(project: Project, graph, reporter, basis=None) -> int:
     waited: list[str] = []
     lock.acquire(wait=True, on_wait=lambda holder: (waited.append(holder), reporter.warning(
         f"another rulerun ({holder}) is running in this directory; waiting for it to finish")))
-    if waited:   # the record `basis` came from is gone with the other run
+    if waited or (basis is not None and not basis.current()):  # another run built meanwhile
         project, graph, cluster = _reload_after_wait(project, lock, cluster)
         basis = None
     uptodate.forget()  # from here on files change: until this build ends, no stamp holds

@@ -62,10 +62,19 @@ class Basis:
     """A run that starts from the record: only the files at `changed` (indices into the
     record's files) have other times than recorded."""
 
-    def __init__(self, record: dict, changed: list[int]):
+    def __init__(self, record: dict, changed: list[int], identity: tuple = ()):
         self.record = record
         self.changed = changed
+        self.identity = identity  # of the record's file when it was read
         self.where: dict[str, int] = {}  # the record's index of each file of the graph's jobs
+
+    def current(self) -> bool:
+        """Whether the record read is still the one on disk (under the run lock: no other run
+        has built, and rewritten or removed it, since it was read)."""
+        try:
+            return _identity(os.stat(STAMP)) == self.identity
+        except OSError:
+            return False
 
     def graph(self, pipefile):
         """The recorded graph cut down to the jobs the changed files affect, or None."""
@@ -93,6 +102,7 @@ def look(options) -> str | Basis | None:
     try:
         with open(STAMP, "rb") as handle:
             record = marshal.loads(handle.read())  # far faster than marshal.load(handle)
+            identity = _identity(os.fstat(handle.fileno()))
         if record["request"] != wanted:
             return None
         with open(options.file, "rb") as handle:
@@ -103,7 +113,11 @@ def look(options) -> str | Basis | None:
         changed = _changed(record["files"])
     except (OSError, EOFError, ValueError, TypeError, KeyError):
         return None  # no record, or an unreadable one: the full run decides
-    return Basis(record, changed) if changed else UP_TO_DATE
+    return Basis(record, changed, identity) if changed else UP_TO_DATE
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int]:
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 def _changed(recorded: tuple[list[str], list[int | None]]) -> list[int]:

@@ -356,3 +356,19 @@ def test_affected_graph_is_the_changed_files_jobs_and_what_follows(project):
     assert {files[i] for i in where.values()} == set(where) >= {"src/b.txt", "src/b.mid", "src/a.out"}
     assert affected_graph(str(project.root / "g.db"), 8, pipefile, [0], files) is None
     assert affected_graph(str(project.root / "g.db"), 7, pipefile, [len(files) + 5], files) is None
+
+
+def test_a_basis_is_given_up_when_another_run_wrote_the_record_again(chain):
+    from rulerun.cli import parse_args
+
+    chain.write("src/a.txt", "A\n")
+    later(chain.root / "src/a.txt")
+    basis = uptodate.look(parse_args(["all"]))
+    assert isinstance(basis, uptodate.Basis) and basis.current()
+    assert [basis.record["files"][0][i] for i in basis.changed] == ["src/a.txt"]
+    record = chain.root / ".rulerun/uptodate"
+    data = record.read_bytes()
+    record.unlink()
+    assert not basis.current()
+    record.write_bytes(data)  # written again by another run: another file
+    assert not basis.current()

@@ -54,12 +54,18 @@ class ShellRunner:
         self._lock = threading.Lock()
         self._aborting = False
         self._reaper: _Reaper | None = None
+        self._devnull: int | None = None  # every job's stdin, opened once rather than per job
 
     def start(self, spec: JobSpec, done: Done) -> None:
+        argv = command_line(spec.command)
+        # looked up here once per program, not by the child trying each PATH entry in turn
+        executable = None if spec.env or "/" in argv[0] else _program(argv[0])
+        if self._devnull is None:
+            self._devnull = os.open(os.devnull, os.O_RDONLY)
         log = _Log(spec.log_path)
         try:
-            proc = subprocess.Popen(command_line(spec.command), cwd=spec.workdir,
-                                    stdin=subprocess.DEVNULL, stdout=log.fd, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(argv, executable=executable, cwd=spec.workdir,
+                                    stdin=self._devnull, stdout=log.fd, stderr=subprocess.STDOUT,
                                     start_new_session=True, env=dict(spec.env) if spec.env else None)
         except BaseException:
             log.close(keep=False)
@@ -93,6 +99,9 @@ class ShellRunner:
         if self._reaper is not None:
             self._reaper.stop()
             self._reaper = None
+        if self._devnull is not None:
+            os.close(self._devnull)
+            self._devnull = None
 
     def abort(self) -> None:
         with self._lock:
@@ -276,9 +285,11 @@ def command_line(script: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _program(name: str) -> bool:
-    """Is `name` a program on PATH (or a path to one)? If not, /bin/sh reports it as usual."""
-    return shutil.which(name) is not None
+def _program(name: str) -> str | None:
+    """The absolute path of program `name` (on PATH, or a path to one); None if there is none, and
+    /bin/sh then reports it as usual. Looked up once per run: PATH is not expected to change."""
+    path = shutil.which(name)
+    return os.path.abspath(path) if path else None
 
 
 def _shell_result(key: int, status: int, interrupted: bool) -> JobResult:

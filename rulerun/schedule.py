@@ -103,7 +103,8 @@ class Scheduler:
         self.resolver = resolver
         self.keep_going = keep_going
         self.outcome = Outcome()
-        self._events: queue.Queue[JobResult] = queue.Queue()
+        # results arrive from executor threads; SimpleQueue is a C queue, cheaper per job than Queue
+        self._events: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
         self._remaining: dict[Job, int] = {}
         self._dependents: dict[Job, list[Job]] = {}
         self._complete: set[Job] = set()
@@ -112,6 +113,7 @@ class Scheduler:
         self._stopping = False
         self._unrecorded: list[tuple[Job, bool]] = []  # ended (and succeeded?) since the last commit
         self._newest_input: dict[int, int] = {}
+        self._made_dirs: set[str] = set()  # output directories known to exist: one mkdir each a run
 
     # ------------------------------------------------------------------ the loop
 
@@ -278,8 +280,9 @@ class Scheduler:
                 _remove(old)
         for output in job.outputs:
             directory = os.path.dirname(output)
-            if directory:
+            if directory and directory not in self._made_dirs:
                 os.makedirs(directory, exist_ok=True)
+                self._made_dirs.add(directory)
 
     # ------------------------------------------------------------------ finishing
 

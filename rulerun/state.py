@@ -21,6 +21,7 @@ from rulerun.errors import StateError
 
 SCHEMA_VERSION = 1
 STATE_DIR = ".rulerun"
+SINGLE_LOOKUPS = 200  # signatures asked for one by one before all are read at once
 BUSY_TIMEOUT = 30.0  # seconds to wait for a lock on the database held by some other program
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED: the database is fine, someone holds it
 _DAMAGE_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB: set it aside and start anew
@@ -39,6 +40,7 @@ class State:
         self.warnings: list[str] = []
         self._readonly = readonly
         self._signatures: dict[str, str] | None = None
+        self._lookups = 0
         self._db = self._open()
 
     def _open(self) -> sqlite3.Connection | None:
@@ -130,16 +132,26 @@ class State:
     def signature(self, job_key: str) -> dict | None:
         if self._db is None:
             return None
-        if self._signatures is None:
-            with self._errors():  # one query for the whole run: a no-op over 100,000 jobs asks for all
-                self._signatures = dict(self._db.execute("SELECT job, signature FROM signatures"))
-        raw = self._signatures.get(job_key)
+        raw = self._raw_signature(job_key)
         if raw is None:
             return None
         try:
             return json.loads(raw)
         except (TypeError, ValueError):
             return {}  # damaged: compares as changed, so the job runs again
+
+    def _raw_signature(self, job_key: str) -> str | None:
+        """The first few are looked up one by one (a run of the few jobs some changed files
+        affect); from then on all are read in one query (a no-op over 100,000 jobs asks for
+        every one)."""
+        if self._signatures is None:
+            with self._errors():
+                if self._lookups < SINGLE_LOOKUPS:
+                    self._lookups += 1
+                    row = self._db.execute("SELECT signature FROM signatures WHERE job = ?", (job_key,)).fetchone()
+                    return row[0] if row else None
+                self._signatures = dict(self._db.execute("SELECT job, signature FROM signatures"))
+        return self._signatures.get(job_key)
 
     def incomplete(self) -> set[str]:
         """Outputs of jobs that started and never finished (crash, kill -9, power loss)."""

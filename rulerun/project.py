@@ -83,7 +83,7 @@ def build(project: Project, graph, reporter, basis=None) -> int:
     if waited or (basis is not None and not basis.current()):  # another run built meanwhile
         project, graph, cluster = _reload_after_wait(project, lock, cluster)
         basis = None
-    uptodate.forget()  # from here on files change: until this build ends, no stamp holds
+    uptodate.forget()  # from here on files change: until this build ends, no record holds
     executor = make_executor(project.options, project.pipefile)
     outcome = None
     try:

@@ -39,7 +39,7 @@ import time
 from rulerun import __version__
 from rulerun.layout import STATE_DIR
 
-STAMP = os.path.join(STATE_DIR, "uptodate")
+RECORD = os.path.join(STATE_DIR, "uptodate")
 GRAPH = os.path.join(STATE_DIR, "uptodate.graph")
 NOTHING_TO_DO = "rulerun: nothing to do, everything is up to date"
 FORMAT = 2
@@ -50,8 +50,8 @@ COARSE_RACY_NS = 2_000_000_000
 
 
 def request(options) -> tuple | None:
-    """What the stamp must have been written for, or None when this run can't be answered
-    from a stamp at all."""
+    """What the record must have been written for, or None when this run can't be answered
+    from a record at all."""
     if options.dry_run or options.force or options.watch or options.graph or options.list_rules:
         return None
     return (FORMAT, __version__, os.path.abspath(options.file), tuple(options.targets),
@@ -72,7 +72,7 @@ class Basis:
         """Whether the record read is still the one on disk (under the run lock: no other run
         has built, and rewritten or removed it, since it was read)."""
         try:
-            return _identity(os.stat(STAMP)) == self.identity
+            return _identity(os.stat(RECORD)) == self.identity
         except OSError:
             return False
 
@@ -100,7 +100,7 @@ def look(options) -> str | Basis | None:
     if wanted is None:
         return None
     try:
-        with open(STAMP, "rb") as handle:
+        with open(RECORD, "rb") as handle:
             record = marshal.loads(handle.read())  # far faster than marshal.load(handle)
             identity = _identity(os.fstat(handle.fileno()))
         if record["request"] != wanted:
@@ -137,7 +137,7 @@ def _changed(recorded: tuple[list[str], list[int | None]]) -> list[int]:
 
 def forget() -> None:
     try:
-        os.unlink(STAMP)
+        os.unlink(RECORD)
     except FileNotFoundError:
         pass
 
@@ -188,7 +188,7 @@ def _remember_part(project, graph, basis: Basis) -> bool:
         mtimes[record["state"]] = _mtime(fresh.state.path)
     finally:
         fresh.state.close()
-    _replace(STAMP, record)
+    _replace(RECORD, record)
     return True
 
 
@@ -226,7 +226,7 @@ def _settled(fs) -> bool:
         return True
     latest = max(seen.mtime + _racy_window(seen.mtime) for seen in racy.values())
     wait = (latest - time.time_ns()) / 1e9
-    if wait > 0.2:  # coarse file times: not worth holding the run up; the next run stamps it
+    if wait > 0.2:  # coarse file times: not worth holding the run up; the next run records it
         return False
     if wait > 0:
         time.sleep(wait)
@@ -270,7 +270,7 @@ def _write(project, graph) -> None:
     if can_record(graph):
         graph_id = time.time_ns()
         save(GRAPH, graph_id, graph, paths)
-    _replace(STAMP, {"request": request(project.options), "pipefile": pipefile, "graph": graph_id,
+    _replace(RECORD, {"request": request(project.options), "pipefile": pipefile, "graph": graph_id,
                      "state": len(files) - 1,
                      "dirs": ([p for p, _ in dirs], [m for _, m in dirs]),
                      "files": (paths, [m for _, m in files])})

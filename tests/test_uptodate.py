@@ -1,4 +1,4 @@
-"""The no-op answer (uptodate.py): a run that finds the stamp valid says "nothing to do"
+"""The no-op answer (uptodate.py): a run that finds the record valid says "nothing to do"
 without loading the Pipefile; anything that could change the decisions sends the run
 through the full path, which runs what must run.
 
@@ -99,7 +99,7 @@ def test_an_edited_pipefile_is_loaded_again(chain):
     assert chain.read("src/a.out") == "a\na\n"
 
 
-def test_another_request_is_not_answered_by_the_stamp(chain):
+def test_another_request_is_not_answered_by_the_record(chain):
     before = chain.loads()
     result = chain.run("src/a.out")
     assert result.returncode == 0 and NOTHING in result.stdout
@@ -124,7 +124,7 @@ def test_a_lost_state_database_is_looked_at_again(chain):
     assert chain.loads() == before + 1
 
 
-def test_force_and_dry_run_never_use_the_stamp(chain):
+def test_force_and_dry_run_never_use_the_record(chain):
     before = chain.loads()
     dry = chain.run("-n", "all")
     assert dry.returncode == 0
@@ -133,7 +133,7 @@ def test_force_and_dry_run_never_use_the_stamp(chain):
     assert chain.loads() == before + 2
 
 
-def test_a_failed_build_leaves_no_stamp(chain):
+def test_a_failed_build_leaves_no_record(chain):
     chain.write("Pipefile", chain.pipefile_text.replace("%.mid : %.txt\n            shell: cp",
                                                         "%.mid : %.txt\n            shell: false && cp"))
     failed = chain.run("all")
@@ -159,7 +159,7 @@ def test_a_changed_override_runs_the_jobs_that_use_it(project):
     assert project.read("out.txt") == "bye\n"
 
 
-def test_a_variable_computed_by_code_is_never_stamped(project):
+def test_a_variable_computed_by_code_is_never_recorded(project):
     project.write("Pipefile", """\
         WHO = __import__("os").environ.get("WHO", "nobody")
 
@@ -184,7 +184,7 @@ def test_a_task_with_an_action_runs_every_time(project):
     assert project.read("said.txt") == "hi\nhi\n"
 
 
-def test_a_slow_noop_writes_the_stamp(chain):
+def test_a_slow_noop_writes_the_record(chain):
     os.unlink(chain.root / ".rulerun/uptodate")
     before = chain.loads()
     assert chain.run("all").returncode == 0
@@ -240,7 +240,7 @@ def test_fixed_names(project):
 
 
 @pytest.mark.parametrize("garbage", [b"", b"\x00\x01junk", b"\xe9" * 40])
-def test_a_damaged_stamp_is_ignored(chain, garbage):
+def test_a_damaged_record_is_ignored(chain, garbage):
     (chain.root / ".rulerun/uptodate").write_bytes(garbage)
     before = chain.loads()
     result = chain.run("all")

@@ -18,9 +18,9 @@ import time
 from typing import Iterable
 
 from rulerun.errors import StateError
+from rulerun.layout import STATE_DIR
 
 SCHEMA_VERSION = 1
-STATE_DIR = ".rulerun"
 SINGLE_LOOKUPS = 200  # signatures asked for one by one before all are read at once
 BUSY_TIMEOUT = 30.0  # seconds to wait for a lock on the database held by some other program
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED: the database is fine, someone holds it

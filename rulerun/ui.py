@@ -14,6 +14,8 @@ import sys
 import time
 from typing import TextIO
 
+from rulerun.uptodate import NOTHING_TO_DO  # the same words whether the record answered or not
+
 TAIL_LINES = 20
 
 
@@ -116,7 +118,7 @@ class Reporter:
             if outcome.ran:
                 self._line(self.paint("green", f"rulerun: {outcome.ran} job(s) done in {elapsed:.1f}s"))
             else:
-                self._line("rulerun: nothing to do, everything is up to date")
+                self._line(NOTHING_TO_DO)
 
     # ------------------------------------------------------------------ text
 

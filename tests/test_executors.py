@@ -23,9 +23,11 @@ def test_anything_for_the_shell_goes_through_sh(script):
     assert command_line(script) == ["/bin/sh", "-e", "-c", script]
 
 
-def _run_shell(tmp_path, script: str, log: str = "logs/r/job.log", while_running=None):
-    """Run `script` through ShellRunner and return its JobResult (after `while_running()`)."""
+def _run_shell(tmp_path, script: str, log: str = "logs/r/job.log", while_running=None, linger: float = 0):
+    """Run `script` through ShellRunner and return its JobResult (after `while_running()`);
+    the runner stays open `linger` seconds after the job ended."""
     import queue
+    import time
 
     from rulerun.executors.base import JobSpec
     from rulerun.executors.local import ShellRunner
@@ -37,7 +39,9 @@ def _run_shell(tmp_path, script: str, log: str = "logs/r/job.log", while_running
         runner.start(spec, results.put)
         if while_running:
             while_running()
-        return results.get(timeout=10)
+        result = results.get(timeout=10)
+        time.sleep(linger)
+        return result
     finally:
         runner.close()
 
@@ -61,35 +65,54 @@ def test_a_failed_job_always_has_its_log(tmp_path):
     assert (tmp_path / "logs/r/job.log").read_text() == ""
 
 
-def test_a_long_job_can_be_followed_while_it_runs(tmp_path, monkeypatch):
+def test_a_long_job_can_be_followed_while_it_runs(tmp_path):
     import time
 
-    from rulerun.executors.local import _Reaper
-
-    monkeypatch.setattr(_Reaper, "LASTING", 0.2)
     log = tmp_path / "logs/r/job.log"
     seen = []
 
     def look():
-        time.sleep(0.6)
+        time.sleep(0.5)
         seen.append(log.exists() and log.read_text())
 
-    assert _run_shell(tmp_path, "echo started; sleep 1.2", while_running=look).ok
+    assert _run_shell(tmp_path, "echo started; sleep 1", while_running=look).ok
     assert seen == ["started\n"]
     assert log.read_text() == "started\n"
 
 
-@pytest.mark.parametrize("missing", ["O_TMPFILE", "proc"])
-def test_logs_are_the_same_without_unnamed_files_or_proc(tmp_path, monkeypatch, missing):
-    import os
+def test_output_of_a_process_the_job_left_running_still_reaches_its_log(tmp_path):
+    assert _run_shell(tmp_path, "(sleep 0.3; echo late) & echo early", linger=0.8).ok
+    assert (tmp_path / "logs/r/job.log").read_text() == "early\nlate\n"
 
+
+def test_without_pidfds_jobs_write_their_logs_directly(tmp_path, monkeypatch):
     from rulerun.executors import local
 
-    if missing == "O_TMPFILE":
-        monkeypatch.delattr(os, "O_TMPFILE")
-    else:
-        monkeypatch.setattr(local, "_link_fd", lambda fd, path: False)
+    monkeypatch.setattr(local, "_have_pidfds", lambda: False)
     assert _run_shell(tmp_path, "echo hello").ok
     assert (tmp_path / "logs/r/job.log").read_text() == "hello\n"
     assert _run_shell(tmp_path, "true").ok
     assert not (tmp_path / "logs/r/job.log").exists()
+    assert not _run_shell(tmp_path, "exit 2").ok
+    assert (tmp_path / "logs/r/job.log").read_text() == ""
+
+
+def test_a_job_that_cannot_be_watched_is_stopped_and_reported_as_not_started(tmp_path, monkeypatch):
+    import queue
+
+    from rulerun.executors.base import JobSpec
+    from rulerun.executors.local import ShellRunner, _Reaper
+
+    def no_fds(*args):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(_Reaper, "watch", no_fds)
+    runner = ShellRunner()
+    spec = JobSpec(key=1, rule="r", kind="shell", command="sleep 5; touch late", outputs=(), inputs=(),
+                   log_path=str(tmp_path / "job.log"), workdir=str(tmp_path))
+    try:
+        with pytest.raises(OSError):
+            runner.start(spec, queue.Queue().put)
+        assert not runner._any_running()
+    finally:
+        runner.close()

@@ -1,8 +1,8 @@
 """Run jobs on this machine: shell actions as `/bin/sh -e` in their own process group, Python
 actions in worker processes that keep the Pipefile's namespace loaded.
 
-Shell jobs are waited for by one reaper thread (a pidfd per process, in one epoll set); each
-Python job has one thread that serves its worker. The scheduler caps how many run at once.
+Shell jobs are waited for by one reaper thread (a pidfd per process, in one epoll set), which
+also copies their output into their logs; each Python job has one thread that serves its worker. The scheduler caps how many run at once.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
 from typing import Callable
 
 from rulerun.executors.base import Done, JobResult, JobSpec, abort_all
@@ -45,9 +43,11 @@ class LocalExecutor:
 class ShellRunner:
     """Shell jobs as process groups; abort sends SIGTERM to each group, SIGKILL after a grace.
 
-    One reaper thread waits for every job: a thread per job cost a thread start per job, and
-    Thread.start() blocks until the new thread has been scheduled, which on a busy machine
-    was the largest cost of a short job. Without pidfds (Linux < 5.3) each job gets a thread."""
+    One reaper thread waits for every job (a pidfd per process, in one epoll set) and copies
+    what each job prints, read from a pipe, into its log. A thread per job cost a thread start
+    per job, and Thread.start() blocks until the new thread has been scheduled, which on a busy
+    machine was the largest cost of a short job. Without pidfds (Linux < 5.3) each job writes
+    straight to its log file and gets a thread that waits for it."""
 
     def __init__(self) -> None:
         self._running: dict[int, subprocess.Popen] = {}
@@ -57,34 +57,43 @@ class ShellRunner:
         self._devnull: int | None = None  # every job's stdin, opened once rather than per job
 
     def start(self, spec: JobSpec, done: Done) -> None:
+        if self._reaper is None and _have_pidfds():
+            self._reaper = _Reaper()
+        log = _Log(spec.log_path)
+        output = log.pipe() if self._reaper else log.file()
+        try:
+            proc = self._spawn(spec, output)
+        except BaseException:
+            log.close()
+            raise
+        finally:
+            if self._reaper:
+                os.close(output)  # the job has it now: the pipe ends when the job's last process does
+        with self._lock:
+            self._running[spec.key] = proc
+        ended = functools.partial(self._ended, spec, proc, log, done)
+        if not self._reaper:
+            threading.Thread(target=ended, daemon=True).start()
+            return
+        try:
+            self._reaper.watch(proc.pid, log, ended)
+        except OSError:  # e.g. out of file descriptors: stop the job rather than lose sight of it
+            _kill_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            with self._lock:
+                self._running.pop(spec.key, None)
+            log.close()
+            raise
+
+    def _spawn(self, spec: JobSpec, output: int) -> subprocess.Popen:
         argv = command_line(spec.command)
         # looked up here once per program, not by the child trying each PATH entry in turn
         executable = None if spec.env or "/" in argv[0] else _program(argv[0])
         if self._devnull is None:
             self._devnull = os.open(os.devnull, os.O_RDONLY)
-        log = _Log(spec.log_path)
-        try:
-            proc = subprocess.Popen(argv, executable=executable, cwd=spec.workdir,
-                                    stdin=self._devnull, stdout=log.fd, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env=dict(spec.env) if spec.env else None)
-        except BaseException:
-            log.close(keep=False)
-            raise
-        with self._lock:
-            self._running[spec.key] = proc
-        ended = functools.partial(self._ended, spec, proc, log, done)
-        if not self._reaped(proc, ended, log.show):
-            threading.Thread(target=ended, daemon=True).start()
-
-    def _reaped(self, proc: subprocess.Popen, ended: Callable[[], None], lasting: Callable[[], None]) -> bool:
-        """Hand `proc` to the reaper thread; False when this system has no pidfds."""
-        try:
-            if self._reaper is None:
-                self._reaper = _Reaper()
-            self._reaper.watch(proc.pid, ended, lasting)
-            return True
-        except (AttributeError, OSError):  # no os.pidfd_open, or the kernel refuses it
-            return False
+        return subprocess.Popen(argv, executable=executable, cwd=spec.workdir,
+                                stdin=self._devnull, stdout=output, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=dict(spec.env) if spec.env else None)
 
     def _ended(self, spec: JobSpec, proc: subprocess.Popen, log: "_Log", done: Done) -> None:
         status = proc.wait()  # at once from the reaper: its pidfd said the process ended
@@ -92,7 +101,7 @@ class ShellRunner:
             self._running.pop(spec.key, None)
             interrupted = self._aborting
         result = _shell_result(spec.key, status, interrupted)
-        log.close(keep=not result.ok)  # before done(): a failure report shows the log's tail
+        log.ended(keep=not result.ok)  # before done(): a failure report shows the log's tail
         done(result)
 
     def close(self) -> None:
@@ -115,76 +124,95 @@ class ShellRunner:
 
 
 class _Log:
-    """A shell job's stdout and stderr, at `path` once there is something to keep.
+    """A shell job's log: the file at `path` holds what the job wrote to stdout and stderr, and
+    exists only once it wrote something (or failed). A log left there by an earlier run is
+    removed when the job leaves none.
 
-    The file starts unnamed (O_TMPFILE, in the log's directory) and is given its name when the
-    job wrote to it, failed, or has run for LASTING seconds (so a long job's log can be followed
-    while it runs). Giving a new file a name is the expensive part of creating it on ext4
-    (about 0.4 ms of kernel time per file on the benchmark machine, more than starting the job
-    itself), and most jobs of a big build print nothing. A log left by an earlier run is removed
-    when the job leaves none. Where O_TMPFILE is missing, the file is named from the start."""
+    The job writes into a pipe that the reaper thread copies into the file, created with the
+    first bytes: creating a file costs about 0.4 ms of kernel time on the benchmark machine's
+    ext4, more than starting the job itself, and most jobs of a big build print nothing. (An
+    unnamed O_TMPFILE per job was cheap to create, but each one freed made ext4 skip it as
+    recently deleted when allocating later inodes: every file creation slowed down.)"""
 
     def __init__(self, path: str):
         self.path = path
-        self.named = False
-        self.fd = self._open()
+        self.read_end: int | None = None
+        self._fd: int | None = None
+        self._kept = False  # the file exists (made by this run)
+        self._direct = False  # the job writes to the file itself (no pipe)
 
-    def _open(self) -> int:
+    def pipe(self) -> int:
+        """A new pipe for the job's output; returns its write end, to give to the job."""
+        self.read_end, write_end = os.pipe()
+        os.set_blocking(self.read_end, False)  # the job may end while a process it left holds the pipe
+        return write_end
+
+    def file(self) -> int:
+        """The log file itself, for a job that writes to it directly."""
+        self._open()
+        self._direct = True
+        return self._fd
+
+    def copy(self) -> bool:
+        """Copy what the pipe holds into the file; False once the pipe has ended (EOF)."""
+        while True:
+            try:
+                data = os.read(self.read_end, 1 << 16)
+            except BlockingIOError:
+                return True
+            if not data:
+                return False
+            self._write(data)
+
+    def ended(self, keep: bool) -> None:
+        """The job's process has ended: keep a log if it failed, else leave none if it wrote
+        nothing. Output still arriving (from a process it left running) is added as it comes."""
         try:
-            return self._open_in_place()
-        except FileNotFoundError:  # made by the first job that needs it, not tried by every job
-            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-            return self._open_in_place()
-
-    def _open_in_place(self) -> int:
-        try:
-            return os.open(os.path.dirname(self.path) or ".", os.O_TMPFILE | os.O_RDWR, 0o644)
-        except FileNotFoundError:
-            raise
-        except (AttributeError, OSError):  # no O_TMPFILE in this Python, kernel or file system
-            self.named = True
-            return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-
-    def show(self) -> None:
-        """Give the log its name now, while the job still writes to it."""
-        if not self.named:
-            self.named = _link_fd(self.fd, self.path)
-
-    def close(self, keep: bool) -> None:
-        """The job has ended: keep its log if asked to or if it is not empty, else leave none."""
-        try:
-            if keep or os.fstat(self.fd).st_size:
-                self.show()
-                if not self.named:
-                    _copy_fd(self.fd, self.path)
-            else:
+            if self._direct:
+                if not keep and not os.fstat(self._fd).st_size:
+                    _unlink(self.path)
+            elif not self._kept and keep:
+                self._open()  # empty: a failure's report names its log
+            elif not self._kept:
                 _unlink(self.path)
         except OSError:
             pass  # the log is only for people to read: never let it fail the job
-        finally:
-            os.close(self.fd)
+        if self.read_end is None:  # nothing more can come
+            self._close_file()
 
+    def pipe_ended(self) -> None:
+        """Every process that held the pipe has ended (the reaper closes its read end)."""
+        self.read_end = None
+        self._close_file()
 
-def _link_fd(fd: int, path: str) -> bool:
-    """Give the unnamed file `fd` the name `path` (replacing a file there); False if impossible
-    (no /proc, say). linkat() must follow /proc/self/fd/N, which os.link does only when it is
-    given a directory fd."""
-    _unlink(path)
-    directory = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY)
-    try:
-        os.link(f"/proc/self/fd/{fd}", os.path.basename(path), dst_dir_fd=directory, follow_symlinks=True)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(directory)
+    def close(self) -> None:
+        if self.read_end is not None:
+            os.close(self.read_end)
+            self.read_end = None
+        self._close_file()
 
+    def _close_file(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
-def _copy_fd(fd: int, path: str) -> None:
-    with open(path, "wb") as out:
-        os.lseek(fd, 0, os.SEEK_SET)
-        while chunk := os.read(fd, 1 << 16):
-            out.write(chunk)
+    def _write(self, data: bytes) -> None:
+        try:
+            if self._fd is None:
+                self._open()
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError:
+            pass  # a full disk: the job goes on, its output is lost, as it would be with a file
+
+    def _open(self) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        try:
+            self._fd = os.open(self.path, flags, 0o644)
+        except FileNotFoundError:  # made by the first job that needs it, not tried by every job
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            self._fd = os.open(self.path, flags, 0o644)
+        self._kept = True
 
 
 def _unlink(path: str) -> None:
@@ -195,70 +223,79 @@ def _unlink(path: str) -> None:
 
 
 class _Reaper:
-    """One thread that waits on the pidfds of many processes (epoll) and, in that thread, calls
-    each process's `ended` once it has ended and its `lasting` if it still runs LASTING seconds
-    after it was handed over. `stop` ends the thread (through a pipe)."""
-
-    LASTING = 1.0
+    """One thread that waits on the pidfds of many processes and on their output pipes (epoll).
+    It copies output into each job's log as it comes, and calls a process's `ended` once the
+    process has ended and what it wrote is in the log. `stop` ends the thread (through a pipe)."""
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
-        self._waiting: dict[int, _Watched] = {}  # pidfd -> its process
-        self._lasting: deque[tuple[float, _Watched]] = deque()  # in time order: one delay for all
+        self._ended: dict[int, tuple[_Log, Callable[[], None]]] = {}  # pidfd -> log, callback
+        self._logs: dict[int, _Log] = {}  # a pipe's read end -> its log
         self._wake_read, self._wake_write = os.pipe()
         self._epoll.register(self._wake_read, select.EPOLLIN)
         threading.Thread(target=self._run, name="rulerun-reaper", daemon=True).start()
 
-    def watch(self, pid: int, ended: Callable[[], None], lasting: Callable[[], None]) -> None:
-        fd = os.pidfd_open(pid)  # readable once the process has ended, even if it already has
-        watched = _Watched(ended, lasting)
-        self._waiting[fd] = watched
-        self._lasting.append((time.monotonic() + self.LASTING, watched))
-        self._epoll.register(fd, select.EPOLLIN)  # seen by a poll already waiting (epoll)
+    def watch(self, pid: int, log: _Log, ended: Callable[[], None]) -> None:
+        pidfd = os.pidfd_open(pid)  # readable once the process has ended, even if it already has
+        self._logs[log.read_end] = log
+        self._ended[pidfd] = (log, ended)
+        self._epoll.register(log.read_end, select.EPOLLIN)  # seen by a poll already waiting (epoll)
+        self._epoll.register(pidfd, select.EPOLLIN)
 
     def stop(self) -> None:
         os.write(self._wake_write, b"x")
 
     def _run(self) -> None:
         while True:
-            # a process handed over during this poll is due LASTING from now: no earlier
-            # than the timeout, so waking at the timeout is never too late for it
-            for fd, _ in self._epoll.poll(self._until_lasting()):
-                if fd == self._wake_read:
-                    self._close()
-                    return
-                watched = self._waiting.pop(fd)  # before close: a new pidfd may reuse the number
-                self._epoll.unregister(fd)
+            # fds are closed after the whole batch of events: a number closed and reused (by
+            # a job starting meanwhile) would otherwise take a stale event of this batch
+            closing: list[int] = []
+            events = self._epoll.poll()
+            for fd, _ in events:
+                if fd in self._logs:
+                    self._copy(fd, closing)
+                elif fd in self._ended:
+                    self._reap(fd, closing)
+            for fd in closing:
                 os.close(fd)
-                watched.over = True
-                watched.ended()
-            self._call_lasting()
+            if any(fd == self._wake_read for fd, _ in events):
+                self._close()
+                return
 
-    def _until_lasting(self) -> float:
-        if not self._lasting:
-            return self.LASTING
-        return max(0.0, self._lasting[0][0] - time.monotonic())
+    def _copy(self, read_end: int, closing: list[int]) -> None:
+        log = self._logs[read_end]
+        if not log.copy():  # every process holding the pipe has ended
+            self._epoll.unregister(read_end)
+            del self._logs[read_end]
+            closing.append(read_end)
+            log.pipe_ended()
 
-    def _call_lasting(self) -> None:
-        now = time.monotonic()
-        while self._lasting and self._lasting[0][0] <= now:
-            watched = self._lasting.popleft()[1]
-            if not watched.over:
-                watched.lasting()
+    def _reap(self, pidfd: int, closing: list[int]) -> None:
+        log, ended = self._ended.pop(pidfd)
+        self._epoll.unregister(pidfd)
+        closing.append(pidfd)
+        if log.read_end in self._logs:
+            self._copy(log.read_end, closing)  # all it wrote before it ended: the log is whole when reported
+        ended()
 
     def _close(self) -> None:
-        for fd in self._waiting:
-            os.close(fd)
+        for pidfd in self._ended:
+            os.close(pidfd)
+        for log in self._logs.values():
+            log.close()
         for fd in (self._wake_read, self._wake_write):
             os.close(fd)
         self._epoll.close()
 
 
-@dataclass
-class _Watched:
-    ended: Callable[[], None]
-    lasting: Callable[[], None]
-    over: bool = False
+@functools.lru_cache(maxsize=1)
+def _have_pidfds() -> bool:
+    """Whether this Python and kernel have pidfds (os.pidfd_open, Linux 5.3)."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+        return True
+    except (AttributeError, OSError):
+        return False
 
 
 # Words that mean something to the shell itself: a command using any of them needs /bin/sh.

@@ -49,20 +49,6 @@ def save(path: str, graph_id: int, graph: JobGraph, files: list[str]) -> None:
     names = _Names(files)
     position = {job.id: index for index, job in enumerate(graph.jobs)}
     users: list[list[int]] = [[] for _ in files]
-    dependents: list[list[int]] = [[] for _ in graph.jobs]
-    rows = []
-    for index, job in enumerate(graph.jobs):
-        outputs, inputs = names.ids(job.outputs), names.ids(job.inputs)
-        for file in (*outputs, *inputs):
-            if file < len(files):
-                users[file].append(index)
-        for dep in job.deps:
-            dependents[position[dep.id]].append(index)
-        rows.append([job.rule.index if job.rule is not None else -1, outputs, inputs,
-                     tuple(job.values.items()), tuple(position[dep.id] for dep in job.deps),
-                     tuple(job.via_rules)])
-    for row, after in zip(rows, dependents):
-        row.append(after)
     temporary = f"{path}.{os.getpid()}"
     _remove(temporary)
     db = sqlite3.connect(temporary, isolation_level=None)
@@ -71,15 +57,36 @@ def save(path: str, graph_id: int, graph: JobGraph, files: list[str]) -> None:
         db.execute("PRAGMA synchronous=OFF")
         db.executescript(_SCHEMA)
         db.execute("BEGIN")
-        db.execute("INSERT INTO meta VALUES (?, ?, ?)",
+        db.executemany("INSERT INTO jobs VALUES (?, ?)", _job_blocks(graph, position, names, users))
+        db.executemany("INSERT INTO users VALUES (?, ?)", _chunks(users))
+        db.execute("INSERT INTO meta VALUES (?, ?, ?)",  # after the jobs: they name the extra files
                    (graph_id, marshal.dumps([position[job.id] for job in graph.targets]),
                     marshal.dumps(names.extra)))
-        db.executemany("INSERT INTO jobs VALUES (?, ?)", _chunks(rows))
-        db.executemany("INSERT INTO users VALUES (?, ?)", _chunks(users))
         db.execute("COMMIT")
     finally:
         db.close()
     os.replace(temporary, path)
+
+
+def _job_blocks(graph: JobGraph, position: dict[int, int], names: "_Names", users: list[list[int]]):
+    """(block number, marshalled rows) for every CHUNK jobs, made one block at a time (the rows
+    of 200,000 jobs are never all in memory); each job is noted in `users` of its files."""
+    dependents: list[list[int]] = [[] for _ in graph.jobs]
+    for index, job in enumerate(graph.jobs):
+        for dep in job.deps:
+            dependents[position[dep.id]].append(index)
+    for start in range(0, len(graph.jobs), CHUNK):
+        block = []
+        for index in range(start, min(start + CHUNK, len(graph.jobs))):
+            job = graph.jobs[index]
+            outputs, inputs = names.ids(job.outputs), names.ids(job.inputs)
+            for file in (*outputs, *inputs):
+                if file < names.count:
+                    users[file].append(index)
+            block.append((job.rule.index if job.rule is not None else -1, outputs, inputs,
+                          tuple(job.values.items()), tuple(position[dep.id] for dep in job.deps),
+                          tuple(job.via_rules), tuple(dependents[index])))
+        yield start // CHUNK, marshal.dumps(block)
 
 
 def _chunks(items: list) -> list[tuple[int, bytes]]:

@@ -41,6 +41,10 @@ class Project:
         self.dirty = Dirty(self.fs, self.state, self.work.signature, job_key, forced=self.options.force)
         self.resolver = Resolver(self.pipefile, self.fs, split_is_stale=lambda job: bool(self.dirty.decide_with_deps(job)))
 
+    def let_go(self) -> None:
+        """Drop the view, the resolver and the decisions, and the jobs they hold."""
+        self.fs = self.dirty = self.resolver = None
+
     def look_again(self, lists: bool = True) -> "Project":
         """The same loaded Pipefile (its preamble not run again) over a fresh view of the disk
         and of the state, read-only."""
@@ -70,7 +74,6 @@ def build(project: Project, graph, reporter, basis=None) -> int:
     """Run `graph` under the run lock; return the exit status. `basis`: the uptodate.Basis
     `graph` was cut down from, if it was."""
     from rulerun import uptodate
-    from rulerun.schedule import Limits, Scheduler
     from rulerun.state import RunLock
 
     cluster = submits_to_cluster(project, graph)
@@ -89,10 +92,7 @@ def build(project: Project, graph, reporter, basis=None) -> int:
     try:
         if cluster:   # no drmaa, no library, scheduler down: say so before any job starts
             executor.cluster().session()
-        scheduler = Scheduler(graph, executor, Limits(project.options.jobs, project.pipefile), project.dirty,
-                              project.work, project.state, reporter, project.resolver,
-                              keep_going=project.options.keep_going)
-        outcome = scheduler.run()
+        outcome = _schedule(project, graph, executor, reporter)
         reporter.run_finished(outcome)
         return outcome.exit_code
     finally:
@@ -103,6 +103,16 @@ def build(project: Project, graph, reporter, basis=None) -> int:
                 uptodate.remember(project, graph, outcome.ran, basis)
         finally:
             lock.release()
+
+
+def _schedule(project: Project, graph, executor, reporter):
+    """Run the jobs; the scheduler and what it holds are let go when it is done."""
+    from rulerun.schedule import Limits, Scheduler
+
+    scheduler = Scheduler(graph, executor, Limits(project.options.jobs, project.pipefile), project.dirty,
+                          project.work, project.state, reporter, project.resolver,
+                          keep_going=project.options.keep_going)
+    return scheduler.run()
 
 
 def _reload_after_wait(project: Project, lock, cluster: bool):

@@ -62,6 +62,8 @@ class Dirty:
 
     def _interrupted(self, job: Job) -> list[str]:
         """Marked incomplete when it started and never cleared (by its key, or an output of it)."""
+        if not self._incomplete:  # the usual case: the last run finished
+            return []
         if self.key(job) in self._incomplete or any(o in self._incomplete for o in job.outputs):
             return ["it was interrupted before it finished"]
         return []

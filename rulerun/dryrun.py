@@ -13,21 +13,25 @@ from rulerun.uptodate import NOTHING_TO_DO
 def report(graph: JobGraph, dirty: Dirty, out: TextIO) -> int:
     """Print the plan; return how many jobs would run (known now)."""
     count = 0
+    lines: list[str] = []  # written a few thousand at a time: 200,000 jobs are half a million lines
     for job in graph.jobs:
+        if len(lines) > 4096:
+            out.write("\n".join(lines) + "\n")
+            lines.clear()
         reasons = dirty.decide(job)
         if job.pending:
-            out.write(_after_split(job) + "\n")
+            lines.append(_after_split(job))
         if job.rule is None or job.rule.action is None or not reasons:
             continue
         count += 1
-        out.write(f"{_describe(job)}\n")
-        for reason in reasons:
-            out.write(f"    because {reason}\n")
+        lines.append(_describe(job))
+        lines.extend(f"    because {reason}" for reason in reasons)
     if count == 0 and not any(job.pending for job in graph.jobs):
-        out.write(NOTHING_TO_DO + "\n")
+        lines.append(NOTHING_TO_DO)
     else:
         more = " (and more once the split rules above have run)" if any(j.pending for j in graph.jobs) else ""
-        out.write(f"rulerun: {count} job(s) would run{more}\n")
+        lines.append(f"rulerun: {count} job(s) would run{more}")
+    out.write("\n".join(lines) + "\n")
     return count
 
 

@@ -37,7 +37,7 @@ class FileSystem:
         """name -> is_dir for every entry of `directory` ('' is the working directory)."""
         found = self._listings.get(directory)
         if found is None:
-            self.listed[directory] = Listed(time.time_ns(), _mtime(directory or "."))
+            self.listed[directory] = Listed(time.time_ns(), mtime_of(directory or "."))
             found = {}
             try:
                 with os.scandir(directory or ".") as entries:
@@ -68,7 +68,7 @@ class FileSystem:
             return self._mtimes[path]
         if self.lists and not self.exists(path):  # the listing answers for missing files: no stat needed
             return None
-        value = self._mtimes[path] = _mtime(path)
+        value = self._mtimes[path] = mtime_of(path)
         return value
 
     def files_seen(self) -> dict[str, int | None]:
@@ -124,7 +124,8 @@ class Listed(NamedTuple):
     mtime: int | None
 
 
-def _mtime(path: str) -> int | None:
+def mtime_of(path: str) -> int | None:
+    """Modification time in nanoseconds, or None when there is nothing at `path`."""
     try:
         return os.stat(path).st_mtime_ns
     except OSError:

@@ -179,6 +179,8 @@ def _remember_part(project, graph, basis: Basis) -> bool:
     """The record again, after a build of only the jobs `basis` affected: when every directory
     still lists as recorded and a fresh look finds those jobs up to date, the rest of the
     record still holds and only their files' times are new."""
+    from rulerun.fs import mtime_of
+
     record = basis.record
     fresh = project.look_again(lists=False)
     try:
@@ -190,7 +192,7 @@ def _remember_part(project, graph, basis: Basis) -> bool:
         mtimes = record["files"][1]
         for path, mtime in seen.items():
             mtimes[basis.where[path]] = mtime
-        mtimes[record["state"]] = _mtime(fresh.state.path)
+        mtimes[record["state"]] = mtime_of(fresh.state.path)
     finally:
         fresh.state.close()
     _replace(RECORD, record)
@@ -225,6 +227,8 @@ def _all_up_to_date(project, graph) -> bool:
 def _settled(fs) -> bool:
     """Every directory listed during its last change's tick still lists the same, now that
     the tick is over."""
+    from rulerun.fs import FileSystem, mtime_of
+
     racy = {path: seen for path, seen in fs.listed.items()
             if seen.mtime is not None and seen.at - seen.mtime < _racy_window(seen.mtime)}
     if not racy:
@@ -236,7 +240,7 @@ def _settled(fs) -> bool:
     if wait > 0:
         time.sleep(wait)
     for path, seen in racy.items():
-        if _mtime(path) != seen.mtime or _names(path) != fs.listing(path):
+        if mtime_of(path or ".") != seen.mtime or FileSystem().listing(path) != fs.listing(path):
             return False
     return True
 
@@ -245,31 +249,17 @@ def _racy_window(mtime: int) -> int:
     return COARSE_RACY_NS if mtime % 1_000_000_000 == 0 else RACY_NS
 
 
-def _mtime(path: str) -> int | None:
-    try:
-        return os.stat(path or ".").st_mtime_ns
-    except OSError:
-        return None
-
-
-def _names(path: str) -> dict[str, bool] | None:
-    try:
-        with os.scandir(path or ".") as entries:
-            return {entry.name: entry.is_dir() for entry in entries}
-    except OSError:
-        return None
-
-
 def _write(project, graph) -> None:
     """The record of what `project`'s view saw, and `graph` beside it when it can be reused."""
     from rulerun.affected import can_record, save
+    from rulerun.fs import mtime_of
 
     fs = project.fs
     with open(project.options.file, "rb") as handle:
         pipefile = handle.read()
     dirs = [(path or ".", seen.mtime) for path, seen in fs.listed.items()]
     files = list(fs.files_seen().items())
-    files.append((project.state.path, _mtime(project.state.path)))
+    files.append((project.state.path, mtime_of(project.state.path)))
     paths = [p for p, _ in files]
     graph_id = None
     if can_record(graph):

@@ -32,8 +32,8 @@ from rulerun.model import Pipefile
 
 _SCHEMA = """
 CREATE TABLE meta (graph_id INTEGER, targets BLOB, extra BLOB);
-CREATE TABLE jobs (chunk INTEGER PRIMARY KEY, rows BLOB);
-CREATE TABLE users (chunk INTEGER PRIMARY KEY, jobs BLOB);
+CREATE TABLE jobs (chunk INTEGER PRIMARY KEY, block BLOB);
+CREATE TABLE users (chunk INTEGER PRIMARY KEY, block BLOB);
 """
 CHUNK = 512
 
@@ -97,7 +97,7 @@ class _Chunks:
     """Entries of a chunked table, read a block at a time."""
 
     def __init__(self, db: sqlite3.Connection, table: str):
-        self._query = f"SELECT {'rows' if table == 'jobs' else 'jobs'} FROM {table} WHERE chunk = ?"
+        self._query = f"SELECT block FROM {table} WHERE chunk = ?"
         self._db = db
         self._blocks: dict[int, list] = {}
 

@@ -15,6 +15,7 @@ class Project:
     def __init__(self, options: Options, reporter=None):
         from rulerun.namespace import build_namespace
         from rulerun.parse import load_pipefile
+        from rulerun.state import State
         from rulerun.work import Work
 
         self.options = options
@@ -24,8 +25,6 @@ class Project:
         self.pipefile = load_pipefile(options.file, overrides=options.overrides)
         self.namespace = build_namespace(self.pipefile, options.overrides)
         self.work = Work(self.pipefile, self.namespace)
-        from rulerun.state import State
-
         self.state = State(readonly=options.dry_run or options.graph or options.list_rules)
         self.view()
 

@@ -13,6 +13,7 @@ The scheduler never asks what kind of executor it drives.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -135,6 +136,8 @@ class Scheduler:
             except BaseException:
                 self._stopping = True
                 self.executor.abort()  # e.g. the cluster can't be reached: leave no job behind
+                with contextlib.suppress(Exception):  # the first error is the one to show
+                    self._commit([])  # what ended before it stays done (e.g. a split's expansion failed)
                 raise
         return self.outcome
 

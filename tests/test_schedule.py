@@ -94,3 +94,40 @@ def test_one_transaction_a_turn_and_every_success_recorded_by_the_end(project):
     assert "rr" not in kinds[:-1], kinds  # a turn's results go with the next turn's starts
     assert set().union(*(e[1] for e in log if e[0] == "record")) == {"a.txt", "b.txt", "x.out", "y.out", "z.out"}
     assert State().incomplete() == set()
+
+
+def test_jobs_that_ended_before_an_error_stay_recorded(project):
+    """An error between turns (here: b.txt's command can't be rendered) ends the run; a.txt,
+    which succeeded just before, keeps its record and is not run again."""
+    import pytest
+
+    from rulerun.project import Project
+    from rulerun.schedule import Limits, Scheduler
+    from rulerun.ui import make_reporter
+
+    project.write("Pipefile", PIPEFILE)
+    loaded = Project(Options(targets=["b.txt"], jobs=2))
+    spec = loaded.work.spec
+
+    def failing_spec(job):
+        if job.outputs == ["b.txt"]:
+            raise RuntimeError("cannot render")
+        return spec(job)
+
+    loaded.work.spec = failing_spec
+    events = _Events()
+    state = _RecordingState(events)
+    try:
+        scheduler = Scheduler(loaded.graph(), _MakingExecutor(events), Limits(2, loaded.pipefile), loaded.dirty,
+                              loaded.work, state, make_reporter(-1, io.StringIO(), io.StringIO()), loaded.resolver)
+        with pytest.raises(RuntimeError):
+            scheduler.run()
+    finally:
+        state.close()
+        loaded.state.close()
+    assert ("start", "a.txt") in events.log
+    again = State()
+    try:
+        assert again.signature("a.txt") is not None and again.incomplete() == set()
+    finally:
+        again.close()

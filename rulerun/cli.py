@@ -74,14 +74,14 @@ def main(argv: list[str] | None = None) -> int:
                 os.chdir(options.directory)
             except OSError as exc:
                 raise UsageError(f"can't change to directory '{options.directory}': {exc.strerror}") from None
-        from rulerun import uptodate
+        from rulerun.plan import record as uptodate
 
         basis = uptodate.look(options)
         if basis == uptodate.UP_TO_DATE:  # answered without loading the Pipefile
             if options.verbosity >= 0:
                 sys.stdout.write(uptodate.NOTHING_TO_DO + "\n")
             return 0
-        from rulerun.run import run
+        from rulerun.app import run
 
         return run(options, basis)
     except RulerunError as exc:
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 def _restart(start_dir: str, argv: list[str]) -> int:
     """Start this run again, from the directory it was started in (-C is in argv), with the
     GLIBC_TUNABLES setting libdrmaa needs; returns only if that fails."""
-    from rulerun.cluster import TLS_TUNABLE, reexec_with_tls_fix
+    from rulerun.run.cluster.session import TLS_TUNABLE, reexec_with_tls_fix
 
     try:
         os.chdir(start_dir)

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import TextIO
 
-from rulerun.uptodate import NOTHING_TO_DO  # the same words whether the record answered or not
+from rulerun.plan.record import NOTHING_TO_DO  # the same words whether the record answered or not
 
 TAIL_LINES = 20
 

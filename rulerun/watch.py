@@ -23,9 +23,9 @@ from typing import Callable
 
 from rulerun.options import Options
 from rulerun.errors import RulerunError, UsageError
-from rulerun.fs import normalise
-from rulerun.patterns import glob_regex, split_glob
-from rulerun.state import STATE_DIR
+from rulerun.plan.view import normalise
+from rulerun.lang.patterns import glob_regex, split_glob
+from rulerun.store.state import STATE_DIR
 
 DEBOUNCE = 0.08     # seconds of quiet that end a burst (an editor's save, a git checkout)
 BURST_LIMIT = 2.0   # a burst that never goes quiet is built after this long anyway
@@ -72,7 +72,7 @@ class WatchSet:
     def of(cls, project, graph, also_outputs: frozenset[str] = frozenset()) -> "WatchSet":
         """What `graph` of `project` reads that no rule makes, plus the Pipefile. Call it after
         the build too: a split rule's outputs and what depends on them are known only then."""
-        from rulerun.graph import topological
+        from rulerun.plan.graph import topological
 
         jobs = topological(graph.targets)  # from the targets: the graph grows as splits run
         made = {out for job in jobs if job.rule is not None for out in job.outputs}
@@ -288,7 +288,7 @@ class WatchLoop:
             self.building = False
 
     def _load_and_build(self, verb: str, started: float) -> int:
-        from rulerun.project import Project, build
+        from rulerun.app import Project, build
 
         try:
             project = Project(self.options)

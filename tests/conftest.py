@@ -31,14 +31,14 @@ class Project:
         return target
 
     def pipefile(self, text: str, name: str = "Pipefile"):
-        from rulerun.parse import load_pipefile
+        from rulerun.lang.parse import load_pipefile
 
         self.write(name, text)
         return load_pipefile(name)
 
     def resolver(self, text: str):
-        from rulerun.fs import FileSystem
-        from rulerun.resolve import Resolver
+        from rulerun.plan.view import FileSystem
+        from rulerun.plan.resolve import Resolver
 
         return Resolver(self.pipefile(text), FileSystem())
 

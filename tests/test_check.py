@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from rulerun.check import script_location
+from rulerun.lang.check import script_location
 from rulerun.errors import PipefileError, UsageError
-from rulerun.model import ShellAction
-from rulerun.parse import load_pipefile
+from rulerun.lang.model import ShellAction
+from rulerun.lang.parse import load_pipefile
 from rulerun.source import Location
 
 ERRORS = Path(__file__).parent / "errors"

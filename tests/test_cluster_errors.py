@@ -18,13 +18,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from rulerun import cluster
-from rulerun.cluster import (ClusterJobError, ClusterSession, job_environment, job_name,
+from rulerun.run.cluster import session as cluster
+from rulerun.run.cluster.session import (ClusterJobError, ClusterSession, job_environment, job_name,
                              interpret, is_no_rusage, load_drmaa, make_request,
                              native_specification, reexec_with_tls_fix, run_job)
 from rulerun.errors import ClusterSetupError
-from rulerun.executors.base import JobSpec
-from rulerun.executors.drmaa import DrmaaExecutor
+from rulerun.run.executor import JobSpec
+from rulerun.run.cluster.executor import DrmaaExecutor
 
 ROOT = Path(__file__).resolve().parent.parent
 JobInfo = namedtuple("JobInfo", "jobId hasExited hasSignal terminatedSignal hasCoreDump "
@@ -86,7 +86,7 @@ def _python(code: str, env_changes: dict, cwd) -> subprocess.CompletedProcess:
                           text=True, timeout=60)
 
 
-LOAD = ("from rulerun.cluster import load_drmaa\nfrom rulerun.errors import ClusterSetupError\n"
+LOAD = ("from rulerun.run.cluster.session import load_drmaa\nfrom rulerun.errors import ClusterSetupError\n"
         "try:\n    load_drmaa()\nexcept ClusterSetupError as e:\n    print(e.show())\n")
 
 

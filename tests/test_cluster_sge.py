@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from rulerun.cluster import ClusterJobError, ClusterSession, run_job
-from rulerun.executors.base import JobResult, JobSpec
-from rulerun.executors.drmaa import DrmaaExecutor
+from rulerun.run.cluster.session import ClusterJobError, ClusterSession, run_job
+from rulerun.run.executor import JobResult, JobSpec
+from rulerun.run.cluster.executor import DrmaaExecutor
 
 pytestmark = [
     pytest.mark.cluster,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rulerun.executors.local import command_line
+from rulerun.run.local import command_line
 
 
 @pytest.mark.parametrize("script, direct", [
@@ -29,8 +29,8 @@ def _run_shell(tmp_path, script: str, log: str = "logs/r/job.log", while_running
     import queue
     import time
 
-    from rulerun.executors.base import JobSpec
-    from rulerun.executors.local import ShellRunner
+    from rulerun.run.executor import JobSpec
+    from rulerun.run.local import ShellRunner
 
     runner, results = ShellRunner(), queue.Queue()
     spec = JobSpec(key=1, rule="r", kind="shell", command=script, outputs=(), inputs=(),
@@ -86,7 +86,7 @@ def test_output_of_a_process_the_job_left_running_still_reaches_its_log(tmp_path
 
 
 def test_without_pidfds_jobs_write_their_logs_directly(tmp_path, monkeypatch):
-    from rulerun.executors import local
+    from rulerun.run import local
 
     monkeypatch.setattr(local, "_have_pidfds", lambda: False)
     assert _run_shell(tmp_path, "echo hello").ok
@@ -100,8 +100,8 @@ def test_without_pidfds_jobs_write_their_logs_directly(tmp_path, monkeypatch):
 def test_a_job_that_cannot_be_watched_is_stopped_and_reported_as_not_started(tmp_path, monkeypatch):
     import queue
 
-    from rulerun.executors.base import JobSpec
-    from rulerun.executors.local import ShellRunner, _Reaper
+    from rulerun.run.executor import JobSpec
+    from rulerun.run.local import ShellRunner, _Reaper
 
     def no_fds(*args):
         raise OSError(24, "Too many open files")

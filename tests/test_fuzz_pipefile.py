@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rulerun.errors import PipefileError
-from rulerun.namespace import build_namespace
-from rulerun.parse import load_pipefile
+from rulerun.lang.namespace import build_namespace
+from rulerun.lang.parse import load_pipefile
 
 REPO = Path(__file__).resolve().parent.parent
 LONG = os.environ.get("RULERUN_FUZZ_LONG") == "1"

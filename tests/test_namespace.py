@@ -7,8 +7,8 @@ import traceback
 import pytest
 
 from rulerun.errors import PipefileError
-from rulerun.namespace import bound_names, build_namespace, compile_block, expression_location
-from rulerun.parse import load_pipefile
+from rulerun.lang.namespace import bound_names, build_namespace, compile_block, expression_location
+from rulerun.lang.parse import load_pipefile
 from rulerun.source import Location
 
 

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rulerun.errors import PipefileError
-from rulerun.model import PythonAction, PythonBlock, ShellAction, Variable
-from rulerun.parse import load_pipefile, parse_text
+from rulerun.lang.model import PythonAction, PythonBlock, ShellAction, Variable
+from rulerun.lang.parse import load_pipefile, parse_text
 from rulerun.source import Location
 
 SEED = """\

@@ -7,7 +7,7 @@ content, derived from its input. A job that reads an input still saying 'partial
 violation and fails. Every job appends its output's name to runs.log when it starts.
 
 What a SIGKILL of rulerun leaves behind: its shell jobs run in their own process groups, so
-they survive it (rulerun.state can't stop a process it no longer exists to see). Two
+they survive it (rulerun.store.state can't stop a process it no longer exists to see). Two
 scenarios are tested, alternating by seed:
   - 'crash': right after rulerun is killed, every job process group it started is killed too,
     as a power cut or a kernel panic would (found by a marker unique to the test, in each

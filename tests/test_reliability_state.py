@@ -150,13 +150,13 @@ def test_locked_state_db_is_waited_for(project, mode):
 def test_locked_state_db_that_stays_locked_fails_clearly_and_is_kept(project, mode, monkeypatch, capsys):
     """A lock that outlasts the wait: exit 2 with what is wrong; the database is not mistaken
     for a damaged one (it used to be moved aside, losing every signature), no job started."""
-    import rulerun.state
+    import rulerun.store.state
     from rulerun.cli import main
 
     build_chain(project)
     (project.root / "c.out").unlink()
     holder = hold_lock(project, mode, 30)
-    monkeypatch.setattr(rulerun.state, "BUSY_TIMEOUT", 0.5)
+    monkeypatch.setattr(rulerun.store.state, "BUSY_TIMEOUT", 0.5)
     try:
         code = main(["all"])
     finally:

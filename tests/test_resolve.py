@@ -275,8 +275,8 @@ def test_split_rule_with_outputs_present_and_fresh_resolves_now(project):
 
 
 def test_stale_split_rule_ignores_its_old_outputs(project):
-    from rulerun.fs import FileSystem
-    from rulerun.resolve import Resolver
+    from rulerun.plan.view import FileSystem
+    from rulerun.plan.resolve import Resolver
 
     project.write("big.txt")
     project.write("chunks/old.txt")
@@ -289,9 +289,9 @@ def test_seed_pipeline_is_deferred_behind_its_split_rule(project):
     from tests.conftest import REPO
 
     project.write("Pipefile", (REPO / "examples/seed/Pipefile").read_text())
-    from rulerun.fs import FileSystem
-    from rulerun.parse import load_pipefile
-    from rulerun.resolve import Resolver
+    from rulerun.plan.view import FileSystem
+    from rulerun.lang.parse import load_pipefile
+    from rulerun.plan.resolve import Resolver
 
     graph = Resolver(load_pipefile("Pipefile"), FileSystem()).resolve_targets(["all"])
     all_job = graph.targets[0]

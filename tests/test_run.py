@@ -348,7 +348,7 @@ raises :
 
 sends :
     python:
-        from rulerun.worker import call_main
+        from rulerun.run.worker import call_main
         call_main("cluster_run", threading.Lock())
 
 logs :
@@ -385,7 +385,7 @@ def test_python_traceback_points_into_the_pipefile(project):
 
 
 def test_second_run_waits_for_the_lock(project):
-    from rulerun.state import RunLock
+    from rulerun.store.lock import RunLock
 
     project.write("Pipefile", "a :\n    shell: touch a\n")
     lock = RunLock(str(project.root / ".rulerun"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import io
 
-from rulerun.executors.base import JobResult
+from rulerun.run.executor import JobResult
 from rulerun.options import Options
-from rulerun.state import State
+from rulerun.store.state import State
 
 PIPEFILE = """\
 a.txt :
@@ -57,8 +57,8 @@ class _MakingExecutor:
 
 
 def _run(project) -> _Events:
-    from rulerun.project import Project
-    from rulerun.schedule import Limits, Scheduler
+    from rulerun.app import Project
+    from rulerun.run.loop import Limits, Scheduler
     from rulerun.ui import make_reporter
 
     project.write("Pipefile", PIPEFILE)
@@ -101,8 +101,8 @@ def test_jobs_that_ended_before_an_error_stay_recorded(project):
     which succeeded just before, keeps its record and is not run again."""
     import pytest
 
-    from rulerun.project import Project
-    from rulerun.schedule import Limits, Scheduler
+    from rulerun.app import Project
+    from rulerun.run.loop import Limits, Scheduler
     from rulerun.ui import make_reporter
 
     project.write("Pipefile", PIPEFILE)

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from rulerun import uptodate
-from rulerun.fs import FileSystem
-from rulerun.namespace import fixed_names
+from rulerun.plan import record as uptodate
+from rulerun.plan.view import FileSystem
+from rulerun.lang.namespace import fixed_names
 
 NOTHING = "nothing to do, everything is up to date"
 
@@ -326,10 +326,10 @@ def test_an_action_that_changes_a_directory_gets_a_full_record(project):
 
 
 def test_affected_graph_is_the_changed_files_jobs_and_what_follows(project):
-    from rulerun.affected import affected_graph, save
-    from rulerun.fs import FileSystem
-    from rulerun.parse import load_pipefile
-    from rulerun.resolve import Resolver
+    from rulerun.plan.recorded_graph import affected_graph, save
+    from rulerun.plan.view import FileSystem
+    from rulerun.lang.parse import load_pipefile
+    from rulerun.plan.resolve import Resolver
 
     project.write("Pipefile", """\
         task all : src/*.out

@@ -27,8 +27,8 @@ import marshal
 import os
 import sqlite3
 
-from rulerun.graph import Job, JobGraph
-from rulerun.model import Pipefile
+from rulerun.plan.graph import Job, JobGraph
+from rulerun.lang.model import Pipefile
 
 _SCHEMA = """
 CREATE TABLE meta (graph_id INTEGER, targets BLOB, extra BLOB);

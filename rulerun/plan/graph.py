@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from rulerun.model import Rule
+from rulerun.lang.model import Rule
 
 
 @dataclass(eq=False, slots=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from rulerun.executors.base import Done, JobSpec, abort_all
-from rulerun.model import PythonBlock, ShellAction
+from rulerun.run.executor import Done, JobSpec, abort_all
+from rulerun.lang.model import PythonBlock, ShellAction
 
 
 def may_submit(rule, every_shell_job: bool = False, preamble_submits: bool = False) -> bool:
@@ -49,7 +49,7 @@ class Router:
                 if self._cluster_factory is not None:
                     self._cluster = self._cluster_factory()
                 else:
-                    from rulerun.executors.drmaa import DrmaaExecutor
+                    from rulerun.run.cluster.executor import DrmaaExecutor
 
                     self._cluster = DrmaaExecutor()
             return self._cluster

@@ -12,7 +12,7 @@ def services(router) -> dict[str, Callable]:
     """The calls workers may make, bound to this run's executor `router`."""
 
     def cluster_run(request):
-        from rulerun import cluster
+        from rulerun.run.cluster import session as cluster
 
         if not router.to_cluster:  # --local: the job runs on this machine instead
             return cluster.run_here(request.command, request.env, request.workdir, request.key)

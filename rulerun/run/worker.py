@@ -16,7 +16,7 @@ import sys
 import traceback
 from typing import Any
 
-from rulerun.executors.base import JobSpec
+from rulerun.run.executor import JobSpec
 
 _conn = None  # the pipe to the main process, for calls made during an action (run_job)
 
@@ -62,21 +62,21 @@ def main(conn, pipefile_path: str, overrides: dict[str, str], workdir: str) -> N
 
 def _route_cluster_jobs() -> None:
     """run_job in an action submits through the rulerun process's one DRMAA session."""
-    from rulerun import cluster
+    from rulerun.run.cluster import session as cluster
 
     cluster.set_submitter(lambda request: call_main("cluster_run", request))
 
 
 def _load(path: str, overrides: dict[str, str]):
-    from rulerun.namespace import build_namespace
-    from rulerun.parse import load_pipefile
+    from rulerun.lang.namespace import build_namespace
+    from rulerun.lang.parse import load_pipefile
 
     pipefile = load_pipefile(path, overrides=overrides)
     return build_namespace(pipefile, overrides), pipefile.rules
 
 
 def _run(spec: JobSpec, namespace: dict, rules, codes: dict) -> tuple[bool, str, str]:
-    from rulerun.namespace import compile_block
+    from rulerun.lang.namespace import compile_block
 
     rule = rules[spec.rule_index]
     code = codes.get(spec.rule_index)
@@ -159,7 +159,7 @@ class _redirected:
 
 def _traceback_text(exc: BaseException, pipefile: str) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
-    mine = [f for f in frames if not f.filename.endswith(("rulerun/worker.py",))]
+    mine = [f for f in frames if not f.filename.endswith(("rulerun/run/worker.py",))]
     lines = traceback.format_list(mine)
     lines += traceback.format_exception_only(type(exc), exc) if _str_ok(exc) else [f"{type(exc).__name__}\n"]
     return "Traceback (most recent call last):\n" + "".join(lines)

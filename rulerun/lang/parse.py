@@ -1,7 +1,7 @@
 """Pipefile text → model.Pipefile: the lark parser (built once per process), the model
 builder fed by the grammar's rules, and the translation of lark's errors into ours.
 
-lark is imported only when the first Pipefile is parsed, so `import rulerun.parse` is cheap.
+lark is imported only when the first Pipefile is parsed, so `import rulerun.lang.parse` is cheap.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from rulerun.errors import PipefileError, UsageError
-from rulerun.model import Limit, Pipefile, PathPattern, PythonAction, PythonBlock, Rule, ShellAction, Variable
+from rulerun.lang.model import Limit, Pipefile, PathPattern, PythonAction, PythonBlock, Rule, ShellAction, Variable
 from rulerun.source import Location, source_line
 
 BODY_KEYS = ("name", "limit", "cluster", "queue", "retries", "shell", "python")
@@ -27,7 +27,7 @@ def load_pipefile(path: str, text: str | None = None, overrides: Mapping[str, st
 
     Raises PipefileError for any mistake in it, UsageError when it can't be read.
     """
-    from rulerun.check import check_pipefile
+    from rulerun.lang.check import check_pipefile
 
     if text is None:
         text = _read(path)
@@ -36,7 +36,7 @@ def load_pipefile(path: str, text: str | None = None, overrides: Mapping[str, st
 
 def parse_text(text: str, path: str) -> Pipefile:
     """The Pipefile written in `text` (named `path` in errors), parsed but not yet checked
-    (see rulerun.check). Raises PipefileError for a syntax error."""
+    (see rulerun.lang.check). Raises PipefileError for a syntax error."""
     from lark.exceptions import UnexpectedInput
 
     text = text.replace("\r\n", "\n")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from rulerun.dirty import Dirty
-from rulerun.graph import Job, JobGraph
-from rulerun.uptodate import NOTHING_TO_DO
+from rulerun.plan.decide import Dirty
+from rulerun.plan.graph import Job, JobGraph
+from rulerun.plan.record import NOTHING_TO_DO
 
 
 def report(graph: JobGraph, dirty: Dirty, out: TextIO) -> int:

@@ -22,13 +22,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from rulerun.dirty import Dirty
-from rulerun.executors.base import Executor, JobResult, JobSpec
-from rulerun.graph import Job, JobGraph
-from rulerun.model import Pipefile
-from rulerun.resolve import Resolver
-from rulerun.state import STATE_DIR, State
-from rulerun.work import Work, job_key
+from rulerun.plan.decide import Dirty
+from rulerun.run.executor import Executor, JobResult, JobSpec
+from rulerun.plan.graph import Job, JobGraph
+from rulerun.lang.model import Pipefile
+from rulerun.plan.resolve import Resolver
+from rulerun.store.state import STATE_DIR, State
+from rulerun.plan.work import Work, job_key
 
 QUARANTINE = os.path.join(STATE_DIR, "failed")
 

@@ -14,14 +14,14 @@ import threading
 import time
 from typing import Callable
 
-from rulerun.cluster import ClusterSession, make_request
-from rulerun.executors.base import Done, JobResult, JobSpec
+from rulerun.run.cluster.session import ClusterSession, make_request
+from rulerun.run.executor import Done, JobResult, JobSpec
 
 ABORT_WAIT = 120.0   # seconds abort() waits for the waiting threads before giving up on them
 
 
 class DrmaaExecutor:
-    """The Executor contract (rulerun.executors.base) on top of a ClusterSession.
+    """The Executor contract (rulerun.run.executor) on top of a ClusterSession.
 
     `session_factory()` returns the session to use (anything with open, run, terminate_all
     and close); by default a new ClusterSession polling every `poll_seconds`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from rulerun.executors.base import Done, JobResult, JobSpec
+from rulerun.run.executor import Done, JobResult, JobSpec
 
 
 class TouchExecutor:

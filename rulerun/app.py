@@ -1,11 +1,11 @@
-"""A loaded project (Pipefile, namespace, state, resolver) and building a graph of it under the
-run lock: what a single run and each rebuild of watch mode have in common."""
+"""One rulerun invocation, stage by stage: load -> resolve -> (list | graph | dry run | watch | build)."""
 
 from __future__ import annotations
 
 import os
+import sys
 
-from rulerun.options import Options
+from rulerun.options import RESTART_MARKER, Options
 from rulerun.errors import UsageError
 
 
@@ -13,10 +13,10 @@ class Project:
     """A loaded Pipefile and everything derived from it for one run."""
 
     def __init__(self, options: Options, reporter=None):
-        from rulerun.namespace import build_namespace
-        from rulerun.parse import load_pipefile
-        from rulerun.state import State
-        from rulerun.work import Work
+        from rulerun.lang.namespace import build_namespace
+        from rulerun.lang.parse import load_pipefile
+        from rulerun.store.state import State
+        from rulerun.plan.work import Work
 
         self.options = options
         if not os.path.exists(options.file):
@@ -31,10 +31,10 @@ class Project:
     def view(self, lists: bool = True) -> None:
         """A new view of the disk, and the resolver and decisions built on it (lists=False:
         files are looked at one by one, for a graph known beforehand; see fs.FileSystem)."""
-        from rulerun.dirty import Dirty
-        from rulerun.fs import FileSystem
-        from rulerun.resolve import Resolver
-        from rulerun.work import job_key
+        from rulerun.plan.decide import Dirty
+        from rulerun.plan.view import FileSystem
+        from rulerun.plan.resolve import Resolver
+        from rulerun.plan.work import job_key
 
         self.fs = FileSystem(lists)
         self.dirty = Dirty(self.fs, self.state, self.work.signature, job_key, forced=self.options.force)
@@ -49,7 +49,7 @@ class Project:
         and of the state, read-only."""
         import copy
 
-        from rulerun.state import State
+        from rulerun.store.state import State
 
         again = copy.copy(self)
         again.state = State(readonly=True)
@@ -72,8 +72,8 @@ class Project:
 def build(project: Project, graph, reporter, basis=None) -> int:
     """Run `graph` under the run lock; return the exit status. `basis`: the uptodate.Basis
     `graph` was cut down from, if it was."""
-    from rulerun import uptodate
-    from rulerun.state import RunLock
+    from rulerun.plan import record as uptodate
+    from rulerun.store.lock import RunLock
 
     cluster = submits_to_cluster(project, graph)
     if cluster:
@@ -106,7 +106,7 @@ def build(project: Project, graph, reporter, basis=None) -> int:
 
 def _schedule(project: Project, graph, executor, reporter):
     """Run the jobs; the scheduler and what it holds are let go when it is done."""
-    from rulerun.schedule import Limits, Scheduler
+    from rulerun.run.loop import Limits, Scheduler
 
     scheduler = Scheduler(graph, executor, Limits(project.options.jobs, project.pipefile), project.dirty,
                           project.work, project.state, reporter, project.resolver,
@@ -136,7 +136,7 @@ def submits_to_cluster(project: Project, graph) -> bool:
     has a cluster rule (or any shell rule, with --cluster), or a Python action that calls
     run_job, or waits on a split rule while the Pipefile has such rules.  Never with --local
     or --touch; runs that don't submit never import drmaa."""
-    from rulerun.executors.route import may_submit, python_submits
+    from rulerun.run.route import may_submit, python_submits
 
     options = project.options
     if options.local or options.touch or options.dry_run or options.graph or options.list_rules:
@@ -156,7 +156,7 @@ def restart_for_drmaa(project: Project) -> None:
     """Before anything runs: if libdrmaa needs GLIBC_TUNABLES at process start and it is
     missing, have the CLI start this run again with it (cluster.reexec_with_tls_fix)."""
     from rulerun.options import RestartForDrmaa
-    from rulerun.cluster import tls_restart_due
+    from rulerun.run.cluster.session import tls_restart_due
 
     if project.options.restartable and tls_restart_due():
         project.state.close()
@@ -164,16 +164,64 @@ def restart_for_drmaa(project: Project) -> None:
 
 
 def make_executor(options: Options, pipefile):
-    from rulerun.executors.route import Router
+    from rulerun.run.route import Router
 
     if options.touch:
-        from rulerun.executors.touch import TouchExecutor
+        from rulerun.run.touch import TouchExecutor
 
         return TouchExecutor()
-    from rulerun.executors.local import LocalExecutor
-    from rulerun.services import services
+    from rulerun.run.local import LocalExecutor
+    from rulerun.run.cluster.services import services
 
     # the workers' calls (run_job -> cluster_run) are bound to the router that holds them
     router = Router(None, to_cluster=not options.local, every_shell_job=options.cluster)
     router.local = LocalExecutor(os.path.abspath(options.file), options.overrides, services(router))
     return router
+
+def run(options: Options, basis=None) -> int:
+    """`basis`: an uptodate.Basis when only some files changed since the last build that left
+    everything up to date; its graph, cut down to what they affect, is built instead."""
+    from rulerun.ui import make_reporter
+
+    reporter = make_reporter(options.verbosity)
+    project = Project(options)
+    restarted = RESTART_MARKER in os.environ  # the first process said the warnings already
+    for name in sorted(project.pipefile.unknown_overrides if not restarted else ()):
+        reporter.warning(f"{name}={options.overrides[name]}: the Pipefile has no variable '{name}'; "
+                         "it is defined as a string anyway")
+    for text in project.state.warnings:
+        reporter.warning(text)
+    if options.list_rules:
+        return list_rules(project)
+    graph = basis.graph(project.pipefile) if basis is not None else None
+    if graph is None:
+        graph, basis = project.graph(), None
+    else:
+        project.view(lists=False)  # a few known jobs: stat their files, list no directory
+    if options.graph:
+        from rulerun.plan.graph import to_dot
+
+        sys.stdout.write(to_dot(graph))
+        return 0
+    if options.dry_run:
+        from rulerun.plan import explain as dryrun
+
+        dryrun.report(graph, project.dirty, sys.stdout)
+        return 0
+    if options.watch:
+        from rulerun.watch import watch
+
+        return watch(options, reporter)
+    return build(project, graph, reporter, basis)
+
+
+def list_rules(project: Project) -> int:
+    for rule in project.pipefile.rules:
+        kind = "task" if rule.is_task else "rule"
+        outputs = " ".join(o.text for o in rule.outputs)
+        inputs = " ".join(i.text for i in rule.inputs)
+        name = rule.name if rule.is_task or rule.name_given else ""
+        shown = f"{kind} {name}".strip()
+        header = f"{outputs} : {inputs}".rstrip() if not rule.is_task else f": {inputs}".rstrip()
+        sys.stdout.write(f"{shown:<24} {header}  ({rule.loc})\n")
+    return 0

@@ -12,10 +12,10 @@ import os
 import re
 from typing import Any, Mapping
 
-from rulerun.executors.base import JobSpec
-from rulerun.graph import Job
-from rulerun.model import Pipefile, PythonAction, ShellAction, Variable
-from rulerun.state import STATE_DIR
+from rulerun.run.executor import JobSpec
+from rulerun.plan.graph import Job
+from rulerun.lang.model import Pipefile, PythonAction, ShellAction, Variable
+from rulerun.store.state import STATE_DIR
 
 LOG_DIR = os.path.join(STATE_DIR, "logs")
 
@@ -60,7 +60,7 @@ class Work:
 
     def command(self, job: Job) -> str:
         """The shell script with every {…} substituted, or the Python action's source."""
-        from rulerun.substitute import render_shell
+        from rulerun.lang.template import render_shell
 
         action = job.rule.action
         if isinstance(action, ShellAction):
@@ -88,7 +88,7 @@ class Work:
     def _used(self, job: Job) -> set[str]:
         action = job.rule.action
         if isinstance(action, ShellAction):
-            from rulerun.substitute import referenced_names
+            from rulerun.lang.template import referenced_names
 
             return referenced_names(action.script) & self._variables
         if isinstance(action, PythonAction):

@@ -37,7 +37,7 @@ import os
 import time
 
 from rulerun import __version__
-from rulerun.layout import STATE_DIR
+from rulerun.store.layout import STATE_DIR
 
 RECORD = os.path.join(STATE_DIR, "uptodate")
 GRAPH = os.path.join(STATE_DIR, "uptodate.graph")
@@ -78,7 +78,7 @@ class Basis:
 
     def graph(self, pipefile):
         """The recorded graph cut down to the jobs the changed files affect, or None."""
-        from rulerun.affected import affected_graph
+        from rulerun.plan.recorded_graph import affected_graph
 
         graph_id = self.record.get("graph")
         found = None
@@ -179,7 +179,7 @@ def _remember_part(project, graph, basis: Basis) -> bool:
     """The record again, after a build of only the jobs `basis` affected: when every directory
     still lists as recorded and a fresh look finds those jobs up to date, the rest of the
     record still holds and only their files' times are new."""
-    from rulerun.fs import mtime_of
+    from rulerun.plan.view import mtime_of
 
     record = basis.record
     fresh = project.look_again(lists=False)
@@ -209,7 +209,7 @@ def _same_listings(fs, recorded: tuple[list[str], list[int | None]]) -> bool:
 
 
 def _all_up_to_date(project, graph) -> bool:
-    from rulerun.namespace import fixed_names
+    from rulerun.lang.namespace import fixed_names
 
     fixed = fixed_names(project.pipefile, project.options.overrides)
     dirty = project.dirty
@@ -227,7 +227,7 @@ def _all_up_to_date(project, graph) -> bool:
 def _settled(fs) -> bool:
     """Every directory listed during its last change's tick still lists the same, now that
     the tick is over."""
-    from rulerun.fs import FileSystem, mtime_of
+    from rulerun.plan.view import FileSystem, mtime_of
 
     racy = {path: seen for path, seen in fs.listed.items()
             if seen.mtime is not None and seen.at - seen.mtime < _racy_window(seen.mtime)}
@@ -251,8 +251,8 @@ def _racy_window(mtime: int) -> int:
 
 def _write(project, graph) -> None:
     """The record of what `project`'s view saw, and `graph` beside it when it can be reused."""
-    from rulerun.affected import can_record, save
-    from rulerun.fs import mtime_of
+    from rulerun.plan.recorded_graph import can_record, save
+    from rulerun.plan.view import mtime_of
 
     fs = project.fs
     with open(project.options.file, "rb") as handle:

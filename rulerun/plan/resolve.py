@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from rulerun.errors import AmbiguousRuleError, CycleError, NoRuleError
-from rulerun.fs import FileSystem, normalise
-from rulerun.graph import Job, JobGraph, topological
-from rulerun.model import Pipefile, Rule
-from rulerun.patterns import Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob, specificity
+from rulerun.plan.view import FileSystem, normalise
+from rulerun.plan.graph import Job, JobGraph, topological
+from rulerun.lang.model import Pipefile, Rule
+from rulerun.lang.patterns import Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob, specificity
 
 
 @dataclass

@@ -14,7 +14,7 @@ from types import CodeType
 from typing import Any, Mapping
 
 from rulerun.errors import PipefileError
-from rulerun.model import Pipefile, PythonBlock, Variable
+from rulerun.lang.model import Pipefile, PythonBlock, Variable
 from rulerun.source import Location, source_line
 
 

@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Callable
 
-from rulerun.executors.base import Done, JobResult, JobSpec, abort_all
+from rulerun.run.executor import Done, JobResult, JobSpec, abort_all
 
 GRACE_SECONDS = 1.0
 
@@ -360,7 +360,7 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
 
 
 class PythonWorkers:
-    """A pool of worker processes (rulerun.worker), grown on demand. A worker that dies fails
+    """A pool of worker processes (rulerun.run.worker), grown on demand. A worker that dies fails
     only the job it was running, and is replaced."""
 
     def __init__(self, pipefile_path: str, overrides: dict[str, str], services: dict[str, Callable]):
@@ -391,7 +391,7 @@ class PythonWorkers:
 
             # forkserver: a fork of a small clean process, never of this threaded one
             self._context = multiprocessing.get_context("forkserver")
-            self._context.set_forkserver_preload(["rulerun.worker"])
+            self._context.set_forkserver_preload(["rulerun.run.worker"])
         return self._context
 
     def _serve(self, spec: JobSpec, worker: "_Worker", done: Done) -> None:
@@ -418,7 +418,7 @@ class PythonWorkers:
 
 class _Worker:
     def __init__(self, context, path: str, overrides: dict[str, str]):
-        from rulerun import worker
+        from rulerun.run import worker
 
         self.conn, child = context.Pipe()
         self.process = context.Process(target=worker.main, args=(child, path, overrides, os.getcwd()),

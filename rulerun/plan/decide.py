@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from rulerun.fs import FileSystem
-from rulerun.graph import Job
-from rulerun.state import State
+from rulerun.plan.view import FileSystem
+from rulerun.plan.graph import Job
+from rulerun.store.state import State
 
 
 class Dirty:
@@ -34,7 +34,7 @@ class Dirty:
     def decide_with_deps(self, job: Job) -> list[str]:
         """Decide `job` and, first, every dep of it not decided yet (split rules are asked
         during resolution, before the dependency-order pass)."""
-        from rulerun.graph import topological
+        from rulerun.plan.graph import topological
 
         for each in topological([job]):
             if each not in self.reasons or each is job:

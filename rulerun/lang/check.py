@@ -8,11 +8,11 @@ from dataclasses import replace
 from typing import Iterable, Mapping
 
 from rulerun.errors import PipefileError
-from rulerun.model import PathPattern, Pipefile, PythonAction, PythonBlock, Rule, ShellAction, Variable
-from rulerun.namespace import bound_names, compile_block, compile_preamble_item
-from rulerun.patterns import STEM, is_glob, wildcard_names
+from rulerun.lang.model import PathPattern, Pipefile, PythonAction, PythonBlock, Rule, ShellAction, Variable
+from rulerun.lang.namespace import bound_names, compile_block, compile_preamble_item
+from rulerun.lang.patterns import STEM, is_glob, wildcard_names
 from rulerun.source import Location, source_line
-from rulerun.substitute import INDEXABLE, Reference, TemplateError, parse_shell_template
+from rulerun.lang.template import INDEXABLE, Reference, TemplateError, parse_shell_template
 
 RESERVED_WILDCARDS = ("input", "output", "stem")
 _BRACE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|[{}]")

@@ -15,7 +15,7 @@ import os
 import time
 from typing import NamedTuple
 
-from rulerun.patterns import glob_regex, is_glob, split_glob
+from rulerun.lang.patterns import glob_regex, is_glob, split_glob
 
 
 class FileSystem:

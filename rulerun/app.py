@@ -1,222 +1,103 @@
-"""One rulerun invocation, stage by stage: load -> resolve -> (list | graph | dry run | watch | build)."""
+"""One rulerun invocation as a pipeline of values, and a build under the run lock.
+
+    load(options)        Pipefile text -> Loaded(checked Pipefile, namespace)    rulerun.lang
+    plan_for(...)        -> Plan(graph, decisions, ...)                          rulerun.plan
+    then one of          --list, --graph, -n (plan.explain), --watch, build()    rulerun.run
+
+`build` is what a single run and each rebuild of watch mode have in common: the run lock, the
+cluster set-up (from the Pipefile, then from the plan's decisions), the run loop, and the no-op
+record written from what the run saw.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
+from typing import Any
 
-from rulerun.options import RESTART_MARKER, Options
 from rulerun.errors import UsageError
+from rulerun.options import Options
 
 
-class Project:
-    """A loaded Pipefile and everything derived from it for one run."""
+@dataclass(frozen=True)
+class Loaded:
+    """A checked Pipefile and the namespace its top-level Python built."""
 
-    def __init__(self, options: Options, reporter=None):
-        from rulerun.lang.namespace import build_namespace
-        from rulerun.lang.parse import load_pipefile
-        from rulerun.store.state import State
-        from rulerun.plan.work import Work
-
-        self.options = options
-        if not os.path.exists(options.file):
-            raise UsageError(f"no Pipefile here: '{options.file}' does not exist in {os.getcwd()}",
-                             hint="run rulerun in a directory with a Pipefile, or name one with -f FILE (or -C DIR)")
-        self.pipefile = load_pipefile(options.file, overrides=options.overrides)
-        self.namespace = build_namespace(self.pipefile, options.overrides)
-        self.work = Work(self.pipefile, self.namespace)
-        self.state = State(readonly=options.dry_run or options.graph or options.list_rules)
-        self.view()
-
-    def view(self, lists: bool = True) -> None:
-        """A new view of the disk, and the resolver and decisions built on it (lists=False:
-        files are looked at one by one, for a graph known beforehand; see fs.FileSystem)."""
-        from rulerun.plan.decide import Dirty
-        from rulerun.plan.view import FileSystem
-        from rulerun.plan.resolve import Resolver
-        from rulerun.plan.work import job_key
-
-        self.fs = FileSystem(lists)
-        self.dirty = Dirty(self.fs, self.state, self.work.signature, job_key, forced=self.options.force)
-        self.resolver = Resolver(self.pipefile, self.fs, split_is_stale=lambda job: bool(self.dirty.decide_with_deps(job)))
-
-    def let_go(self) -> None:
-        """Drop the view, the resolver and the decisions, and the jobs they hold."""
-        self.fs = self.dirty = self.resolver = None
-
-    def look_again(self, lists: bool = True) -> "Project":
-        """The same loaded Pipefile (its preamble not run again) over a fresh view of the disk
-        and of the state, read-only."""
-        import copy
-
-        from rulerun.store.state import State
-
-        again = copy.copy(self)
-        again.state = State(readonly=True)
-        again.view(lists)
-        return again
-
-    def targets(self) -> list[str]:
-        if self.options.targets:
-            return self.options.targets
-        default = self.resolver.default_target()
-        if default is None:
-            raise UsageError(f"{self.options.file} has no rule or task without a pattern to make by default",
-                             hint="name a target: rulerun TARGET")
-        return [default]
-
-    def graph(self):
-        return self.resolver.resolve_targets(self.targets())
+    pipefile: Any
+    namespace: dict
 
 
-def build(project: Project, graph, reporter, basis=None) -> int:
-    """Run `graph` under the run lock; return the exit status. `basis`: the uptodate.Basis
-    `graph` was cut down from, if it was."""
-    from rulerun.plan import record as uptodate
-    from rulerun.store.lock import RunLock
+def load(options: Options) -> Loaded:
+    """The Pipefile `options` name, parsed, checked and its top-level Python run. Raises
+    PipefileError for a mistake in it, UsageError when there is none."""
+    from rulerun.lang.namespace import build_namespace
+    from rulerun.lang.parse import load_pipefile
 
-    cluster = submits_to_cluster(project, graph)
-    if cluster:
-        restart_for_drmaa(project)
-    lock = RunLock()
-    waited: list[str] = []
-    lock.acquire(wait=True, on_wait=lambda holder: (waited.append(holder), reporter.warning(
-        f"another rulerun ({holder}) is running in this directory; waiting for it to finish")))
-    if waited or (basis is not None and not basis.current()):  # another run built meanwhile
-        project, graph, cluster = _reload_after_wait(project, lock, cluster)
-        basis = None
-    uptodate.forget()  # from here on files change: until this build ends, no record holds
-    executor = make_executor(project.options, project.pipefile)
-    outcome = None
-    try:
-        if cluster:   # no drmaa, no library, scheduler down: say so before any job starts
-            executor.cluster().session()
-        outcome = _schedule(project, graph, executor, reporter)
-        reporter.run_finished(outcome)
-        return outcome.exit_code
-    finally:
-        executor.close()
-        project.state.close()
-        try:
-            if outcome is not None and outcome.exit_code == 0 and not project.options.watch:
-                uptodate.remember(project, graph, outcome.ran, basis)
-        finally:
-            lock.release()
+    if not os.path.exists(options.file):
+        raise UsageError(f"no Pipefile here: '{options.file}' does not exist in {os.getcwd()}",
+                         hint="run rulerun in a directory with a Pipefile, or name one with -f FILE (or -C DIR)")
+    pipefile = load_pipefile(options.file, overrides=options.overrides)
+    return Loaded(pipefile, build_namespace(pipefile, options.overrides))
 
 
-def _schedule(project: Project, graph, executor, reporter):
-    """Run the jobs; the scheduler and what it holds are let go when it is done."""
-    from rulerun.run.loop import Limits, Scheduler
+def plan_for(loaded: Loaded, options: Options, state, basis=None):
+    """The plan of this run: from the graph the no-op record keeps when `basis` (a
+    record.Basis) says only some files changed, else resolved in full. Returns (plan, basis),
+    basis None when the record's graph could not be used."""
+    from rulerun.plan.planner import make_plan
+    from rulerun.plan.view import DiskView
 
-    scheduler = Scheduler(graph, executor, Limits(project.options.jobs, project.pipefile), project.dirty,
-                          project.work, project.state, reporter, project.resolver,
-                          keep_going=project.options.keep_going)
-    return scheduler.run()
+    if basis is not None:
+        graph = basis.graph(loaded.pipefile)
+        if graph is not None:  # a few known jobs: stat their files, list no directory
+            view = DiskView(lists=False)
+            return make_plan(loaded.pipefile, loaded.namespace, options.targets, state, options.force,
+                             view=view, graph=graph), basis
+    return make_plan(loaded.pipefile, loaded.namespace, options.targets, state, options.force), None
 
-
-def _reload_after_wait(project: Project, lock, cluster: bool):
-    """The run that held the lock changed files and state since `project` looked at them (its
-    directory listings, incomplete marks, split rules' outputs): deciding from that picture
-    would run again every job the other run just did. Load and resolve again, under the lock."""
-    project.state.close()
-    try:
-        project = Project(project.options)
-        graph = project.graph()
-        now = submits_to_cluster(project, graph)
-        if now and not cluster:
-            restart_for_drmaa(project)
-    except BaseException:
-        lock.release()
-        raise
-    return project, graph, now
-
-
-def submits_to_cluster(project: Project, graph) -> bool:
-    """Whether this build will submit cluster jobs, so DRMAA must be loaded: a job that must run
-    has a cluster rule (or any shell rule, with --cluster), or a Python action that calls
-    run_job, or waits on a split rule while the Pipefile has such rules.  Never with --local
-    or --touch; runs that don't submit never import drmaa."""
-    from rulerun.run.route import may_submit, python_submits
-
-    options = project.options
-    if options.local or options.touch or options.dry_run or options.graph or options.list_rules:
-        return False
-    preamble = python_submits(project.pipefile)
-    anywhere = any(may_submit(r, options.cluster, preamble) for r in project.pipefile.rules)
-    relevant = [job for job in graph.jobs
-                if may_submit(job.rule, options.cluster, preamble) or (job.pending and anywhere)]
-    if not relevant:
-        return False
-    for job in graph.jobs:   # dependency order; the scheduler decides again, to the same answers
-        project.dirty.decide(job)
-    return any(project.dirty.must_run(job) for job in relevant)
-
-
-def restart_for_drmaa(project: Project) -> None:
-    """Before anything runs: if libdrmaa needs GLIBC_TUNABLES at process start and it is
-    missing, have the CLI start this run again with it (cluster.reexec_with_tls_fix)."""
-    from rulerun.options import RestartForDrmaa
-    from rulerun.run.cluster.session import tls_restart_due
-
-    if project.options.restartable and tls_restart_due():
-        project.state.close()
-        raise RestartForDrmaa()
-
-
-def make_executor(options: Options, pipefile):
-    from rulerun.run.route import Router
-
-    if options.touch:
-        from rulerun.run.touch import TouchExecutor
-
-        return TouchExecutor()
-    from rulerun.run.local import LocalExecutor
-    from rulerun.run.cluster.services import services
-
-    # the workers' calls (run_job -> cluster_run) are bound to the router that holds them
-    router = Router(None, to_cluster=not options.local, every_shell_job=options.cluster)
-    router.local = LocalExecutor(os.path.abspath(options.file), options.overrides, services(router))
-    return router
 
 def run(options: Options, basis=None) -> int:
-    """`basis`: an uptodate.Basis when only some files changed since the last build that left
+    """`basis`: a record.Basis when only some files changed since the last build that left
     everything up to date; its graph, cut down to what they affect, is built instead."""
+    from rulerun.run.cluster.tls import REEXEC_MARKER
+    from rulerun.store.state import State
     from rulerun.ui import make_reporter
 
     reporter = make_reporter(options.verbosity)
-    project = Project(options)
-    restarted = RESTART_MARKER in os.environ  # the first process said the warnings already
-    for name in sorted(project.pipefile.unknown_overrides if not restarted else ()):
-        reporter.warning(f"{name}={options.overrides[name]}: the Pipefile has no variable '{name}'; "
-                         "it is defined as a string anyway")
-    for text in project.state.warnings:
-        reporter.warning(text)
+    loaded = load(options)
+    if REEXEC_MARKER not in os.environ:  # a restarted run: the first process said them already
+        for name in sorted(loaded.pipefile.unknown_overrides):
+            reporter.warning(f"{name}={options.overrides[name]}: the Pipefile has no variable '{name}'; "
+                             "it is defined as a string anyway")
     if options.list_rules:
-        return list_rules(project)
-    graph = basis.graph(project.pipefile) if basis is not None else None
-    if graph is None:
-        graph, basis = project.graph(), None
-    else:
-        project.view(lists=False)  # a few known jobs: stat their files, list no directory
-    if options.graph:
-        from rulerun.plan.graph import to_dot
-
-        sys.stdout.write(to_dot(graph))
-        return 0
-    if options.dry_run:
-        from rulerun.plan import explain as dryrun
-
-        dryrun.report(graph, project.dirty, sys.stdout)
-        return 0
+        return list_rules(loaded.pipefile)
     if options.watch:
         from rulerun.watch import watch
 
         return watch(options, reporter)
-    return build(project, graph, reporter, basis)
+    state = State(readonly=options.dry_run or options.graph)
+    try:
+        for text in state.warnings:
+            reporter.warning(text)
+        plan, basis = plan_for(loaded, options, state, basis)
+        if options.graph:
+            from rulerun.plan.graph import to_dot
+
+            sys.stdout.write(to_dot(plan.graph, plan.decisions.runs))
+            return 0
+        if options.dry_run:
+            from rulerun.plan import explain
+
+            explain.report(plan, sys.stdout)
+            return 0
+        return build(loaded, plan, options, reporter, state, basis)
+    finally:
+        state.close()
 
 
-def list_rules(project: Project) -> int:
-    for rule in project.pipefile.rules:
+def list_rules(pipefile) -> int:
+    for rule in pipefile.rules:
         kind = "task" if rule.is_task else "rule"
         outputs = " ".join(o.text for o in rule.outputs)
         inputs = " ".join(i.text for i in rule.inputs)
@@ -225,3 +106,121 @@ def list_rules(project: Project) -> int:
         header = f"{outputs} : {inputs}".rstrip() if not rule.is_task else f": {inputs}".rstrip()
         sys.stdout.write(f"{shown:<24} {header}  ({rule.loc})\n")
     return 0
+
+
+# ---------------------------------------------------------------------- building
+
+
+def build(loaded: Loaded, plan, options: Options, reporter, state, basis=None) -> int:
+    """Run `plan` under the run lock; return the exit status. A run that had to wait for another
+    one loads and plans again, with the state opened anew (and closed here)."""
+    from rulerun.plan import record
+    from rulerun.store.lock import RunLock
+    from rulerun.store.state import State
+
+    restart_for_cluster(plan, options, state)
+    lock = RunLock()
+    waited: list[str] = []
+    lock.acquire(wait=True, on_wait=lambda holder: (waited.append(holder), reporter.warning(
+        f"another rulerun ({holder}) is running in this directory; waiting for it to finish")))
+    replanned = None
+    try:
+        if waited or (basis is not None and not basis.current()):
+            # The run that held the lock changed files and state since this plan looked at them
+            # (directory listings, incomplete marks, split rules' outputs): deciding from that
+            # picture would run again every job the other run just did. Plan again, under the lock.
+            state.close()
+            state = replanned = State()
+            loaded = load(options)
+            plan, basis = plan_for(loaded, options, state)
+            restart_for_cluster(plan, options, state)
+        record.forget()  # from here on files change: until this build ends, no record holds
+        outcome = _run_jobs(loaded, plan, options, reporter, state)
+        state.close()  # its last write (a checkpoint) before the record takes its time
+        if outcome.exit_code == 0 and not options.watch:
+            record.remember(loaded, plan, options, outcome, state, basis)
+        return outcome.exit_code
+    finally:
+        if replanned is not None:
+            replanned.close()
+        lock.release()
+
+
+def _run_jobs(loaded: Loaded, plan, options: Options, reporter, state):
+    from rulerun.run.loop import Scheduler
+    from rulerun.run.ready import Limits, ReadyQueue
+    from rulerun.run.spec import Specs
+
+    executor = make_executor(options)
+    try:
+        if cluster_runs(plan, options, loaded.pipefile):  # no drmaa, no library, scheduler down:
+            executor.cluster().session()                    # say so before any job starts
+        limits = Limits(options.jobs, {name: limit.size for name, limit in loaded.pipefile.limits.items()})
+        scheduler = Scheduler(plan, Specs(loaded.namespace), state, executor, ReadyQueue(limits),
+                              reporter, keep_going=options.keep_going)
+        outcome = scheduler.run()
+        reporter.run_finished(outcome)
+        return outcome
+    finally:
+        executor.close()
+
+
+# ---------------------------------------------------------------------- the cluster
+
+
+def cluster_possible(pipefile, options: Options) -> bool:
+    """Whether any job of this run could go to the cluster, from the Pipefile and the options
+    alone: a cluster rule (or any shell rule, with --cluster), or a Python action that calls
+    run_job. Never with --local or --touch, -n, --graph, --list."""
+    from rulerun.run.route import may_submit, python_submits
+
+    if options.local or options.touch or options.dry_run or options.graph or options.list_rules:
+        return False
+    preamble = python_submits(pipefile)
+    return any(may_submit(rule, options.cluster, preamble) for rule in pipefile.rules)
+
+
+def cluster_runs(plan, options: Options, pipefile) -> bool:
+    """Whether this run will submit: a job the plan's decisions run may submit, or a job waits
+    on a split rule while some rule could. Runs that don't submit never import drmaa."""
+    from rulerun.run.route import may_submit, python_submits
+
+    if not cluster_possible(pipefile, options):
+        return False
+    preamble = python_submits(pipefile)
+    decisions = plan.decisions
+    return any((job.pending or (decisions.runs(job) and may_submit(job.rule, options.cluster, preamble)))
+               for job in plan.graph.jobs)
+
+
+def restart_for_cluster(plan, options: Options, state) -> None:
+    """Before anything runs: when this run will load libdrmaa and it needs GLIBC_TUNABLES set at
+    process start, start the program again with it (the state is closed first). Returns when no
+    restart is needed; a restart that fails is a UsageError."""
+    from rulerun.run.cluster.tls import TLS_TUNABLE, reexec_with_tls_fix, tls_restart_due
+
+    if options.restart_argv is None or not tls_restart_due() or not cluster_runs(plan, options, plan.resolver.pipefile):
+        return
+    state.close()
+    try:
+        os.chdir(options.start_dir)  # -C is in the arguments again
+        reexec_with_tls_fix([sys.argv[0], *options.restart_argv])
+    except OSError as exc:
+        raise UsageError(f"could not restart with GLIBC_TUNABLES={TLS_TUNABLE} for the DRMAA library: {exc}",
+                         hint="set it in the environment, or run with --local") from None
+
+
+def make_executor(options: Options):
+    """The executor of this run: --touch touches outputs; otherwise jobs run here and, unless
+    --local, cluster jobs go to a cluster opened when the first one is submitted."""
+    if options.touch:
+        from rulerun.run.touch import TouchExecutor
+
+        return TouchExecutor()
+    from rulerun.run.cluster.services import services
+    from rulerun.run.local import LocalExecutor
+    from rulerun.run.route import LazyCluster, Router
+
+    cluster = None if options.local else LazyCluster()
+    local = LocalExecutor(os.path.abspath(options.file), options.overrides, services(cluster))
+    return Router(local, cluster, every_shell_job=options.cluster)

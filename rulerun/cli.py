@@ -10,7 +10,7 @@ import sys
 
 from rulerun import __version__
 from rulerun.errors import RulerunError, UsageError
-from rulerun.options import Options, RestartForDrmaa
+from rulerun.options import Options
 
 _OVERRIDE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 
@@ -65,21 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     """Run rulerun with `argv`; return the exit status (0 ok, 1 a job failed, 2 a user error)."""
     restartable = argv is None   # only the program itself may be re-executed, not a caller's process
     argv = sys.argv[1:] if argv is None else argv
-    start_dir = os.getcwd()
     try:
         options = parse_args(argv)
-        options.restartable = restartable
+        options.restart_argv = list(argv) if restartable else None
+        options.start_dir = os.getcwd()
         if options.directory:
             try:
                 os.chdir(options.directory)
             except OSError as exc:
                 raise UsageError(f"can't change to directory '{options.directory}': {exc.strerror}") from None
-        from rulerun.plan import record as uptodate
+        from rulerun.plan import record
 
-        basis = uptodate.look(options)
-        if basis == uptodate.UP_TO_DATE:  # answered without loading the Pipefile
+        basis = record.look(options)
+        if basis == record.UP_TO_DATE:  # answered without loading the Pipefile
             if options.verbosity >= 0:
-                sys.stdout.write(uptodate.NOTHING_TO_DO + "\n")
+                sys.stdout.write(record.NOTHING_TO_DO + "\n")
             return 0
         from rulerun.app import run
 
@@ -91,24 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("rulerun: interrupted\n")
         return 130
-    except RestartForDrmaa:
-        return _restart(start_dir, argv)
-
-
-def _restart(start_dir: str, argv: list[str]) -> int:
-    """Start this run again, from the directory it was started in (-C is in argv), with the
-    GLIBC_TUNABLES setting libdrmaa needs; returns only if that fails."""
-    from rulerun.run.cluster.session import TLS_TUNABLE, reexec_with_tls_fix
-
-    try:
-        os.chdir(start_dir)
-        reexec_with_tls_fix([sys.argv[0], *argv])
-    except OSError as exc:
-        sys.stderr.write(f"rulerun: could not restart with GLIBC_TUNABLES={TLS_TUNABLE} for the "
-                         f"DRMAA library: {exc}\nhint: set it in the environment, or run with --local\n")
-        return 2
-    sys.stderr.write("rulerun: internal error: the restart for the DRMAA library did not happen\n")
-    return 2
 
 
 def _terminate(signum, frame) -> None:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Set in the environment of a run restarted for libdrmaa (see cluster.reexec_with_tls_fix).
-RESTART_MARKER = "RULERUN_TLS_REEXEC"
-
 
 @dataclass
 class Options:
@@ -25,10 +22,7 @@ class Options:
     graph: bool = False
     list_rules: bool = False
     verbosity: int = 0
-    restartable: bool = False   # main() may re-exec the program (it was started as rulerun)
-
-
-class RestartForDrmaa(BaseException):
-    """Raised (before any job starts) when the run must start again with GLIBC_TUNABLES set so
-    that libdrmaa can be loaded; main() re-executes the program.  A BaseException, so that no
-    `except Exception` on the way swallows it."""
+    # Where the program was started and with which arguments, when it may re-execute itself
+    # (started as `rulerun`, not called by a program): see app.restart_for_cluster.
+    restart_argv: list[str] | None = None
+    start_dir: str = ""

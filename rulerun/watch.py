@@ -25,7 +25,7 @@ from rulerun.options import Options
 from rulerun.errors import RulerunError, UsageError
 from rulerun.plan.view import normalise
 from rulerun.lang.patterns import glob_regex, split_glob
-from rulerun.store.state import STATE_DIR
+from rulerun.store.layout import STATE_DIR
 
 DEBOUNCE = 0.08     # seconds of quiet that end a burst (an editor's save, a git checkout)
 BURST_LIMIT = 2.0   # a burst that never goes quiet is built after this long anyway
@@ -69,19 +69,18 @@ class WatchSet:
         self.directories, self.missing = _directories(self.files, self.globs)
 
     @classmethod
-    def of(cls, project, graph, also_outputs: frozenset[str] = frozenset()) -> "WatchSet":
-        """What `graph` of `project` reads that no rule makes, plus the Pipefile. Call it after
-        the build too: a split rule's outputs and what depends on them are known only then."""
+    def of(cls, plan, pipefile_path: str, also_outputs: frozenset[str] = frozenset()) -> "WatchSet":
+        """What `plan`'s graph reads that no rule makes, plus the Pipefile. Call it after the
+        build too: a split rule's outputs and what depends on them are known only then."""
         from rulerun.plan.graph import topological
 
-        jobs = topological(graph.targets)  # from the targets: the graph grows as splits run
-        made = {out for job in jobs if job.rule is not None for out in job.outputs}
-        tasks = set(project.resolver.index.tasks)
-        sources = {job.outputs[0] for job in jobs if job.rule is None and "source" in job.via_rules}
-        sources |= {path for job in jobs for path in job.inputs if path not in made and path not in tasks}
-        globs = set(project.resolver.globs_used()) | {glob for _, glob in project.resolver.index.splits}
+        jobs = topological(plan.graph.targets)  # from the targets: the graph grows as splits run
+        made = {out for job in jobs for out in job.outputs}
+        tasks = set(plan.resolver.index.tasks)
+        sources = {path for job in jobs for path in job.inputs if path not in made and path not in tasks}
+        globs = set(plan.resolver.globs_used()) | {glob for _, glob in plan.resolver.index.splits}
         globs |= {text for job in jobs for kind, text, _ in job.pending if kind == "glob"}
-        files = frozenset(sources | {normalise(project.options.file)})
+        files = frozenset(sources | {normalise(pipefile_path)})
         return cls(files, frozenset(made) | also_outputs, tuple(sorted(globs)))
 
     def with_globs(self, more: list[str]) -> "WatchSet":
@@ -288,28 +287,38 @@ class WatchLoop:
             self.building = False
 
     def _load_and_build(self, verb: str, started: float) -> int:
-        from rulerun.app import Project, build
+        from rulerun.app import load
+        from rulerun.store.state import State
 
         try:
-            project = Project(self.options)
+            loaded = load(self.options)
         except RulerunError as exc:
             return self._failed(exc, f"watching as the last good {self.options.file} said, until it is fixed")
-        for text in project.state.warnings:
+        state = State()
+        try:
+            return self._plan_and_build(loaded, state, verb, started)
+        finally:
+            state.close()
+
+    def _plan_and_build(self, loaded, state, verb: str, started: float) -> int:
+        from rulerun.app import build
+        from rulerun.plan.planner import make_plan
+
+        for text in state.warnings:
             self.reporter.warning(text)
         try:
-            graph = project.graph()
+            plan = make_plan(loaded.pipefile, loaded.namespace, self.options.targets, state, self.options.force)
         except RulerunError as exc:
-            project.state.close()
-            self._watch(self.watched.with_globs(project.resolver.globs_used()))
+            self._watch(self.watched.with_globs(getattr(exc, "globs_used", [])))
             return self._failed(exc, "still watching")
-        before = self._watch(WatchSet.of(project, graph))  # new directories are watched while it runs
+        before = self._watch(WatchSet.of(plan, self.options.file))  # new directories are watched while it runs
         recorder = _Recorder(self._fresh_reporter())
         try:
-            status = build(project, graph, recorder)
+            status = build(loaded, plan, self.options, recorder, state)
         except RulerunError as exc:  # e.g. the cluster can't be reached
             return self._failed(exc, "still watching")
         # Outputs of before and after: a split rule removes its old outputs, and that is no change.
-        self._watch(WatchSet.of(project, graph, also_outputs=before.outputs))
+        self._watch(WatchSet.of(plan, self.options.file, also_outputs=before.outputs))
         self._result(verb, recorder, time.monotonic() - started)
         return status
 

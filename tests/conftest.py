@@ -37,10 +37,10 @@ class Project:
         return load_pipefile(name)
 
     def resolver(self, text: str):
-        from rulerun.plan.view import FileSystem
+        from rulerun.plan.view import DiskView
         from rulerun.plan.resolve import Resolver
 
-        return Resolver(self.pipefile(text), FileSystem())
+        return Resolver(self.pipefile(text), DiskView())
 
     def run(self, *args: str, env: dict | None = None, timeout: float = 120, input: str | None = None):
         """The CLI as a separate process, as a user runs it."""

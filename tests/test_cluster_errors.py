@@ -140,7 +140,6 @@ def test_reexec_adds_the_tunable_once(monkeypatch):
     monkeypatch.setenv(cluster.REEXEC_MARKER, "1")    # already restarted once: never loop
     reexec_with_tls_fix()
     monkeypatch.delenv(cluster.REEXEC_MARKER)
-    reexec_with_tls_fix(needed=False)                 # e.g. --local
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=4096")
     reexec_with_tls_fix()
     monkeypatch.setenv("GLIBC_TUNABLES", "")

@@ -275,12 +275,12 @@ def test_split_rule_with_outputs_present_and_fresh_resolves_now(project):
 
 
 def test_stale_split_rule_ignores_its_old_outputs(project):
-    from rulerun.plan.view import FileSystem
+    from rulerun.plan.view import DiskView
     from rulerun.plan.resolve import Resolver
 
     project.write("big.txt")
     project.write("chunks/old.txt")
-    resolver = Resolver(project.pipefile(SPLIT), FileSystem(), split_is_stale=lambda job: True)
+    resolver = Resolver(project.pipefile(SPLIT), DiskView(), split_is_stale=lambda job: True)
     total = resolver.resolve_targets(["total"]).jobs[-1]
     assert total.pending and total.inputs == []
 
@@ -289,11 +289,11 @@ def test_seed_pipeline_is_deferred_behind_its_split_rule(project):
     from tests.conftest import REPO
 
     project.write("Pipefile", (REPO / "examples/seed/Pipefile").read_text())
-    from rulerun.plan.view import FileSystem
+    from rulerun.plan.view import DiskView
     from rulerun.lang.parse import load_pipefile
     from rulerun.plan.resolve import Resolver
 
-    graph = Resolver(load_pipefile("Pipefile"), FileSystem()).resolve_targets(["all"])
+    graph = Resolver(load_pipefile("Pipefile"), DiskView()).resolve_targets(["all"])
     all_job = graph.targets[0]
     assert all_job.pending
     assert {"stage2", "stage1_small", "stage1_big"} <= all_job.via_rules

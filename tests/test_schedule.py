@@ -56,22 +56,29 @@ class _MakingExecutor:
         pass
 
 
-def _run(project) -> _Events:
-    from rulerun.app import Project
-    from rulerun.run.loop import Limits, Scheduler
+def _scheduler(targets, executor, state, specs=None):
+    """A Scheduler over the plan of `targets` in the project's Pipefile, with -j 2."""
+    from rulerun.app import load
+    from rulerun.plan.planner import make_plan
+    from rulerun.run.loop import Scheduler
+    from rulerun.run.ready import Limits, ReadyQueue
+    from rulerun.run.spec import Specs
     from rulerun.ui import make_reporter
 
+    loaded = load(Options(targets=targets, jobs=2))
+    plan = make_plan(loaded.pipefile, loaded.namespace, targets, state)
+    return Scheduler(plan, (specs or Specs)(loaded.namespace), state, executor, ReadyQueue(Limits(2, {})),
+                     make_reporter(-1, io.StringIO(), io.StringIO()))
+
+
+def _run(project) -> _Events:
     project.write("Pipefile", PIPEFILE)
-    loaded = Project(Options(targets=["all"], jobs=2))
     events = _Events()
     state = _RecordingState(events)
     try:
-        scheduler = Scheduler(loaded.graph(), _MakingExecutor(events), Limits(2, loaded.pipefile), loaded.dirty,
-                              loaded.work, state, make_reporter(-1, io.StringIO(), io.StringIO()), loaded.resolver)
-        assert scheduler.run().exit_code == 0
+        assert _scheduler(["all"], _MakingExecutor(events), state).run().exit_code == 0
     finally:
         state.close()
-        loaded.state.close()
     return events
 
 
@@ -101,30 +108,23 @@ def test_jobs_that_ended_before_an_error_stay_recorded(project):
     which succeeded just before, keeps its record and is not run again."""
     import pytest
 
-    from rulerun.app import Project
-    from rulerun.run.loop import Limits, Scheduler
-    from rulerun.ui import make_reporter
+    from rulerun.run.spec import Specs
+
+    class FailingSpecs(Specs):
+        def __call__(self, job):
+            if job.outputs == ["b.txt"]:
+                raise RuntimeError("cannot render")
+            return super().__call__(job)
 
     project.write("Pipefile", PIPEFILE)
-    loaded = Project(Options(targets=["b.txt"], jobs=2))
-    spec = loaded.work.spec
-
-    def failing_spec(job):
-        if job.outputs == ["b.txt"]:
-            raise RuntimeError("cannot render")
-        return spec(job)
-
-    loaded.work.spec = failing_spec
     events = _Events()
     state = _RecordingState(events)
     try:
-        scheduler = Scheduler(loaded.graph(), _MakingExecutor(events), Limits(2, loaded.pipefile), loaded.dirty,
-                              loaded.work, state, make_reporter(-1, io.StringIO(), io.StringIO()), loaded.resolver)
+        scheduler = _scheduler(["b.txt"], _MakingExecutor(events), state, FailingSpecs)
         with pytest.raises(RuntimeError):
             scheduler.run()
     finally:
         state.close()
-        loaded.state.close()
     assert ("start", "a.txt") in events.log
     again = State()
     try:

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from rulerun.plan import record as uptodate
-from rulerun.plan.view import FileSystem
+from rulerun.plan.view import DiskView
 from rulerun.lang.namespace import fixed_names
 
 NOTHING = "nothing to do, everything is up to date"
@@ -200,7 +200,7 @@ def test_a_directory_changed_again_in_its_last_tick_is_not_trusted(project):
     """A listing taken in the same clock tick as the directory's last change: the directory
     could change again keeping its time. _settled lists it again once the tick is over."""
     project.write("d/one", "")
-    fs = FileSystem()
+    fs = DiskView()
     fs.listing("d")
     seen = fs.listed["d"]
     project.write("d/two", "")
@@ -211,7 +211,7 @@ def test_a_directory_changed_again_in_its_last_tick_is_not_trusted(project):
 
 def test_a_directory_unchanged_since_its_racy_listing_is_trusted(project):
     project.write("d/one", "")
-    fs = FileSystem()
+    fs = DiskView()
     fs.listing("d")
     seen = fs.listed["d"]
     fs.listed["d"] = seen._replace(at=seen.mtime + 1)
@@ -327,7 +327,7 @@ def test_an_action_that_changes_a_directory_gets_a_full_record(project):
 
 def test_affected_graph_is_the_changed_files_jobs_and_what_follows(project):
     from rulerun.plan.recorded_graph import affected_graph, save
-    from rulerun.plan.view import FileSystem
+    from rulerun.plan.view import DiskView
     from rulerun.lang.parse import load_pipefile
     from rulerun.plan.resolve import Resolver
 
@@ -343,7 +343,7 @@ def test_affected_graph_is_the_changed_files_jobs_and_what_follows(project):
     for name in "abc":
         project.write(f"src/{name}.txt", name)
     pipefile = load_pipefile("Pipefile")
-    graph = Resolver(pipefile, FileSystem()).resolve_targets(["all"])
+    graph = Resolver(pipefile, DiskView()).resolve_targets(["all"])
     files = sorted({path for job in graph.jobs for path in (*job.inputs, *job.outputs)} - {"all"})
     save(str(project.root / "g.db"), 7, graph, files)
 

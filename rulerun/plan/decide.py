@@ -1,76 +1,108 @@
-"""Which jobs must run, and why (PIPEFILE.md "When a job runs").
+"""Which jobs must run, and why (PIPEFILE.md "When a job runs"): the one place it is decided.
 
 A job runs when an output is missing, an input is newer than its oldest output, its action or a
-variable it uses changed since it last succeeded, its input list changed, it was interrupted
-before it finished, it is forced, or something it needs runs first. The reasons are kept as
-sentences for `-n` and `-v`.
+value it uses changed since it last succeeded, its input list changed, an input changed while
+it last ran, it was interrupted before it finished, it is forced, or something it needs runs
+first. Each job is decided once per run, deps first, and the answer (the reasons, as sentences
+for `-n` and `-v`) is kept: the scheduler, `-n`, `--graph`, the no-op record and the resolver's
+question about split rules all read the same Decisions.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from rulerun.plan.view import FileSystem
-from rulerun.plan.graph import Job
-from rulerun.store.state import State
+from rulerun.plan.graph import Job, JobKind
+from rulerun.plan.view import DiskView
+
+FORCED = "forced (-B)"
+TASK = "it is a task (tasks run every time they are asked for)"
+AFTER_SPLIT = "its inputs are known only after a split rule has run"
+INTERRUPTED = "it was interrupted before it finished"
 
 
-class Dirty:
-    """Decides, job by job in dependency order, whether each job must run; remembers the answer."""
+class Decisions:
+    """The decision for each job of one run, made on first request and then kept.
 
-    def __init__(self, fs: FileSystem, state: State | None, signature: Callable[[Job], dict],
-                 key: Callable[[Job], str], forced: bool = False):
-        self.fs = fs
-        self.state = state
+    `signature(job)` gives what the job would be recorded with; `key(job)` its name in the
+    state; `recorded(key)` the signature its last success left (or None); `incomplete` the
+    outputs and keys marked as started and never finished."""
+
+    def __init__(self, view: DiskView, recorded: Callable[[str], dict | None], incomplete: set[str],
+                 signature: Callable[[Job], dict], key: Callable[[Job], str], forced: bool = False):
+        self.view = view
+        self.recorded = recorded
+        self.incomplete = incomplete
         self.signature = signature
         self.key = key
         self.forced = forced
-        self.reasons: dict[Job, list[str]] = {}
-        self._incomplete = state.incomplete() if state else set()
+        self._reasons: dict[Job, list[str]] = {}
 
-    def must_run(self, job: Job) -> bool:
-        return bool(self.reasons.get(job))
+    def reasons(self, job: Job) -> list[str]:
+        """Why `job` must run (empty: it is up to date); its deps are decided first if need be."""
+        found = self._reasons.get(job)
+        if found is not None:
+            return found
+        for each in self._undecided_below(job):
+            self._reasons[each] = self._why(each)
+        return self._reasons[job]
 
-    def decide_with_deps(self, job: Job) -> list[str]:
-        """Decide `job` and, first, every dep of it not decided yet (split rules are asked
-        during resolution, before the dependency-order pass)."""
-        from rulerun.plan.graph import topological
+    def _undecided_below(self, job: Job) -> list[Job]:
+        """`job` and the deps under it not decided yet, deps first (iterative: chains may be
+        deep; a decided dep ends the walk, so deciding in dependency order costs O(edges))."""
+        order: list[Job] = []
+        seen = {job}
+        stack: list[tuple[Job, int]] = [(job, 0)]
+        while stack:
+            node, index = stack.pop()
+            if index < len(node.deps):
+                stack.append((node, index + 1))
+                dep = node.deps[index]
+                if dep not in seen and dep not in self._reasons:
+                    seen.add(dep)
+                    stack.append((dep, 0))
+            else:
+                order.append(node)
+        return order
 
-        for each in topological([job]):
-            if each not in self.reasons or each is job:
-                self.decide(each)
-        return self.reasons[job]
+    def runs(self, job: Job) -> bool:
+        """Whether the run carries `job` out: it must run and has an action."""
+        return job.has_action and bool(self.reasons(job))
 
-    def decide(self, job: Job) -> list[str]:
-        """Why `job` must run (empty: it is up to date). Its deps must be decided already."""
-        reasons = self._why(job)
-        self.reasons[job] = reasons
-        return reasons
+    def decided(self, job: Job) -> bool:
+        return job in self._reasons
+
+    def again(self, job: Job) -> list[str]:
+        """Decide `job` anew: its inputs became known (a split rule it waited on has run)."""
+        self._reasons.pop(job, None)
+        return self.reasons(job)
+
+    # ------------------------------------------------------------------ the rules
 
     def _why(self, job: Job) -> list[str]:
-        if job.rule is None:
+        if job.kind is not JobKind.RULE:  # nothing to run: what it waits for decides
             return []
         if self.forced:
-            return ["forced (-B)"]
+            return [FORCED]
         if job.is_task:
-            return ["it is a task (tasks run every time they are asked for)"] if job.rule.action else []
+            return [TASK] if job.rule.action else []
         if job.pending:
-            return ["its inputs are known only after a split rule has run"]
+            return [AFTER_SPLIT]
         reasons = self._from_deps(job)
         reasons += self._interrupted(job) or self._from_files(job) or self._from_state(job)
         return reasons
 
     def _interrupted(self, job: Job) -> list[str]:
         """Marked incomplete when it started and never cleared (by its key, or an output of it)."""
-        if not self._incomplete:  # the usual case: the last run finished
+        if not self.incomplete:  # the usual case: the last run finished
             return []
-        if self.key(job) in self._incomplete or any(o in self._incomplete for o in job.outputs):
-            return ["it was interrupted before it finished"]
+        if self.key(job) in self.incomplete or any(o in self.incomplete for o in job.outputs):
+            return [INTERRUPTED]
         return []
 
     def _from_deps(self, job: Job) -> list[str]:
         for dep in job.deps:
-            if self.reasons.get(dep):
+            if self._reasons.get(dep):
                 made = dep.outputs[0] if dep.outputs else dep.name
                 return [f"it needs '{made}', which is made first (rule '{dep.name}')"]
         return []
@@ -80,24 +112,22 @@ class Dirty:
             return ["no file matches its output glob yet"]
         oldest, oldest_output = None, ""
         for output in job.outputs:
-            mtime = self.fs.mtime(output)
+            mtime = self.view.mtime(output)
             if mtime is None:
                 return [f"output '{output}' is missing"]
             if oldest is None or mtime < oldest:
                 oldest, oldest_output = mtime, output
         for path in job.inputs:
-            mtime = self.fs.mtime(path)
+            mtime = self.view.mtime(path)
             if mtime is not None and oldest is not None and mtime > oldest:
                 return [f"input '{path}' is newer than output '{oldest_output}'"]
         return []
 
     def _from_state(self, job: Job) -> list[str]:
-        if self.state is None:
-            return []
-        old = self.state.signature(self.key(job))
+        old = self.recorded(self.key(job))
         if old is None:
             return []
-        reasons = _changes(old, self.signature(job))
+        reasons = changes(old, self.signature(job))
         changed = self._input_changed_since(job, old.get("newest_input"))
         return reasons + ([changed] if changed else [])
 
@@ -106,13 +136,14 @@ class Dirty:
         if not newest_then:
             return None
         for path in job.inputs:
-            mtime = self.fs.mtime(path)
+            mtime = self.view.mtime(path)
             if mtime is not None and mtime > newest_then:
                 return f"input '{path}' changed after the job last started"
         return None
 
 
-def _changes(old: dict, new: dict) -> list[str]:
+def changes(old: dict, new: dict) -> list[str]:
+    """What differs between a job's recorded signature and its signature now, as reasons."""
     reasons = []
     if old.get("action") != new["action"]:
         reasons.append("its action changed")
@@ -123,4 +154,3 @@ def _changes(old: dict, new: dict) -> list[str]:
     if old.get("inputs") != new["inputs"]:
         reasons.append("its list of inputs changed")
     return reasons
-

@@ -5,27 +5,27 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from rulerun.plan.decide import Dirty
-from rulerun.plan.graph import Job, JobGraph
+from rulerun.plan.graph import Job
+from rulerun.plan.planner import Plan
 from rulerun.plan.record import NOTHING_TO_DO
 
 
-def report(graph: JobGraph, dirty: Dirty, out: TextIO) -> int:
+def report(plan: Plan, out: TextIO) -> int:
     """Print the plan; return how many jobs would run (known now)."""
+    graph, decisions = plan.graph, plan.decisions
     count = 0
     lines: list[str] = []  # written a few thousand at a time: 200,000 jobs are half a million lines
     for job in graph.jobs:
         if len(lines) > 4096:
             out.write("\n".join(lines) + "\n")
             lines.clear()
-        reasons = dirty.decide(job)
         if job.pending:
             lines.append(_after_split(job))
-        if job.rule is None or job.rule.action is None or not reasons:
+        if not decisions.runs(job):
             continue
         count += 1
         lines.append(_describe(job))
-        lines.extend(f"    because {reason}" for reason in reasons)
+        lines.extend(f"    because {reason}" for reason in decisions.reasons(job))
     if count == 0 and not any(job.pending for job in graph.jobs):
         lines.append(NOTHING_TO_DO)
     else:

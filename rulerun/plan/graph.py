@@ -6,20 +6,31 @@ The graph can grow while it runs: a job whose inputs depend on a split rule's ou
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from rulerun.lang.model import Rule
 
 
+class JobKind(enum.Enum):
+    """What a node of the graph stands for. Only RULE jobs have a rule, and only they can run."""
+
+    RULE = "rule"                # a rule's or a task's job: a rule bound to its stem and wildcards
+    FILE = "file"                # a requested target that is a file no rule makes: nothing to do
+    RULE_NAME = "rule name"      # a rule's name as a target: needs every output that rule can make
+    AFTER_SPLIT = "after split"  # a target or rule-name target known only after split jobs ran
+
+
 @dataclass(eq=False, slots=True)
 class Job:
-    """One unit of work. `rule` is None for a placeholder: a target whose rule can only be
-    chosen after a split rule ran (it has no action; its deps are filled in by expansion).
+    """One node of the graph. `rule` is set for RULE jobs only; `target` names what a FILE,
+    RULE_NAME or AFTER_SPLIT job stands for (the path, or the rule's name).
 
     `pending` lists what is resolved after the split jobs in `after` have run:
     ("glob", text, position) for an input glob, ("target", path, 0) for a placeholder's
-    target, ("rule", name, 0) for a rule-name target.
+    target, ("rule", name, 0) for a rule-name target. `via_rules` names the rules that lead
+    to a split (for `-n` to say which jobs wait on it).
     """
 
     id: int
@@ -33,10 +44,19 @@ class Job:
     pending: list[tuple[str, str, int]] | tuple = ()
     after: set["Job"] | frozenset = frozenset()
     via_rules: set[str] | frozenset = frozenset()
+    kind: JobKind = JobKind.RULE
+    target: str = ""
 
     @property
     def name(self) -> str:
-        return self.rule.name if self.rule else "(after split)"
+        if self.kind is JobKind.RULE:
+            return self.rule.name
+        return self.target or "(after split)"
+
+    @property
+    def has_action(self) -> bool:
+        """Whether running this job does something (a RULE job whose rule has an action)."""
+        return self.rule is not None and self.rule.action is not None
 
     @property
     def is_task(self) -> bool:
@@ -89,12 +109,13 @@ def topological(targets: Iterable[Job]) -> list[Job]:
     return order
 
 
-def to_dot(graph: JobGraph) -> str:
-    """The graph in Graphviz DOT: one node per job, an edge from each dep to its dependent."""
+def to_dot(graph: JobGraph, runs=lambda job: False) -> str:
+    """The graph in Graphviz DOT: one node per job, an edge from each dep to its dependent;
+    a job that `runs` is drawn bold, one that waits on a split rule dashed."""
     lines = ["digraph rulerun {", "    rankdir=LR;", '    node [shape=box, fontname="monospace"];']
     for job in graph.jobs:
         label = job.label.replace("\\", "\\\\").replace('"', '\\"')
-        style = ', style=dashed' if job.pending else ""
+        style = ', style=dashed' if job.pending else (', style=bold' if runs(job) else "")
         lines.append(f'    j{job.id} [label="{label}"{style}];')
     for job in graph.jobs:
         for dep in job.deps:

@@ -3,19 +3,21 @@ run asking the same thing can say "nothing to do" without loading the Pipefile, 
 some files changed, run the jobs they affect without resolving the Pipefile again.
 
 A run's jobs and decisions follow from the Pipefile, the request (targets and NAME=VALUE), the
-state database and what the resolver saw on disk, all of it through fs.FileSystem: the listing
+state database and what the resolver saw on disk, all of it through plan/view.py's DiskView: the listing
 of each directory and the time of each file it asked about. When all of that is unchanged the
 run would decide the same, so the record `.rulerun/uptodate` keeps it after a build, with the
 job graph beside it in `.rulerun/uptodate.graph`:
 
-    remember(project, ...)    after a successful build, under the run lock: decide once more on
-                              a fresh view of the disk; when nothing must run, write what that
-                              view saw (directory and file times) and the graph
+    remember(loaded, plan, ...)  after a successful build, under the run lock: write what the
+                              run saw (directory and file times, brought up to date as its jobs
+                              made their outputs) and its graph; only when that can't be trusted
+                              (a split rule ran, a job changed a directory behind the run's
+                              back) resolve and decide once more on a fresh view
     look(options)             at the start of a run, before anything heavy is imported: the
                               record is for this request and the Pipefile reads the same; then
                               UP_TO_DATE when every recorded time is unchanged, a Basis naming
                               the changed files when only files changed (the directories list
-                              the same, so the graph is the recorded one: affected.py cuts it
+                              the same, so the graph is the recorded one: recorded_graph.py cuts it
                               down to what those files affect), else None (decide in full)
     forget()                  a build is about to change things: the record no longer holds
 
@@ -37,12 +39,10 @@ import os
 import time
 
 from rulerun import __version__
-from rulerun.store.layout import STATE_DIR
+from rulerun.store.layout import RECORD, RECORD_GRAPH as GRAPH
 
-RECORD = os.path.join(STATE_DIR, "uptodate")
-GRAPH = os.path.join(STATE_DIR, "uptodate.graph")
 NOTHING_TO_DO = "rulerun: nothing to do, everything is up to date"
-FORMAT = 2
+FORMAT = 3
 # A directory changed less than this before it was listed may change again within the same
 # file-time tick (a few ms on Linux filesystems); one at whole seconds may have coarse times.
 RACY_NS = 50_000_000
@@ -142,92 +142,149 @@ def forget() -> None:
         pass
 
 
-def remember(project, graph, ran: int, basis: Basis | None = None) -> bool:
-    """After a successful build of `graph` (`ran` jobs run; `graph` cut down from `basis` when
-    the run started from the record): write the record when a fresh look finds every job up to
-    date. Returns whether it was written; never fails the build. Takes `project` and `graph`
-    over: before a fresh look at the whole graph, their jobs are let go, so that two graphs
-    (some 400 MB each at 200,000 jobs) are never in memory at once."""
+def remember(loaded, plan, options, outcome, state, basis: Basis | None = None) -> bool:
+    """After a successful build of `plan` (cut down from `basis` when the run started from the
+    record): write the record. What the run saw is the record when it still holds: every job
+    ran or was up to date, and what the jobs left agrees (see _from_run). Otherwise (a split
+    rule ran, an action changed a directory in ways the plan can't follow) a fresh look
+    resolves and decides once more. Returns whether a record was written; never fails the
+    build."""
     from rulerun.errors import RulerunError
 
-    if request(project.options) is None or project.pipefile.unknown_overrides:
+    if request(options) is None or loaded.pipefile.unknown_overrides or not _recordable(loaded, plan, options):
         return False
-    fresh = None
     try:
-        if basis is not None:
-            if _remember_part(project, graph, basis):
-                return True
-            ran = True  # the part can't be carried over: look at everything again
-        if ran or not project.fs.recording:  # the build changed files: look again
-            fresh = project.look_again()
-            project.let_go()
-            graph.jobs.clear()
-            graph.targets.clear()
-            project, graph = fresh, fresh.graph()
-        if not (_all_up_to_date(project, graph) and project.fs.recording and _settled(project.fs)):
-            return False
-        _write(project, graph)
-        return True
+        if basis is not None and _remember_part(plan, basis, state):
+            return True
+        if basis is None and _from_run(plan, outcome):
+            return _write(options, plan.view, plan.graph, state.path)
+        return _from_fresh_look(loaded, plan, options)
     except (RulerunError, OSError):
         return False  # the next run decides in full, and says what is wrong if anything is
-    finally:
-        if fresh is not None:
-            fresh.state.close()
 
 
-def _remember_part(project, graph, basis: Basis) -> bool:
+def _recordable(loaded, plan, options) -> bool:
+    """Whether the answer for this plan's request can be kept at all: no task with an action
+    (it runs every time), nothing waiting on a split rule, and every variable its jobs use
+    follows from the Pipefile's text and the command line (see namespace.fixed_names)."""
+    from rulerun.lang.namespace import fixed_names
+
+    fixed = fixed_names(loaded.pipefile, options.overrides)
+    one_job_per_rule = {}
+    for job in plan.graph.jobs:
+        if job.pending or (job.is_task and job.has_action):
+            return False
+        if job.rule is not None:
+            one_job_per_rule.setdefault(job.rule.index, job)
+    return all(plan.signatures.variables_used(job) <= fixed
+               for job in one_job_per_rule.values())
+
+
+def _from_run(plan, outcome) -> bool:
+    """Whether what this run saw is the record: no split rule ran (the graph is the one
+    planned), every job either ran or was up to date, each job's outputs are, as the run saw
+    them, no older than its inputs (what the full decision would check), and each directory
+    the run changed lists now exactly what the run knows it put there. The directories are
+    then looked at again for their new times."""
+    view = plan.view
+    if outcome.grew or not view.recording:
+        return False
+    if not all(_consistent(job, view) for job in plan.graph.jobs if job.rule is not None and not job.is_task):
+        return False
+    return _relisted(view)
+
+
+def _consistent(job, view) -> bool:
+    seen = view.files_seen()
+    outputs = [seen.get(path) for path in job.outputs]
+    if any(mtime is None for mtime in outputs):
+        return False
+    oldest = min(outputs, default=None)
+    for path in job.inputs:
+        mtime = seen.get(path, view.mtime(path))
+        if mtime is not None and oldest is not None and mtime > oldest:
+            return False
+    return True
+
+
+def _relisted(view) -> bool:
+    """Each directory the run's jobs changed, listed again: its new time is taken when it lists
+    what the view expects (taken before and after the listing, and equal)."""
+    import time
+
+    from rulerun.plan.view import Listed
+
+    disk = view.disk
+    for directory in view.changed_dirs:
+        if directory not in view.listed:
+            continue
+        before = disk.mtime(directory or ".")
+        now = time.time_ns()
+        found = disk.listing(directory) or {}
+        if found != view.listing(directory) or disk.mtime(directory or ".") != before:
+            return False
+        view.listed[directory] = Listed(now, before)
+    return True
+
+
+def _remember_part(plan, basis: Basis, state) -> bool:
     """The record again, after a build of only the jobs `basis` affected: when every directory
-    still lists as recorded and a fresh look finds those jobs up to date, the rest of the
+    still lists as recorded and what the run saw of those jobs is consistent, the rest of the
     record still holds and only their files' times are new."""
     from rulerun.plan.view import mtime_of
 
     record = basis.record
-    fresh = project.look_again(lists=False)
-    try:
-        if not _all_up_to_date(fresh, graph) or not _same_listings(fresh.fs, record["dirs"]):
-            return False
-        seen = fresh.fs.files_seen()  # what the fresh decisions were based on
-        if not all(path in basis.where for path in seen):
-            return False  # a file the record does not know: look at everything again
-        mtimes = record["files"][1]
-        for path, mtime in seen.items():
-            mtimes[basis.where[path]] = mtime
-        mtimes[record["state"]] = mtime_of(fresh.state.path)
-    finally:
-        fresh.state.close()
+    view = plan.view
+    jobs = [job for job in plan.graph.jobs if job.rule is not None and not job.is_task]
+    if not all(_consistent(job, view) for job in jobs) or not _same_listings(view, record["dirs"]):
+        return False
+    seen = view.files_seen()
+    if not all(path in basis.where for path in seen):
+        return False  # a file the record does not know: look at everything again
+    mtimes = record["files"][1]
+    for path, mtime in seen.items():
+        mtimes[basis.where[path]] = mtime
+    mtimes[record["state"]] = mtime_of(state.path)
     _replace(RECORD, record)
     return True
 
 
-def _same_listings(fs, recorded: tuple[list[str], list[int | None]]) -> bool:
-    """Every directory `fs` listed was recorded with the time it had then, and every recorded
+def _same_listings(view, recorded: tuple[list[str], list[int | None]]) -> bool:
+    """Every directory `view` listed was recorded with the time it had then, and every recorded
     directory still has its recorded time."""
     times = dict(zip(*recorded))
-    if any(times.get(path or ".", -1) != seen.mtime for path, seen in fs.listed.items()):
+    if any(times.get(path or ".", -1) != seen.mtime for path, seen in view.listed.items()):
         return False
     return not _changed(recorded)
 
 
-def _all_up_to_date(project, graph) -> bool:
-    from rulerun.lang.namespace import fixed_names
+def _from_fresh_look(loaded, plan, options) -> bool:
+    """Resolve and decide once more on a fresh view of the disk, and write the record when every
+    job is up to date. The run's graph is let go first: two graphs of 200,000 jobs (some 400 MB
+    each) are never in memory at once."""
+    from rulerun.plan.planner import make_plan
+    from rulerun.store.state import State
 
-    fixed = fixed_names(project.pipefile, project.options.overrides)
-    dirty = project.dirty
-    one_job_per_rule = {}
-    for job in graph.jobs:   # dependency order; the build decided its jobs already
-        reasons = dirty.reasons.get(job)
-        if job.pending or (reasons if reasons is not None else dirty.decide(job)):
+    plan.graph.jobs.clear()
+    plan.graph.targets.clear()
+    state = State(readonly=True)
+    try:
+        fresh = make_plan(loaded.pipefile, loaded.namespace, options.targets, state)
+        if not (_all_up_to_date(fresh) and fresh.view.recording):
             return False
-        if job.rule is not None:
-            one_job_per_rule.setdefault(job.rule.index, job)
-    # the variables a job uses are its rule's (work.Work.signature)
-    return all(set(project.work.signature(job)["variables"]) <= fixed for job in one_job_per_rule.values())
+        return _write(options, fresh.view, fresh.graph, state.path)
+    finally:
+        state.close()
+
+
+def _all_up_to_date(plan) -> bool:
+    return not any(job.pending or plan.decisions.reasons(job) for job in plan.graph.jobs)
 
 
 def _settled(fs) -> bool:
     """Every directory listed during its last change's tick still lists the same, now that
     the tick is over."""
-    from rulerun.plan.view import FileSystem, mtime_of
+    from rulerun.plan.view import DiskView, mtime_of
 
     racy = {path: seen for path, seen in fs.listed.items()
             if seen.mtime is not None and seen.at - seen.mtime < _racy_window(seen.mtime)}
@@ -240,7 +297,7 @@ def _settled(fs) -> bool:
     if wait > 0:
         time.sleep(wait)
     for path, seen in racy.items():
-        if mtime_of(path or ".") != seen.mtime or FileSystem().listing(path) != fs.listing(path):
+        if mtime_of(path or ".") != seen.mtime or DiskView().listing(path) != fs.listing(path):
             return False
     return True
 
@@ -249,26 +306,29 @@ def _racy_window(mtime: int) -> int:
     return COARSE_RACY_NS if mtime % 1_000_000_000 == 0 else RACY_NS
 
 
-def _write(project, graph) -> None:
-    """The record of what `project`'s view saw, and `graph` beside it when it can be reused."""
+def _write(options, view, graph, state_path: str) -> bool:
+    """The record of what `view` saw, and `graph` beside it when it can be reused; not written
+    (False) when a directory listed in its last change's tick may have changed since."""
     from rulerun.plan.recorded_graph import can_record, save
     from rulerun.plan.view import mtime_of
 
-    fs = project.fs
-    with open(project.options.file, "rb") as handle:
+    if not _settled(view):
+        return False
+    with open(options.file, "rb") as handle:
         pipefile = handle.read()
-    dirs = [(path or ".", seen.mtime) for path, seen in fs.listed.items()]
-    files = list(fs.files_seen().items())
-    files.append((project.state.path, mtime_of(project.state.path)))
+    dirs = [(path or ".", seen.mtime) for path, seen in view.listed.items()]
+    files = list(view.files_seen().items())
+    files.append((state_path, mtime_of(state_path)))
     paths = [p for p, _ in files]
     graph_id = None
     if can_record(graph):
         graph_id = time.time_ns()
         save(GRAPH, graph_id, graph, paths)
-    _replace(RECORD, {"request": request(project.options), "pipefile": pipefile, "graph": graph_id,
+    _replace(RECORD, {"request": request(options), "pipefile": pipefile, "graph": graph_id,
                      "state": len(files) - 1,
                      "dirs": ([p for p, _ in dirs], [m for _, m in dirs]),
                      "files": (paths, [m for _, m in files])})
+    return True
 
 
 def _replace(path: str, value) -> None:

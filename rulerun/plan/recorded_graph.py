@@ -27,7 +27,7 @@ import marshal
 import os
 import sqlite3
 
-from rulerun.plan.graph import Job, JobGraph
+from rulerun.plan.graph import Job, JobGraph, JobKind
 from rulerun.lang.model import Pipefile
 
 _SCHEMA = """
@@ -83,10 +83,27 @@ def _job_blocks(graph: JobGraph, position: dict[int, int], names: "_Names", user
             for file in (*outputs, *inputs):
                 if file < names.count:
                     users[file].append(index)
-            block.append((job.rule.index if job.rule is not None else -1, outputs, inputs,
-                          tuple(job.values.items()), tuple(position[dep.id] for dep in job.deps),
-                          tuple(job.via_rules), tuple(dependents[index])))
+            block.append(_row(job, outputs, inputs, tuple(position[dep.id] for dep in job.deps),
+                              tuple(dependents[index])))
         yield start // CHUNK, marshal.dumps(block)
+
+
+def _row(job: Job, outputs: tuple[int, ...], inputs: tuple[int, ...], deps: tuple[int, ...],
+         dependents: tuple[int, ...]) -> dict:
+    """A job as named data (files and jobs as indices). Every field of Job that a recorded
+    graph can hold is here; `pending` and `after` are not, as graphs waiting on a split rule
+    are never recorded (can_record); tests/test_uptodate.py checks the round trip field by field."""
+    return {"kind": job.kind.value, "rule": job.rule.index if job.rule is not None else -1,
+            "target": job.target, "outputs": outputs, "inputs": inputs, "values": tuple(job.values.items()),
+            "deps": deps, "dependents": dependents, "is_split": job.is_split, "via_rules": tuple(job.via_rules)}
+
+
+def _job(position: int, row: dict, rules: dict, names: list[str], jobs: dict[int, Job], rows: dict) -> Job:
+    """The Job a row describes; its deps cut down to the jobs in `rows`."""
+    return Job(position, rules[row["rule"]] if row["rule"] >= 0 else None,
+               [names[i] for i in row["outputs"]], [names[i] for i in row["inputs"]], dict(row["values"]),
+               [jobs[d] for d in row["deps"] if d in rows], is_split=row["is_split"],
+               via_rules=frozenset(row["via_rules"]), kind=JobKind(row["kind"]), target=row["target"])
 
 
 def _chunks(items: list) -> list[tuple[int, bytes]]:
@@ -168,25 +185,22 @@ def _downstream(db: sqlite3.Connection, changed: list[int]) -> dict[int, list] |
         position = todo.pop()
         if position not in rows:
             rows[position] = jobs[position]
-            todo.extend(rows[position][6])
+            todo.extend(rows[position]["dependents"])
     return rows
 
 
-def _jobs(rows: dict[int, tuple], targets: list[int], pipefile: Pipefile, files: list[str],
+def _jobs(rows: dict[int, dict], targets: list[int], pipefile: Pipefile, files: list[str],
           extra: list[str]) -> tuple[JobGraph, dict[str, int]]:
     rules = {rule.index: rule for rule in pipefile.rules}
     names = files + extra
     jobs: dict[int, Job] = {}
     where: dict[str, int] = {}
     for position in sorted(rows):  # positions are in dependency order, deps first
-        rule_index, outputs, inputs, values, deps, via, _ = rows[position]
-        for file in (*outputs, *inputs):
+        row = rows[position]
+        for file in (*row["outputs"], *row["inputs"]):
             if file < len(files):
                 where[files[file]] = file
-        job = Job(position, rules[rule_index] if rule_index >= 0 else None, [names[i] for i in outputs],
-                  [names[i] for i in inputs], dict(values), [jobs[d] for d in deps if d in rows])
-        job.via_rules = frozenset(via)
-        jobs[position] = job
+        jobs[position] = _job(position, row, rules, names, jobs, rows)
     return JobGraph([jobs[t] for t in targets if t in jobs], list(jobs.values())), where
 
 

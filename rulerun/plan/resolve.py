@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import difflib
 import gc
-import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from rulerun.errors import AmbiguousRuleError, CycleError, NoRuleError
-from rulerun.plan.view import FileSystem, normalise
-from rulerun.plan.graph import Job, JobGraph, topological
+from rulerun.plan.view import DiskView, normalise
+from rulerun.plan.graph import Job, JobGraph, JobKind, topological
 from rulerun.lang.model import Pipefile, Rule
 from rulerun.lang.patterns import Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob, specificity
 
@@ -98,10 +97,10 @@ class Resolver:
     """Builds jobs on demand. `split_is_stale(job)` says whether a split job must run again even
     though files matching its outputs exist (its inputs or action changed, or -B)."""
 
-    def __init__(self, pipefile: Pipefile, fs: FileSystem | None = None,
+    def __init__(self, pipefile: Pipefile, fs: DiskView | None = None,
                  split_is_stale: Callable[[Job], bool] = lambda job: False):
         self.pipefile = pipefile
-        self.fs = fs or FileSystem()
+        self.fs = fs or DiskView()
         self.index = RuleIndex(pipefile.rules)
         self.split_is_stale = split_is_stale
         self._made: dict[str, Resolution] = {}
@@ -115,7 +114,6 @@ class Resolver:
         self._rule_stack: list[int] = []
         self._glob_stack: set[tuple[int, str]] = set()
         self._next_id = 0
-        sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
 
     # ------------------------------------------------------------------ targets
 
@@ -156,9 +154,7 @@ class Resolver:
 
     def _source_job(self, path: str) -> Job:
         """A requested target that is a source file: nothing to do, but the graph needs a node."""
-        job = self._new_job(None, [path], [], {})
-        job.via_rules = frozenset({"source"})
-        return job
+        return self._new_job(None, [], [path], {}, kind=JobKind.FILE, target=path)
 
     def _rule_target(self, rule: Rule) -> Job:
         """Every output `rule` can make: a placeholder job depending on each of them."""
@@ -166,13 +162,12 @@ class Resolver:
         made = [j for j in (self._resolve(p) for p in outputs) if isinstance(j, Job) and j.rule is rule]
         if pending.splits:
             return self._placeholder([("rule", rule.name, 0)], pending)
-        holder = self._new_job(None, [], [], {})
-        holder.via_rules = frozenset({rule.name})
+        holder = self._new_job(None, [], [], {}, kind=JobKind.RULE_NAME, target=rule.name)
         holder.deps = _unique(made)
         return holder
 
     def _placeholder(self, items: list[tuple[str, str, int]], pending: Pending) -> Job:
-        job = self._new_job(None, [], [], {})
+        job = self._new_job(None, [], [], {}, kind=JobKind.AFTER_SPLIT, target=items[0][1])
         job.pending = list(items)
         job.after = set(pending.splits)
         job.via_rules = set(pending.via)
@@ -330,10 +325,11 @@ class Resolver:
             why = f"{matched} is missing and no rule makes it"
         return Unmakeable(target, why, cycle=found.cycle)
 
-    def _new_job(self, rule: Rule | None, outputs: list[str], inputs: list[str], values: dict[str, str]) -> Job:
+    def _new_job(self, rule: Rule | None, outputs: list[str], inputs: list[str], values: dict[str, str],
+                 kind: JobKind = JobKind.RULE, target: str = "") -> Job:
         self._next_id += 1
         split = rule is not None and rule.index in self.index.split_rules
-        return Job(self._next_id, rule, outputs, inputs, values, is_split=split)
+        return Job(self._next_id, rule, outputs, inputs, values, is_split=split, kind=kind, target=target)
 
     # ------------------------------------------------------------------ split rules
 
@@ -512,7 +508,7 @@ class Resolver:
             return CycleError("dependency cycle: " + " -> ".join(found.cycle),
                               hint="a rule's input must not be made, directly or not, from its output")
         message = f"no rule to make '{found.path}'"
-        if needed_by is not None and needed_by.rule is not None:
+        if needed_by is not None and needed_by.kind is JobKind.RULE:
             what = f"task '{needed_by.name}'" if needed_by.is_task else f"'{needed_by.outputs[0]}'" \
                 if needed_by.outputs else f"'{needed_by.name}'"
             message += f", needed by {what} (rule '{needed_by.rule.name}', {needed_by.rule.loc})"

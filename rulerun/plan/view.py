@@ -1,12 +1,13 @@
-"""What the files on disk look like: one directory listing per directory, stats cached.
+"""What the planner sees of the project's files: one listing per directory, times cached.
 
 The resolver asks "does this exist?" for many candidate paths; answering from one cached
 listing of the directory instead of a stat per candidate keeps large graphs fast.
 
-Everything a run learns about the disk comes through here, so the view also records what it
-saw (each directory's modification time when it was listed, each file's time): with the same
-Pipefile and request, the same observations give the same jobs and the same decisions, which
-is what lets uptodate.py answer a later no-op run without resolving anything.
+Everything a run learns about the files comes through here, so the view also keeps what it saw
+(each directory's time when it was listed, each file's time), brought up to date as the run's
+own jobs make their outputs (`made`): with the same Pipefile and request, the same
+observations give the same jobs and the same decisions, which is what lets plan/record.py
+answer a later no-op run without resolving anything.
 """
 
 from __future__ import annotations
@@ -16,39 +17,34 @@ import time
 from typing import NamedTuple
 
 from rulerun.lang.patterns import glob_regex, is_glob, split_glob
+from rulerun.store.disk import Disk, RealDisk
 
 
-class FileSystem:
-    """Cached view of the files under the working directory. Paths are normalised and relative
-    (or absolute) as the user wrote them; call `forget`/`forget_all` after files change."""
+class DiskView:
+    """A cached view of the files under the working directory, read through a Disk. Paths are
+    normalised and relative (or absolute) as the user wrote them."""
 
-    def __init__(self, lists: bool = True) -> None:
+    def __init__(self, lists: bool = True, disk: Disk | None = None) -> None:
         # lists=False: existence by a stat of the path itself, for a few known paths in large
         # directories (the jobs some changed files affect), where one listing costs more.
         self.lists = lists
+        self.disk = disk or RealDisk()
         self._listings: dict[str, dict[str, bool]] = {}
         self._mtimes: dict[str, int | None] = {}
         self.listed: dict[str, Listed] = {}
-        # False once the view answered from something it does not record, or was told that
-        # files changed: then its observations no longer describe one moment of the disk.
+        # Directories whose listing this run changed itself (outputs made or removed): their
+        # time moved on, and they are listed again before a record is written from this view.
+        self.changed_dirs: set[str] = set()
+        # False once the view answered from something it does not record, or forgot what it
+        # saw: then its observations no longer describe the disk.
         self.recording = True
 
     def listing(self, directory: str) -> dict[str, bool]:
         """name -> is_dir for every entry of `directory` ('' is the working directory)."""
         found = self._listings.get(directory)
         if found is None:
-            self.listed[directory] = Listed(time.time_ns(), mtime_of(directory or "."))
-            found = {}
-            try:
-                with os.scandir(directory or ".") as entries:
-                    for entry in entries:
-                        try:
-                            found[entry.name] = entry.is_dir()
-                        except OSError:
-                            found[entry.name] = False
-            except OSError:
-                pass
-            self._listings[directory] = found
+            self.listed[directory] = Listed(time.time_ns(), self.disk.mtime(directory or "."))
+            found = self._listings[directory] = self.disk.listing(directory) or {}
         return found
 
     def exists(self, path: str) -> bool:
@@ -57,22 +53,22 @@ class FileSystem:
         directory, _, name = path.rpartition("/")
         if not name:
             self.recording = False
-            return os.path.exists(path)
+            return self.disk.exists(path)
         if not directory and path.startswith("/"):
             directory = "/"
         return name in self.listing(directory)
 
-    def mtime(self, path: str) -> float | None:
+    def mtime(self, path: str) -> int | None:
         """Modification time in nanoseconds, or None when the file is missing."""
         if path in self._mtimes:
             return self._mtimes[path]
         if self.lists and not self.exists(path):  # the listing answers for missing files: no stat needed
             return None
-        value = self._mtimes[path] = mtime_of(path)
+        value = self._mtimes[path] = self.disk.mtime(path)
         return value
 
     def files_seen(self) -> dict[str, int | None]:
-        """path -> modification time (ns, None: vanished) of every file whose time was asked."""
+        """path -> modification time (ns, None: missing) of every file whose time was asked."""
         return self._mtimes
 
     def glob(self, pattern: str) -> list[str]:
@@ -97,20 +93,27 @@ class FileSystem:
             return paths
         return [found for p in paths if names.get(os.path.basename(p)) for found in self._walk(p, more)]
 
-    def forget(self, path: str) -> None:
-        """`path` was made, changed or removed: look at it again (and only at it; relisting a
-        large directory after every job would make a run quadratic)."""
-        self.recording = False
-        self._mtimes.pop(path, None)
+    def observe(self, path: str) -> int | None:
+        """Look at `path` again now (a job is about to read it): its time from now on."""
+        mtime = self._mtimes[path] = self.disk.mtime(path)
+        return mtime
+
+    def made(self, path: str) -> int | None:
+        """A job of this run made, changed or removed `path`: look at it again (and only at it;
+        relisting a large directory after every job would make a run quadratic). Returns its time."""
+        mtime = self._mtimes[path] = self.disk.mtime(path)
         directory, name = os.path.split(path)
         listing = self._listings.get(directory)
         if listing is not None and name:
-            if os.path.lexists(path):
-                listing[name] = os.path.isdir(path)
+            if self.disk.exists(path):
+                listing[name] = self.disk.is_dir(path)
             else:
                 listing.pop(name, None)
+            self.changed_dirs.add(directory)
+        return mtime
 
     def forget_all(self) -> None:
+        """Files changed in ways the view can't follow (a split rule ran): start afresh."""
         self.recording = False
         self._listings.clear()
         self._mtimes.clear()
@@ -128,7 +131,7 @@ def mtime_of(path: str) -> int | None:
     """Modification time in nanoseconds, or None when there is nothing at `path`."""
     try:
         return os.stat(path).st_mtime_ns
-    except OSError:
+    except (OSError, ValueError):
         return None
 
 

@@ -1,14 +1,15 @@
 """The run loop: start every job whose inputs are made, within -j and the limits; wait for one to
 end; record it; repeat. The graph may grow while it runs (split rules).
 
-    decide which jobs must run (dependency order) -> queue those whose deps are complete
-    loop:  take ready jobs while capacity allows -> one transaction: record the results of the
+    queue the jobs the plan says must run and whose deps are complete
+    loop:  take the ready jobs that fit the limits -> one transaction: record the results of the
            last turn and mark the new jobs incomplete -> start them -> wait for results
-           -> complete each job: its dependents' counts drop; a dependent at zero is expanded
+           -> complete each job: its dependents' counts drop; a dependent at zero is grown
               (if it waited on a split), then queued, or completed at once if up to date
 
 Each job event costs O(its dependents + number of limit queues): no rescans of the graph.
-The scheduler never asks what kind of executor it drives.
+The loop never asks what kind of executor it drives, and reaches the project's files only
+through the plan's view and its Disk (so a fake disk and a fake executor test it whole).
 """
 
 from __future__ import annotations
@@ -22,15 +23,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from rulerun.plan.decide import Dirty
+from rulerun.plan.graph import Job
+from rulerun.plan.planner import Plan
+from rulerun.plan.signature import job_key
 from rulerun.run.executor import Executor, JobResult, JobSpec
-from rulerun.plan.graph import Job, JobGraph
-from rulerun.lang.model import Pipefile
-from rulerun.plan.resolve import Resolver
-from rulerun.store.state import STATE_DIR, State
-from rulerun.plan.work import Work, job_key
-
-QUARANTINE = os.path.join(STATE_DIR, "failed")
+from rulerun.run.ready import ReadyQueue
+from rulerun.store.layout import QUARANTINE
+from rulerun.store.state import State
 
 
 class Interrupted(Exception):
@@ -51,65 +50,57 @@ class Outcome:
     failures: list[Failure] = field(default_factory=list)
     skipped: list[Job] = field(default_factory=list)
     interrupted: bool = False
+    grew: bool = False  # a split rule ran: the graph is not the one planned
 
     @property
     def exit_code(self) -> int:
         return 130 if self.interrupted else (1 if self.failures else 0)
 
 
-class Limits:
-    """-j and the per-rule and named limits: a job starts only when every one it counts
-    against has room."""
+class Inbox:
+    """Where executors leave results, from any thread; the loop waits here. A SimpleQueue: a C
+    queue, cheaper per job than Queue. A fake executor brings its own (see tests)."""
 
-    def __init__(self, jobs: int, pipefile: Pipefile):
-        self.capacity = {"": max(1, jobs)}
-        self.capacity.update({name: limit.size for name, limit in pipefile.limits.items()})
-        self.used: dict[str, int] = {}
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
 
-    def keys(self, job: Job) -> tuple[str, ...]:
-        limit = job.rule.limit
-        if limit is None:
-            return ("",)
-        if isinstance(limit, int):
-            self.capacity.setdefault(f"rule:{job.rule.index}", limit)
-            return ("", f"rule:{job.rule.index}")
-        return ("", limit)
+    def put(self, result: JobResult) -> None:
+        self._queue.put(result)
 
-    def has_room(self, keys: tuple[str, ...]) -> bool:
-        return all(self.used.get(k, 0) < self.capacity[k] for k in keys)
-
-    def take(self, keys: tuple[str, ...]) -> None:
-        for key in keys:
-            self.used[key] = self.used.get(key, 0) + 1
-
-    def give(self, keys: tuple[str, ...]) -> None:
-        for key in keys:
-            self.used[key] -= 1
-
-    @property
-    def full(self) -> bool:
-        return self.used.get("", 0) >= self.capacity[""]
+    def wait(self, stop_requested, timeout: float = 0.1) -> list[JobResult]:
+        """The results that have arrived, at least one; [] once `stop_requested()` (checked
+        every `timeout` seconds while waiting)."""
+        while True:
+            try:
+                results = [self._queue.get(timeout=timeout)]
+                break
+            except queue.Empty:
+                if stop_requested():
+                    return []
+        while True:
+            try:
+                results.append(self._queue.get_nowait())
+            except queue.Empty:
+                return results
 
 
 class Scheduler:
-    def __init__(self, graph: JobGraph, executor: Executor, limits: Limits, dirty: Dirty, work: Work,
-                 state: State, reporter, resolver: Resolver, keep_going: bool = False):
-        self.graph = graph
-        self.executor = executor
-        self.limits = limits
-        self.dirty = dirty
-        self.work = work
+    def __init__(self, plan: Plan, specs, state: State, executor: Executor, ready: ReadyQueue,
+                 reporter, keep_going: bool = False):
+        self.plan = plan
+        self.decisions = plan.decisions
+        self.disk = plan.view.disk
+        self.specs = specs
         self.state = state
+        self.executor = executor
+        self.ready = ready
         self.reporter = reporter
-        self.resolver = resolver
         self.keep_going = keep_going
         self.outcome = Outcome()
-        # results arrive from executor threads; SimpleQueue is a C queue, cheaper per job than Queue
-        self._events: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
+        self.inbox = getattr(executor, "inbox", None) or Inbox()
         self._remaining: dict[Job, int] = {}
         self._dependents: dict[Job, list[Job]] = {}
         self._complete: set[Job] = set()
-        self._ready: dict[tuple[str, ...], deque[Job]] = {}
         self._running: dict[int, tuple[Job, JobSpec, float]] = {}
         self._stopping = False
         self._unrecorded: list[tuple[Job, bool]] = []  # ended (and succeeded?) since the last commit
@@ -121,14 +112,16 @@ class Scheduler:
     def run(self) -> Outcome:
         with _DeferredSignals() as signals:  # also while stopping: a second Ctrl-C must not orphan jobs
             try:
-                self._plan(self.graph.jobs)
-                self.reporter.run_started(self._count_to_run(self.graph.jobs))
-                while self._running or (self._any_ready() and not self._stopping):
+                jobs = self.plan.graph.jobs
+                self._add(jobs)
+                self.reporter.run_started(sum(1 for job in jobs if self.decisions.runs(job)))
+                self._advance([job for job in jobs if self._remaining[job] == 0])
+                while self._running or (self.ready and not self._stopping):
                     signals.check()
-                    self._start(self._take_ready())
+                    self._start(self.ready.take() if not self._stopping else [])
                     if not self._running:
                         break
-                    self._finish(self._wait(signals))
+                    self._finish(self.inbox.wait(lambda: signals.received is not None))
                 self._commit([])
                 signals.check()
             except (KeyboardInterrupt, Interrupted):
@@ -141,32 +134,17 @@ class Scheduler:
                 raise
         return self.outcome
 
-    def _wait(self, signals: "_DeferredSignals") -> list[JobResult]:
-        """The results that have arrived, at least one; [] when a signal asks the run to stop."""
-        while True:
-            try:
-                results = [self._events.get(timeout=0.1)]
-                break
-            except queue.Empty:
-                if signals.received:
-                    return []
-        while True:
-            try:
-                results.append(self._events.get_nowait())
-            except queue.Empty:
-                return results
-
     def _interrupt(self) -> None:
         self._stopping = True
         self.outcome.interrupted = True
         self.reporter.interrupted(len(self._running))
         self.executor.abort()
-        results = []
+        results: list[JobResult] = []
         while self._running and len(results) < len(self._running):
-            try:
-                results.append(self._events.get(timeout=10))
-            except queue.Empty:
+            got = self.inbox.wait(lambda: True, timeout=10)
+            if not got:
                 break
+            results.extend(got)
         for result in results:
             result.interrupted = True
         self._finish(results)
@@ -174,56 +152,43 @@ class Scheduler:
 
     # ------------------------------------------------------------------ planning
 
-    def _plan(self, jobs: list[Job]) -> None:
-        """Decide which of `jobs` (deps first) must run, count their unfinished deps, and
-        queue or complete those that wait for nothing."""
-        self._add(jobs)
-        self._advance([job for job in jobs if self._remaining[job] == 0])
-
     def _add(self, jobs: list[Job]) -> None:
-        """Take `jobs` (deps first) into the run: decide each, count its unfinished deps, and
-        register it as a dependent of each dep."""
+        """Take `jobs` (deps first) into the run: count each one's unfinished deps, and register
+        it as a dependent of each dep."""
         for job in jobs:
             self._dependents.setdefault(job, [])
         for job in jobs:
-            self.dirty.decide(job)
             self._remaining[job] = sum(1 for dep in job.deps if dep not in self._complete)
             for dep in job.deps:
                 self._dependents.setdefault(dep, []).append(job)
 
-    def _count_to_run(self, jobs: list[Job]) -> int:
-        return sum(1 for job in jobs if self.dirty.must_run(job) and _has_action(job))
-
     def _advance(self, jobs: list[Job]) -> None:
-        """Each job in `jobs` waits for nothing more: expand it, queue it, or complete it now."""
+        """Each job in `jobs` waits for nothing more: grow it, queue it, or complete it now."""
         work = deque(jobs)
         while work:
             job = work.popleft()
             if job in self._complete or self._remaining.get(job, 0) > 0:
                 continue
             if job.pending:
-                work.extend(self._expand(job))
-                continue
-            if self.dirty.must_run(job) and _has_action(job):
-                self._queue(job)
+                work.extend(self._grow(job))
+            elif self.decisions.runs(job):
+                self.ready.add(job, job.rule)
             else:
                 work.extend(self._completed(job))
 
-    def _expand(self, job: Job) -> list[Job]:
-        counted_before = self.dirty.must_run(job) and _has_action(job)
-        new = [j for j in self.resolver.expand(job) if j not in self._remaining]
+    def _grow(self, job: Job) -> list[Job]:
+        """Every split `job` waited on has run: take the jobs its inputs now need into the run."""
+        counted_before = self.decisions.runs(job)
+        self.outcome.grew = True
+        new = [j for j in self.plan.grow(job) if j not in self._remaining]
         self._add(new)
         for dep in job.deps:
             if job not in self._dependents.setdefault(dep, []):
                 self._dependents[dep].append(job)
         self._remaining[job] = sum(1 for dep in job.deps if dep not in self._complete)
-        self.dirty.decide(job)
-        counted_now = self.dirty.must_run(job) and _has_action(job)
-        self.reporter.total_grew(self._count_to_run(new) + counted_now - counted_before)
+        counted_now = self.decisions.runs(job)
+        self.reporter.total_grew(sum(1 for j in new if self.decisions.runs(j)) + counted_now - counted_before)
         return [j for j in new if self._remaining[j] == 0] + ([job] if self._remaining[job] == 0 else [])
-
-    def _queue(self, job: Job) -> None:
-        self._ready.setdefault(self.limits.keys(job), deque()).append(job)
 
     def _completed(self, job: Job) -> list[Job]:
         """Mark `job` complete; return the dependents that now wait for nothing."""
@@ -237,33 +202,19 @@ class Scheduler:
 
     # ------------------------------------------------------------------ starting
 
-    def _any_ready(self) -> bool:
-        return any(self._ready.values())
-
-    def _take_ready(self) -> list[Job]:
-        """The queued jobs that fit within the limits now (their room is taken)."""
-        batch: list[Job] = []
-        for keys, waiting in self._ready.items():
-            while waiting and not self._stopping and self.limits.has_room(keys):
-                self.limits.take(keys)
-                batch.append(waiting.popleft())
-            if self.limits.full:
-                break
-        return batch
-
     def _start(self, batch: list[Job]) -> None:
-        specs = [(job, self.work.spec(job)) for job in batch]
+        specs = [(job, self.specs(job)) for job in batch]
         self._commit(batch)
         for job, spec in specs:
-            self._newest_input[job.id] = _newest_mtime(job.inputs)
+            self._newest_input[job.id] = self._newest_mtime(job.inputs)
             self._running[job.id] = (job, spec, time.monotonic())
-            self.reporter.job_started(job, spec, self.dirty.reasons.get(job, []))
+            self.reporter.job_started(job, spec, self.decisions.reasons(job))
             try:
                 self._prepare_outputs(job)
-                self.executor.start(spec, self._events.put)
+                self.executor.start(spec, self.inbox.put)
             except OSError as exc:  # e.g. its output directory is on a read-only or full disk
                 what = f"{exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else "")
-                self._events.put(JobResult(spec.key, False, f"it could not be started: {what}"))
+                self.inbox.put(JobResult(spec.key, False, f"it could not be started: {what}"))
 
     def _commit(self, starting: list[Job]) -> None:
         """One transaction a turn: the jobs that ended since the last one (a success's signature,
@@ -284,8 +235,14 @@ class Scheduler:
         for output in job.outputs:
             directory = os.path.dirname(output)
             if directory and directory not in self._made_dirs:
-                os.makedirs(directory, exist_ok=True)
+                self.disk.makedirs(directory)
                 self._made_dirs.add(directory)
+
+    def _newest_mtime(self, paths: list[str]) -> int:
+        """The newest time among a starting job's inputs; the view keeps each (the times this
+        job's result is based on, which the no-op record keeps)."""
+        times = [self.plan.view.observe(path) for path in paths]
+        return max((t for t in times if t is not None), default=0)
 
     # ------------------------------------------------------------------ finishing
 
@@ -295,7 +252,7 @@ class Scheduler:
         freed: list[Job] = []
         for result in results:
             job, spec, started = self._running.pop(result.key)
-            self.limits.give(self.limits.keys(job))
+            self.ready.done(job)
             if result.ok and not result.interrupted:
                 result = self._check_outputs(job, result)
             ok = result.ok and not result.interrupted
@@ -309,15 +266,16 @@ class Scheduler:
         self._advance(freed)
 
     def _check_outputs(self, job: Job, result: JobResult) -> JobResult:
-        for output in job.outputs:
-            self.resolver.fs.forget(output)
+        """A job that exited 0 succeeded if it made every declared output; the view learns the
+        outputs' times (what the no-op record keeps)."""
         if job.is_split:
-            self.resolver.split_finished(job)
+            self.plan.split_finished(job)
             if not job.outputs:
                 return JobResult(result.key, False, "split rule made no file matching its output glob "
                                  + " ".join(o.text for o in job.rule.outputs))
             return result
-        missing = [o for o in job.outputs if not os.path.lexists(o)]
+        view = self.plan.view
+        missing = [o for o in job.outputs if view.made(o) is None and not self.disk.exists(o)]
         if missing:
             return JobResult(result.key, False, f"it succeeded but did not create its declared output "
                              f"'{missing[0]}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
@@ -326,7 +284,7 @@ class Scheduler:
     def _signature(self, job: Job) -> dict:
         """The job's signature, with its inputs' newest time as it was when the job started: an
         input changed while the job ran is then seen as changed by the next run."""
-        signature = self.work.signature(job)
+        signature = self.plan.signatures(job)
         signature["newest_input"] = self._newest_input.pop(job.id, 0)
         return signature
 
@@ -351,7 +309,7 @@ class Scheduler:
                     seen.add(dependent)
                     skipped.append(dependent)
                     work.append(dependent)
-        return [j for j in skipped if _has_action(j)]
+        return [j for j in skipped if j.has_action]
 
 
 class _DeferredSignals:
@@ -381,20 +339,6 @@ class _DeferredSignals:
     def __exit__(self, *exc) -> None:
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)
-
-
-def _newest_mtime(paths: list[str]) -> int:
-    newest = 0
-    for path in paths:
-        try:
-            newest = max(newest, os.stat(path).st_mtime_ns)
-        except OSError:
-            pass
-    return newest
-
-
-def _has_action(job: Job) -> bool:
-    return job.rule is not None and job.rule.action is not None
 
 
 def _quarantine(outputs: list[str]) -> list[str]:

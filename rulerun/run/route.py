@@ -1,12 +1,13 @@
-"""Send each job to the executor it belongs to: cluster rules to DRMAA (opened only when the
-first cluster job starts), everything else to this machine."""
+"""Send each job to the executor it belongs to: cluster rules to the cluster (opened only when
+the first cluster job starts), everything else to this machine."""
 
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
-from rulerun.run.executor import Done, JobSpec, abort_all
 from rulerun.lang.model import PythonBlock, ShellAction
+from rulerun.run.executor import Done, JobSpec, abort_all
 
 
 def may_submit(rule, every_shell_job: bool = False, preamble_submits: bool = False) -> bool:
@@ -26,38 +27,58 @@ def python_submits(pipefile) -> bool:
                for item in pipefile.preamble)
 
 
-class Router:
-    def __init__(self, local, to_cluster: bool = True, every_shell_job: bool = False, cluster_factory=None):
-        self.local = local
-        self.to_cluster = to_cluster
-        self.every_shell_job = every_shell_job
-        self._cluster_factory = cluster_factory
-        self._cluster = None
+class LazyCluster:
+    """The run's cluster executor, made by `factory` when first asked for (a run that submits
+    nothing never loads the cluster library). Shared by the router and the workers' calls."""
+
+    def __init__(self, factory: Callable[[], object] | None = None):
+        self._factory = factory
+        self._executor = None
         self._lock = threading.Lock()
 
-    def _is_cluster(self, spec: JobSpec) -> bool:
-        if not self.to_cluster or spec.kind != "shell":
-            return False  # a Python action runs here; its run_job calls reach the cluster
-        return spec.native_spec is not None or (self.every_shell_job and spec.kind == "shell")
-
-    def start(self, spec: JobSpec, done: Done) -> None:
-        (self.cluster() if self._is_cluster(spec) else self.local).start(spec, done)
-
-    def cluster(self):
+    def get(self):
         with self._lock:
-            if self._cluster is None:
-                if self._cluster_factory is not None:
-                    self._cluster = self._cluster_factory()
+            if self._executor is None:
+                if self._factory is not None:
+                    self._executor = self._factory()
                 else:
                     from rulerun.run.cluster.executor import DrmaaExecutor
 
-                    self._cluster = DrmaaExecutor()
-            return self._cluster
+                    self._executor = DrmaaExecutor()
+            return self._executor
+
+    @property
+    def opened(self):
+        """The executor if it was made, else None."""
+        return self._executor
+
+
+class Router:
+    """The Executor contract over a local executor and, for cluster jobs, `cluster` (None:
+    --local, every job runs here)."""
+
+    def __init__(self, local, cluster: LazyCluster | None, every_shell_job: bool = False):
+        self.local = local
+        self._cluster = cluster
+        self.every_shell_job = every_shell_job
+
+    def _is_cluster(self, spec: JobSpec) -> bool:
+        if self._cluster is None or spec.kind != "shell":
+            return False  # a Python action runs here; its run_job calls reach the cluster
+        return spec.native_spec is not None or self.every_shell_job
+
+    def start(self, spec: JobSpec, done: Done) -> None:
+        (self._cluster.get() if self._is_cluster(spec) else self.local).start(spec, done)
+
+    def cluster(self):
+        return self._cluster.get()
 
     def abort(self) -> None:
-        abort_all([self.local] + ([self._cluster] if self._cluster else []))
+        opened = self._cluster.opened if self._cluster is not None else None
+        abort_all([self.local] + ([opened] if opened else []))
 
     def close(self) -> None:
         self.local.close()
-        if self._cluster is not None:
-            self._cluster.close()
+        opened = self._cluster.opened if self._cluster is not None else None
+        if opened is not None:
+            opened.close()

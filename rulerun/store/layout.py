@@ -1,3 +1,15 @@
-"""Where rulerun keeps its own files in a project: one directory, beside the Pipefile's run."""
+"""Every path rulerun keeps in a project, in one place: `.rulerun/` beside the Pipefile's run.
+
+Read by the no-op answer before anything heavy is imported, so this module imports nothing.
+"""
+
+import os
 
 STATE_DIR = ".rulerun"
+STATE_DB = os.path.join(STATE_DIR, "state.db")       # signatures and incomplete marks (store/state.py)
+LOCK = os.path.join(STATE_DIR, "lock")               # the run lock (store/lock.py)
+LOG_DIR = os.path.join(STATE_DIR, "logs")            # what jobs printed (run/spec.py names them)
+QUARANTINE = os.path.join(STATE_DIR, "failed")       # what failed jobs left behind
+CLUSTER_DIR = os.path.join(STATE_DIR, "cluster")     # cluster job scripts and their output
+RECORD = os.path.join(STATE_DIR, "uptodate")         # the no-op record (plan/record.py)
+RECORD_GRAPH = os.path.join(STATE_DIR, "uptodate.graph")  # the graph beside it

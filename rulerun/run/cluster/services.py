@@ -8,14 +8,15 @@ from __future__ import annotations
 from typing import Callable
 
 
-def services(router) -> dict[str, Callable]:
-    """The calls workers may make, bound to this run's executor `router`."""
+def services(cluster) -> dict[str, Callable]:
+    """The calls workers may make: `cluster` is the run's LazyCluster, or None with --local
+    (the job then runs on this machine)."""
 
     def cluster_run(request):
-        from rulerun.run.cluster import session as cluster
+        from rulerun.run.cluster import session
 
-        if not router.to_cluster:  # --local: the job runs on this machine instead
-            return cluster.run_here(request.command, request.env, request.workdir, request.key)
-        return router.cluster().session().run(request)
+        if cluster is None:
+            return session.run_here(request.command, request.env, request.workdir, request.key)
+        return cluster.get().session().run(request)
 
     return {"cluster_run": cluster_run}

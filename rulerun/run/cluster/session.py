@@ -1,7 +1,6 @@
 """The DRMAA layer: the process's one Grid Engine session, job scripts, and Ruffus-style run_job.
 
     load_drmaa()                 import drmaa, or a ClusterSetupError saying what to do
-    reexec_with_tls_fix(argv)    restart the CLI with GLIBC_TUNABLES set, before drmaa is loaded
     job_name(rule, wildcards)    a name Grid Engine accepts
     make_request(...)            -> JobRequest: one job as plain, picklable data
     ClusterSession               the ONE drmaa.Session of this process, opened lazily
@@ -45,11 +44,10 @@ from typing import Callable, Mapping
 from rulerun.errors import ClusterSetupError
 from rulerun.run.executor import JobResult
 from rulerun.run.touch import touch
-from rulerun.options import RESTART_MARKER as REEXEC_MARKER
+from rulerun.run.cluster.tls import REEXEC_MARKER, TLS_TUNABLE, reexec_with_tls_fix, tls_restart_due  # noqa: F401
 
 LOCAL_HINT = "or run with --local"
-TLS_TUNABLE = "glibc.rtld.optional_static_tls=8192"
-CLUSTER_DIR = os.path.join(".rulerun", "cluster")
+from rulerun.store.layout import CLUSTER_DIR
 NAME_MAX = 64
 SETTLE_SECONDS = 5.0       # how long a late (shared) filesystem gets to show a job's files
 TERMINATE_WAIT = 60.0      # how long a terminated job gets to be reported before we give up
@@ -90,35 +88,6 @@ def load_drmaa():
         raise ClusterSetupError(f"the DRMAA library {path} could not be loaded: {exc}",
                                 hint=f"check DRMAA_LIBRARY_PATH, {LOCAL_HINT}") from None
     return drmaa
-
-
-def tls_restart_due(env: Mapping[str, str] | None = None) -> bool:
-    """True if this process should start again with GLIBC_TUNABLES set before it loads DRMAA:
-    DRMAA_LIBRARY_PATH is set, the tunable is missing, and it has not restarted once already."""
-    env = os.environ if env is None else env
-    return bool(env.get("DRMAA_LIBRARY_PATH") and not env.get(REEXEC_MARKER)
-                and "optional_static_tls" not in env.get("GLIBC_TUNABLES", ""))
-
-
-def reexec_with_tls_fix(argv: list[str] | None = None, *, needed: bool = True) -> None:
-    """Restart this process with GLIBC_TUNABLES fixed if DRMAA will be loaded and it lacks it.
-
-    `argv` is the program's sys.argv-style vector (default sys.argv); the interpreter part
-    (`python -m rulerun`, or the console script) is taken from sys.orig_argv.  Does nothing
-    (returns) when not needed, already set, or already restarted once; otherwise never returns.
-    """
-    env = os.environ
-    if not needed or not tls_restart_due(env):
-        return
-    argv = list(sys.argv if argv is None else argv)
-    prefix = sys.orig_argv[:max(1, len(sys.orig_argv) - len(sys.argv) + 1)]
-    new_env = dict(env)
-    tunables = env.get("GLIBC_TUNABLES")
-    new_env["GLIBC_TUNABLES"] = f"{tunables}:{TLS_TUNABLE}" if tunables else TLS_TUNABLE
-    new_env[REEXEC_MARKER] = "1"   # never loop, even if the tunable turns out not to help
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, prefix + argv[1:], new_env)
 
 
 # ------------------------------------------------------------------------------ requests

@@ -363,3 +363,20 @@ def test_a_deleted_source_stays_watched_in_its_own_directory(tmp_path, monkeypat
     after = WatchSet(frozenset({"Pipefile"})).remembering(before)
     assert after.files == {"Pipefile", "raw/b.txt"}
     assert str(tmp_path / "raw") in after.directories
+
+
+def test_a_rule_named_source_can_be_watched_by_its_name(tree, start):
+    """A rule-name target is a node of its own kind, not a 'source' file: `--watch source`
+    with a rule named `source` builds and rebuilds (it once crashed with an IndexError)."""
+    tree.write("Pipefile", """\
+        %.up : %.txt
+            name: source
+            shell: tr a-z A-Z < {input} > {output}; echo "up {output}" >> runs.log
+        """)
+    tree.write("a.txt", "a\n")
+    watch = start("source")
+    assert tree.runs() == ["up a.up"]
+    tree.write("a.txt", "again\n")
+    watch.expect(r"^rebuilt: 1 job ran")
+    assert tree.runs() == ["up a.up"] and (tree.root / "a.up").read_text() == "AGAIN\n"
+    assert watch.stop() == 0 and "Traceback" not in watch.output()

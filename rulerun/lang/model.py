@@ -116,9 +116,3 @@ class Pipefile:
     # Command-line NAME=VALUE names that are no variable of the Pipefile: accepted (defined as
     # strings before the preamble runs) but worth a warning from the CLI.
     unknown_overrides: frozenset[str] = field(default_factory=frozenset)
-
-    def rule_named(self, name: str) -> Rule | None:
-        for rule in self.rules:
-            if rule.name == name:
-                return rule
-        return None

@@ -30,14 +30,6 @@ def wildcard_names(text: str) -> list[str]:
     return names
 
 
-def stem_count(text: str) -> int:
-    return text.count("%")
-
-
-def has_wildcards(text: str) -> bool:
-    return bool(_TOKEN.search(text))
-
-
 @dataclass(frozen=True, slots=True)
 class Pattern:
     """A compiled `%`/`{name}` pattern (it may also hold glob characters, matched literally

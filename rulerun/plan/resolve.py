@@ -12,14 +12,18 @@ from __future__ import annotations
 import contextlib
 import difflib
 import gc
+import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from rulerun.errors import AmbiguousRuleError, CycleError, NoRuleError
+from rulerun.errors import AmbiguousRuleError, CycleError, NoRuleError, ResolveError
 from rulerun.plan.view import DiskView, normalise
 from rulerun.plan.graph import Job, JobGraph, JobKind, topological
 from rulerun.lang.model import Pipefile, Rule
 from rulerun.lang.patterns import Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob, specificity
+
+
+DEEPEST_CHAIN = 5000  # jobs in one chain of dependencies that resolution follows
 
 
 @dataclass
@@ -469,6 +473,10 @@ class Resolver:
     def expand(self, job: Job) -> list[Job]:
         """Resolve `job`'s pending inputs (every split it waited on has run). Returns the new
         jobs it now needs, deps before dependents; job.deps and job.inputs are updated."""
+        with _long_lived():
+            return self._expand(job)
+
+    def _expand(self, job: Job) -> list[Job]:
         items, job.pending, job.after = job.pending, [], set()
         new_deps: list[Job] = []
         for kind, text, position in items:

@@ -212,6 +212,13 @@ def test_failed_job_is_reported_and_leaves_no_output(project):
     assert not project.exists("needs_bad")
 
 
+def test_a_failing_command_in_a_pipe_fails_the_job_and_leaves_no_output(project):
+    project.write("Pipefile", "out :\n    shell: echo partial | grep -q no-such-text | cat > {output}\n")
+    result = project.run("out")
+    assert result.returncode == 1 and "FAILED: rule 'out'" in result.stderr
+    assert not project.exists("out") and project.exists(".rulerun/failed/out")
+
+
 def test_without_k_running_jobs_finish_and_no_new_ones_start(project):
     project.write("Pipefile", FAILING.replace("ok1 :\n    shell: touch ok1", "ok1 :\n    shell: sleep 0.5; touch ok1"))
     result = project.run("-j", "2", "all")

@@ -12,6 +12,7 @@ import os
 import re
 from typing import Any, Mapping
 
+from rulerun.run import shell as shells
 from rulerun.run.executor import JobSpec
 from rulerun.plan.graph import Job
 from rulerun.lang.model import Pipefile, PythonAction, ShellAction, Variable
@@ -47,6 +48,9 @@ class Work:
         self._variables = {item.name for item in pipefile.preamble if isinstance(item, Variable)}
         self._python_names: dict[int, set[str]] = {}
         self._rule_parts: dict[int, tuple[str, dict[str, str]]] = {}
+        # here, as the Pipefile loads: a missing shell is said before anything runs
+        has_shell_actions = any(isinstance(rule.action, ShellAction) for rule in pipefile.rules)
+        self.shell = shells.from_namespace(namespace, required=has_shell_actions)
 
     def spec(self, job: Job) -> JobSpec:
         rule = job.rule
@@ -56,7 +60,7 @@ class Work:
             key=job.id, rule=rule.name, kind=kind, command=self.command(job),
             outputs=tuple(job.outputs), inputs=tuple(job.inputs), log_path=log_path(job),
             workdir=self.workdir, wildcards=job.wildcards, stem=job.stem, rule_index=rule.index,
-            native_spec=_native_spec(rule), queue=rule.queue, retries=rule.retries)
+            native_spec=_native_spec(rule), queue=rule.queue, retries=rule.retries, shell=self.shell)
 
     def command(self, job: Job) -> str:
         """The shell script with every {…} substituted, or the Python action's source."""

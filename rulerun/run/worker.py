@@ -77,7 +77,9 @@ def _load(path: str, overrides: dict[str, str]):
 
 def _run(spec: JobSpec, namespace: dict, rules, codes: dict) -> tuple[bool, str, str]:
     from rulerun.lang.namespace import compile_block
+    from rulerun.run.cluster import session as cluster
 
+    cluster.set_shell(spec.shell)  # run_job's commands run with the Pipefile's shell too
     rule = rules[spec.rule_index]
     code = codes.get(spec.rule_index)
     if code is None:

@@ -15,7 +15,7 @@ def services(router) -> dict[str, Callable]:
         from rulerun.run.cluster import session as cluster
 
         if not router.to_cluster:  # --local: the job runs on this machine instead
-            return cluster.run_here(request.command, request.env, request.workdir, request.key)
+            return cluster.run_here(request.command, request.env, request.workdir, request.key, request.shell)
         return router.cluster().session().run(request)
 
     return {"cluster_run": cluster_run}

@@ -79,9 +79,10 @@ def build(project: Project, graph, reporter, basis=None) -> int:
     if cluster:
         restart_for_drmaa(project)
     lock = RunLock()
-    waited: list[str] = []
+    waited: list[str | None] = []
     lock.acquire(wait=True, on_wait=lambda holder: (waited.append(holder), reporter.warning(
-        f"another rulerun ({holder}) is running in this directory; waiting for it to finish")))
+        f"another rulerun{f' ({holder})' if holder else ''} is running in this directory; "
+        "waiting for it to finish")))
     if waited or (basis is not None and not basis.current()):  # another run built meanwhile
         project, graph, cluster = _reload_after_wait(project, lock, cluster)
         basis = None

@@ -5,6 +5,7 @@ that fail in every way a process boundary allows, and the run lock."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -392,20 +393,35 @@ def test_python_traceback_points_into_the_pipefile(project):
 
 
 def test_second_run_waits_for_the_lock(project):
-    from rulerun.store.lock import RunLock
+    from rulerun.store.lock import RUNNING_IN, RunLock
 
     project.write("Pipefile", "a :\n    shell: touch a\n")
-    lock = RunLock(str(project.root / ".rulerun"))
+    lock = RunLock(str(project.root))
     lock.acquire(wait=False)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    del env[RUNNING_IN]  # the run below is not one of this lock holder's jobs
     proc = subprocess.Popen([sys.executable, "-m", "rulerun", "a"], cwd=project.root,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()
     assert "another rulerun (pid" in line and "waiting" in line
     assert not project.exists("a")
     lock.release()
     proc.communicate(timeout=20)
     assert proc.returncode == 0 and project.exists("a")
+
+
+@pytest.mark.parametrize("action", [
+    f"shell: {shlex.quote(sys.executable)} -m rulerun -C . other",
+    f"python:\n        import subprocess\n        subprocess.run([{sys.executable!r}, '-m', 'rulerun', 'other'], check=True)",
+])
+def test_a_job_that_runs_rulerun_on_its_own_project_fails_at_once(project, action):
+    project.write("Pipefile", f"outer :\n    {action}\nother :\n    shell: touch other\n")
+    result = project.run("outer", timeout=30)   # it used to wait for its own run forever
+    assert result.returncode == 1 and "FAILED: rule 'outer'" in result.stderr
+    assert "rulerun is already running in this directory: this job is one of its jobs" in result.stderr
+    assert "hint: a job can't run rulerun on its own project" in result.stderr
+    assert not project.exists("other")
+    assert project.run("other").returncode == 0   # the marker is the run's, not the directory's
 
 
 def test_values_from_paths_are_quoted(project):

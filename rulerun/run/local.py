@@ -22,6 +22,7 @@ from typing import Callable
 
 from rulerun.run import shell as shells
 from rulerun.run.executor import Done, JobResult, JobSpec, abort_all
+from rulerun.store.lock import RUNNING_IN
 
 GRACE_SECONDS = 1.0
 
@@ -427,7 +428,10 @@ class _Worker:
         from rulerun.run import worker
 
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=worker.main, args=(child, path, overrides, os.getcwd()),
+        # the run lock's variable as it is now: the forkserver a worker is forked from keeps the
+        # environment it started with, perhaps in an earlier build of this process
+        marker = {RUNNING_IN: os.environ.get(RUNNING_IN)}
+        self.process = context.Process(target=worker.main, args=(child, path, overrides, os.getcwd(), marker),
                                        daemon=True)
         self.process.start()
         child.close()

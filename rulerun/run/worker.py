@@ -31,10 +31,16 @@ class Wildcards(dict):
             raise AttributeError(f"no wildcard named '{name}'") from None
 
 
-def main(conn, pipefile_path: str, overrides: dict[str, str], workdir: str) -> None:
-    """Entry point of a worker process."""
+def main(conn, pipefile_path: str, overrides: dict[str, str], workdir: str,
+         environ: dict[str, str | None] | None = None) -> None:
+    """Entry point of a worker process; `environ`: variables to set (a value) or unset (None)."""
     global _conn
     _conn = conn
+    for name, value in (environ or {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides how a run stops
     os.setpgid(0, 0)  # so the whole group (the action's own children too) can be stopped
     os.chdir(workdir)

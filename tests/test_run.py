@@ -337,6 +337,78 @@ def test_sigterm_behaves_like_ctrl_c(project):
     assert proc.returncode == 130 and not project.exists("a")
 
 
+def _marked_sleep() -> str:
+    """A sleep command only this test's job runs, to find its process by."""
+    return f"sleep 30.{os.getpid()}{int(time.time() * 1000) % 100000}"
+
+
+def _pids_of(command: str) -> bytes:
+    return subprocess.run(["pgrep", "-f", command], capture_output=True).stdout
+
+
+def _start_slow_run(project, **popen):
+    nap = _marked_sleep()
+    project.write("Pipefile", f"a :\n    shell: echo partial > a; {nap}\n")
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "rulerun", "a"], cwd=project.root,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), text=True, **popen)
+    deadline = time.time() + 20
+    while time.time() < deadline and not _pids_of(nap):
+        time.sleep(0.02)
+    assert _pids_of(nap)
+    return proc, nap
+
+
+def _stops_within(proc, nap: str, seconds: float) -> float:
+    """Seconds until the job `nap` was gone, at most `seconds` (then the job is killed)."""
+    started = time.time()
+    while _pids_of(nap) and time.time() - started < seconds:
+        time.sleep(0.02)
+    took = time.time() - started
+    for pid in _pids_of(nap).split():
+        os.kill(int(pid), signal.SIGKILL)   # the job of a run that failed to stop it
+    proc.wait(timeout=20)
+    return took
+
+
+def test_sighup_behaves_like_sigterm(project):
+    proc, nap = _start_slow_run(project)
+    proc.send_signal(signal.SIGHUP)   # a dropped ssh session: the job, in a session of its own, gets nothing
+    assert _stops_within(proc, nap, 5) < 2
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr.read()
+    assert not project.exists("a") and project.read(".rulerun/failed/a") == "partial\n"
+
+
+def test_sighup_after_the_terminal_went_away_still_stops_the_jobs(project):
+    import pty
+
+    terminal, tty = pty.openpty()
+    proc, nap = _start_slow_run(project, stdout=tty, stderr=tty)
+    os.close(tty)
+    os.close(terminal)   # the ssh session dropped: writing to the terminal now fails with EIO
+    proc.send_signal(signal.SIGHUP)
+    assert _stops_within(proc, nap, 5) < 2
+    assert proc.returncode == 130 and not project.exists("a")
+
+
+def test_sighup_is_ignored_under_nohup(project):
+    project.write("Pipefile", "a :\n    shell: touch started; until [ -e go ]; do sleep 0.02; done; touch a\n")
+    proc = subprocess.Popen([sys.executable, "-m", "rulerun", "a"], cwd=project.root,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not project.exists("started"):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGHUP)
+    finally:
+        project.write("go")
+    proc.communicate(timeout=20)
+    assert proc.returncode == 0 and project.exists("a")
+
+
 PYTHON_FAILURES = """
 python:
     import os, threading

@@ -46,7 +46,7 @@ class _Paint:
 
 
 class _MayBeGone:
-    """A stream whose writes are dropped once they fail: after a dropped ssh session the terminal
+    """A stream whose writes that fail are dropped: after a dropped ssh session the terminal
     answers EIO, and what is shown must never keep a run from stopping its jobs and recording
     them (SIGHUP stops a run just then)."""
 

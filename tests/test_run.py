@@ -393,7 +393,8 @@ def test_sighup_after_the_terminal_went_away_still_stops_the_jobs(project):
 
 
 def test_sighup_is_ignored_under_nohup(project):
-    project.write("Pipefile", "a :\n    shell: touch started; until [ -e go ]; do sleep 0.02; done; touch a\n")
+    project.write("Pipefile", "a :\n    shell: touch started; until [ -e go ]; do sleep 0.02; done; "
+                              "touch a\n")
     proc = subprocess.Popen([sys.executable, "-m", "rulerun", "a"], cwd=project.root,
                             env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
@@ -484,7 +485,8 @@ def test_second_run_waits_for_the_lock(project):
 
 @pytest.mark.parametrize("action", [
     f"shell: {shlex.quote(sys.executable)} -m rulerun -C . other",
-    f"python:\n        import subprocess\n        subprocess.run([{sys.executable!r}, '-m', 'rulerun', 'other'], check=True)",
+    "python:\n        import subprocess\n"
+    f"        subprocess.run([{sys.executable!r}, '-m', 'rulerun', 'other'], check=True)",
 ])
 def test_a_job_that_runs_rulerun_on_its_own_project_fails_at_once(project, action):
     project.write("Pipefile", f"outer :\n    {action}\nother :\n    shell: touch other\n")

@@ -562,8 +562,8 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
             working_directory: str | None = None, run_locally: bool = False,
             touch_only: bool = False, output_files=None, retain_job_scripts: bool = False,
             logger=None, drmaa_session=None) -> tuple[str, str]:
-    """Run shell command `cmd_str` (with the shell: see set_shell) on the cluster and return its (stdout,
-    stderr) text; raise ClusterJobError if it fails.
+    """Run shell command `cmd_str` (with the shell set_shell named, by default bash -euo pipefail)
+    on the cluster and return its (stdout, stderr) text; raise ClusterJobError if it fails.
 
     Like Ruffus's drmaa_wrapper.run_job, except that output comes back as text, not lists of
     lines, and `job_environment` adds to this process's environment instead of replacing it.

@@ -22,10 +22,12 @@ from rulerun.options import Options
 
 @dataclass(frozen=True)
 class Loaded:
-    """A checked Pipefile and the namespace its top-level Python built."""
+    """A checked Pipefile, the namespace its top-level Python built, and the shell its shell
+    actions run with (rulerun.run.shell)."""
 
     pipefile: Any
     namespace: dict
+    shell: tuple[str, ...]
 
 
 def load(options: Options) -> Loaded:
@@ -37,8 +39,14 @@ def load(options: Options) -> Loaded:
     if not os.path.exists(options.file):
         raise UsageError(f"no Pipefile here: '{options.file}' does not exist in {os.getcwd()}",
                          hint="run rulerun in a directory with a Pipefile, or name one with -f FILE (or -C DIR)")
+    from rulerun.lang.model import ShellAction
+    from rulerun.run import shell
+
     pipefile = load_pipefile(options.file, overrides=options.overrides)
-    return Loaded(pipefile, build_namespace(pipefile, options.overrides))
+    namespace = build_namespace(pipefile, options.overrides)
+    # here, as the Pipefile loads: a missing shell is said before anything runs
+    needed = any(isinstance(rule.action, ShellAction) for rule in pipefile.rules)
+    return Loaded(pipefile, namespace, shell.from_namespace(namespace, required=needed))
 
 
 def plan_for(loaded: Loaded, options: Options, state, basis=None):
@@ -120,9 +128,10 @@ def build(loaded: Loaded, plan, options: Options, reporter, state, basis=None) -
 
     restart_for_cluster(plan, options, state)
     lock = RunLock()
-    waited: list[str] = []
+    waited: list[str | None] = []
     lock.acquire(wait=True, on_wait=lambda holder: (waited.append(holder), reporter.warning(
-        f"another rulerun ({holder}) is running in this directory; waiting for it to finish")))
+        f"another rulerun{f' ({holder})' if holder else ''} is running in this directory; "
+        "waiting for it to finish")))
     replanned = None
     try:
         if waited or (basis is not None and not basis.current()):
@@ -156,7 +165,7 @@ def _run_jobs(loaded: Loaded, plan, options: Options, reporter, state):
         if cluster_runs(plan, options, loaded.pipefile):  # no drmaa, no library, scheduler down:
             executor.cluster().session()                    # say so before any job starts
         limits = Limits(options.jobs, {name: limit.size for name, limit in loaded.pipefile.limits.items()})
-        scheduler = Scheduler(plan, Specs(loaded.namespace), state, executor, ReadyQueue(limits),
+        scheduler = Scheduler(plan, Specs(loaded.namespace, loaded.shell), state, executor, ReadyQueue(limits),
                               reporter, keep_going=options.keep_going)
         outcome = scheduler.run()
         reporter.run_finished(outcome)

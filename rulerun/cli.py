@@ -85,12 +85,22 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(options, basis)
     except RulerunError as exc:
-        sys.stdout.flush()
-        sys.stderr.write(f"rulerun: {exc.show()}\n" if not hasattr(exc, "loc") else exc.show() + "\n")
+        _say(sys.stdout, "")
+        _say(sys.stderr, f"rulerun: {exc.show()}\n" if not hasattr(exc, "loc") else exc.show() + "\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("rulerun: interrupted\n")
+        _say(sys.stderr, "rulerun: interrupted\n")
         return 130
+
+
+def _say(stream, text: str) -> None:
+    """Write `text` and flush, unless the terminal is gone (EIO after a dropped ssh session):
+    the exit status must still say how the run ended."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError:
+        pass
 
 
 def _terminate(signum, frame) -> None:
@@ -98,7 +108,9 @@ def _terminate(signum, frame) -> None:
 
 
 def entry() -> None:
-    """The console script: SIGTERM stops a run as Ctrl-C does."""
-    signal.signal(signal.SIGTERM, _terminate)
+    """The console script: SIGTERM, and SIGHUP (the terminal went away: a dropped ssh session),
+    stop a run as Ctrl-C does. One ignored when rulerun started stays ignored (nohup), as in make."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _terminate)
     sys.exit(main())
-

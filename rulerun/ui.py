@@ -45,10 +45,34 @@ class _Paint:
         return f"{self._codes[colour]}{text}{self._codes['reset']}"
 
 
+class _MayBeGone:
+    """A stream whose writes that fail are dropped: after a dropped ssh session the terminal
+    answers EIO, and what is shown must never keep a run from stopping its jobs and recording
+    them (SIGHUP stops a run just then)."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+
+    def write(self, text: str) -> None:
+        try:
+            self._stream.write(text)
+        except (OSError, ValueError):  # ValueError: the stream was closed
+            pass
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 class Reporter:
     def __init__(self, stream: TextIO, errors: TextIO, verbosity: int, status_line: bool, colour: bool):
-        self.out = stream
-        self.err = errors
+        self.out = _MayBeGone(stream)
+        self.err = _MayBeGone(errors)
         self.verbosity = verbosity
         self.status_line = status_line
         self.paint = _Paint(colour)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -364,8 +365,20 @@ def test_result_names_the_command_and_keeps_output(fake, tmp_path):
     assert (result.stdout, result.stderr, result.exit_status) == ("a\n", "oops\n", 1)
     assert "command:\n    echo a\n    false" in result.detail
     template = session._session.submitted[0]
-    assert template.remoteCommand == "/bin/sh" and template.args[0] == "-e"
     assert template.outputPath.startswith(":") and template.jobName == "r"
+
+
+@pytest.mark.parametrize("shell, expected", [
+    (None, (shutil.which("bash"), "-euo", "pipefail")),   # a path: an execution host has its own PATH
+    (("/bin/sh", "-e"), ("/bin/sh", "-e")),
+])
+def test_the_job_script_runs_with_the_pipefiles_shell(fake, tmp_path, shell, expected):
+    session = fake([EXIT1])
+    session.run(request(tmp_path, command="false | cat", shell=shell))
+    template = session._session.submitted[0]
+    script = template.args[-1]
+    assert (template.remoteCommand, *template.args[:-1]) == expected
+    assert script.endswith(".sh") and Path(script).read_text() == "false | cat\n"
 
 
 # ------------------------------------------------------------------------------ seams

@@ -118,7 +118,7 @@ def test_failing_job_relays_exit_status_and_output(executor, tmp_path):
     assert "exit 3" in failed.detail   # the command
     script = failed.detail.split("job script: ")[1].split("\n")[0]
     assert os.path.basename(script).startswith("align.s_1.")   # sanitised job name
-    # /bin/sh -e: the first failing command ends the job
+    # bash -e: the first failing command ends the job
     assert results[2].exit_status == 1 and results[2].stdout == ""
     assert results[3].signal == "SIGKILL" and "killed by SIGKILL" in results[3].reason
 

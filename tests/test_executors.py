@@ -1,9 +1,11 @@
-"""The local executor: how it runs a shell command, and where a shell job's output goes."""
+"""The local executor: how it runs a shell command (with which shell), and where a shell job's
+output goes."""
 
 from __future__ import annotations
 
 import pytest
 
+from rulerun.run import shell as shells
 from rulerun.run.local import command_line
 
 
@@ -17,10 +19,11 @@ def test_simple_commands_run_without_a_shell(script, direct):
 
 @pytest.mark.parametrize("script", [
     "echo hi > a", "cd build", "A=1 env", "touch $HOME", "ls *.c", "true && false", "a\nb",
-    "no-such-program-here x", "exit 3", "set -x", "touch `id`", "cat <in",
+    "no-such-program-here x", "exit 3", "set -x", "touch `id`", "cat <in", "false | cat", "time make",
 ])
-def test_anything_for_the_shell_goes_through_sh(script):
-    assert command_line(script) == ["/bin/sh", "-e", "-c", script]
+def test_anything_for_the_shell_goes_through_bash_with_pipefail(script):
+    assert command_line(script) == ["bash", "-euo", "pipefail", "-c", script]
+    assert command_line(script, ("/bin/sh", "-e")) == ["/bin/sh", "-e", "-c", script]
 
 
 def _run_shell(tmp_path, script: str, log: str = "logs/r/job.log", while_running=None, linger: float = 0):
@@ -116,3 +119,65 @@ def test_a_job_that_cannot_be_watched_is_stopped_and_reported_as_not_started(tmp
         assert not runner._any_running()
     finally:
         runner.close()
+
+
+def test_a_failing_command_in_a_pipe_fails_the_job(tmp_path):
+    result = _run_shell(tmp_path, "false | cat > out")
+    assert not result.ok and result.exit_status == 1
+
+
+def test_an_unset_variable_fails_the_job(tmp_path):
+    result = _run_shell(tmp_path, 'echo "$RULERUN_NO_SUCH_VARIABLE" > out')
+    assert not result.ok
+    assert "RULERUN_NO_SUCH_VARIABLE: unbound variable" in (tmp_path / "logs/r/job.log").read_text()
+
+
+def test_the_pipefiles_shell_variable_names_the_shell(project):
+    from rulerun.app import load
+    from rulerun.options import Options
+
+    project.write("myshell", '#!/bin/sh\nprintf "%s\\n" "$@" > shell.args\nexec /bin/sh "$@"\n').chmod(0o755)
+    project.write("Pipefile", 'SHELL = "./myshell -e"\nout :\n    shell: echo hi > {output}\n')
+    assert load(Options()).shell == (str(project.root / "myshell"), "-e")
+    result = project.run("out")
+    assert result.returncode == 0, result.stderr
+    assert project.read("shell.args") == "-e\n-c\necho hi > out\n" and project.read("out") == "hi\n"
+
+
+@pytest.mark.parametrize("setting, message", [
+    (None, "bash was not found"),
+    ('SHELL = "no-such-shell -e"', "the shell named by SHELL = 'no-such-shell -e' was not found"),
+    ('SHELL = ["bash"]', "SHELL must be a string"),
+    ('SHELL = ""', "SHELL is empty"),
+])
+def test_a_shell_that_cannot_be_used_is_said_when_the_pipefile_loads(project, setting, message):
+    project.write("Pipefile", (setting or "") + "\nout :\n    shell: touch out\n")
+    result = project.run("out", env={"PATH": str(project.root / "empty")})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr and "hint:" in result.stderr and 'SHELL = "/bin/sh -e"' in result.stderr
+    assert not project.exists("out")
+
+
+def test_a_pipefile_without_shell_actions_needs_no_bash(project):
+    project.write("Pipefile", "out :\n    python:\n        open(output[0], 'w').write('made')\n")
+    result = project.run("out", env={"PATH": str(project.root / "empty")})
+    assert result.returncode == 0, result.stderr
+    assert project.read("out") == "made"
+
+
+def test_run_job_commands_run_with_the_pipefiles_shell(project):
+    project.write("myshell", '#!/bin/sh\nprintf "%s\\n" "$@" > shell.args\nexec /bin/sh "$@"\n').chmod(0o755)
+    project.write("Pipefile", 'SHELL = "./myshell -e"\n'
+                  "out :\n    python:\n        from rulerun.cluster import run_job\n"
+                  "        open(output[0], 'w').write(run_job('echo hi | cat')[0])\n")
+    result = project.run("--local", "out")
+    assert result.returncode == 0, result.stderr
+    assert project.read("shell.args") == "-e\n-c\necho hi | cat\n" and project.read("out") == "hi\n"
+
+
+def test_run_job_fails_on_a_failing_command_in_a_pipe(project):
+    project.write("Pipefile", "out :\n    python:\n        from rulerun.cluster import run_job\n"
+                  "        run_job('false | cat', run_locally=True)\n        open(output[0], 'w').close()\n")
+    result = project.run("--local", "out")
+    assert result.returncode == 1 and "ClusterJobError: local job failed: exit status 1" in result.stderr
+    assert not project.exists("out")

@@ -1,13 +1,18 @@
 """Two and three rulerun processes started at once on one tree: one builds, the others wait for
 the run lock and then find everything up to date. Every job records its start and end; no job
-may run twice, let alone twice at once, and the state database must stay sound."""
+may run twice, let alone twice at once, and the state database must stay sound. The lock holds
+even when .rulerun is removed under a running build."""
 
 from __future__ import annotations
 
 import os
+import queue
+import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections import defaultdict
 
 import pytest
@@ -105,3 +110,38 @@ def test_simultaneous_runs_take_turns_and_build_everything_once(project, process
         db.close()
     again = project.run("all")
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr
+
+
+def test_removing_rulerun_during_a_run_does_not_let_a_second_run_in(project):
+    # the job says when it starts and ends, and ends only once the test says so
+    project.write("Pipefile", "out :\n    shell: echo start >> spans; until [ -e go ]; do sleep 0.02; done; "
+                              "echo end >> spans; touch {output}\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+
+    def start():
+        return subprocess.Popen([sys.executable, "-m", "rulerun", "out"], cwd=project.root, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def starts() -> int:
+        return project.read("spans").count("start") if project.exists("spans") else 0
+
+    first, second, waiting = start(), None, queue.Queue()
+    try:
+        deadline = time.time() + 20
+        while starts() < 1 and time.time() < deadline:
+            time.sleep(0.02)
+        shutil.rmtree(project.root / ".rulerun")   # its lock file too
+        second = start()
+        threading.Thread(target=lambda: [waiting.put(line) for line in second.stderr], daemon=True).start()
+        while starts() < 2 and waiting.empty() and time.time() < deadline:
+            time.sleep(0.02)
+        assert starts() == 1, "the second run started the job while the first was running it"
+        assert "another rulerun is running in this directory; waiting" in waiting.get(timeout=1)
+    finally:
+        project.write("go")
+        first.communicate(timeout=30)
+        if second is not None:
+            second.wait(timeout=30)
+    assert first.returncode == 0 and second.returncode == 0
+    lines = project.read("spans").split()
+    assert lines == ["start", "end"] * (len(lines) // 2)   # one at a time

@@ -5,6 +5,7 @@ that fail in every way a process boundary allows, and the run lock."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -212,6 +213,13 @@ def test_failed_job_is_reported_and_leaves_no_output(project):
     assert not project.exists("needs_bad")
 
 
+def test_a_failing_command_in_a_pipe_fails_the_job_and_leaves_no_output(project):
+    project.write("Pipefile", "out :\n    shell: echo partial | grep -q no-such-text | cat > {output}\n")
+    result = project.run("out")
+    assert result.returncode == 1 and "FAILED: rule 'out'" in result.stderr
+    assert not project.exists("out") and project.exists(".rulerun/failed/out")
+
+
 def test_without_k_running_jobs_finish_and_no_new_ones_start(project):
     project.write("Pipefile", FAILING.replace("ok1 :\n    shell: touch ok1", "ok1 :\n    shell: sleep 0.5; touch ok1"))
     result = project.run("-j", "2", "all")
@@ -329,6 +337,79 @@ def test_sigterm_behaves_like_ctrl_c(project):
     assert proc.returncode == 130 and not project.exists("a")
 
 
+def _marked_sleep() -> str:
+    """A sleep command only this test's job runs, to find its process by."""
+    return f"sleep 30.{os.getpid()}{int(time.time() * 1000) % 100000}"
+
+
+def _pids_of(command: str) -> bytes:
+    return subprocess.run(["pgrep", "-f", command], capture_output=True).stdout
+
+
+def _start_slow_run(project, **popen):
+    nap = _marked_sleep()
+    project.write("Pipefile", f"a :\n    shell: echo partial > a; {nap}\n")
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "rulerun", "a"], cwd=project.root,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), text=True, **popen)
+    deadline = time.time() + 20
+    while time.time() < deadline and not _pids_of(nap):
+        time.sleep(0.02)
+    assert _pids_of(nap)
+    return proc, nap
+
+
+def _stops_within(proc, nap: str, seconds: float) -> float:
+    """Seconds until the job `nap` was gone, at most `seconds` (then the job is killed)."""
+    started = time.time()
+    while _pids_of(nap) and time.time() - started < seconds:
+        time.sleep(0.02)
+    took = time.time() - started
+    for pid in _pids_of(nap).split():
+        os.kill(int(pid), signal.SIGKILL)   # the job of a run that failed to stop it
+    proc.wait(timeout=20)
+    return took
+
+
+def test_sighup_behaves_like_sigterm(project):
+    proc, nap = _start_slow_run(project)
+    proc.send_signal(signal.SIGHUP)   # a dropped ssh session: the job, in a session of its own, gets nothing
+    assert _stops_within(proc, nap, 5) < 2
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr.read()
+    assert not project.exists("a") and project.read(".rulerun/failed/a") == "partial\n"
+
+
+def test_sighup_after_the_terminal_went_away_still_stops_the_jobs(project):
+    import pty
+
+    terminal, tty = pty.openpty()
+    proc, nap = _start_slow_run(project, stdout=tty, stderr=tty)
+    os.close(tty)
+    os.close(terminal)   # the ssh session dropped: writing to the terminal now fails with EIO
+    proc.send_signal(signal.SIGHUP)
+    assert _stops_within(proc, nap, 5) < 2
+    assert proc.returncode == 130 and not project.exists("a")
+
+
+def test_sighup_is_ignored_under_nohup(project):
+    project.write("Pipefile", "a :\n    shell: touch started; until [ -e go ]; do sleep 0.02; done; "
+                              "touch a\n")
+    proc = subprocess.Popen([sys.executable, "-m", "rulerun", "a"], cwd=project.root,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not project.exists("started"):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGHUP)
+    finally:
+        project.write("go")
+    proc.communicate(timeout=20)
+    assert proc.returncode == 0 and project.exists("a")
+
+
 PYTHON_FAILURES = """
 python:
     import os, threading
@@ -385,20 +466,36 @@ def test_python_traceback_points_into_the_pipefile(project):
 
 
 def test_second_run_waits_for_the_lock(project):
-    from rulerun.store.lock import RunLock
+    from rulerun.store.lock import RUNNING_IN, RunLock
 
     project.write("Pipefile", "a :\n    shell: touch a\n")
-    lock = RunLock(str(project.root / ".rulerun"))
+    lock = RunLock(str(project.root))
     lock.acquire(wait=False)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    del env[RUNNING_IN]  # the run below is not one of this lock holder's jobs
     proc = subprocess.Popen([sys.executable, "-m", "rulerun", "a"], cwd=project.root,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()
     assert "another rulerun (pid" in line and "waiting" in line
     assert not project.exists("a")
     lock.release()
     proc.communicate(timeout=20)
     assert proc.returncode == 0 and project.exists("a")
+
+
+@pytest.mark.parametrize("action", [
+    f"shell: {shlex.quote(sys.executable)} -m rulerun -C . other",
+    "python:\n        import subprocess\n"
+    f"        subprocess.run([{sys.executable!r}, '-m', 'rulerun', 'other'], check=True)",
+])
+def test_a_job_that_runs_rulerun_on_its_own_project_fails_at_once(project, action):
+    project.write("Pipefile", f"outer :\n    {action}\nother :\n    shell: touch other\n")
+    result = project.run("outer", timeout=30)   # it used to wait for its own run forever
+    assert result.returncode == 1 and "FAILED: rule 'outer'" in result.stderr
+    assert "rulerun is already running in this directory: this job is one of its jobs" in result.stderr
+    assert "hint: a job can't run rulerun on its own project" in result.stderr
+    assert not project.exists("other")
+    assert project.run("other").returncode == 0   # the marker is the run's, not the directory's
 
 
 def test_values_from_paths_are_quoted(project):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol
 
+from rulerun.run import shell as shells
+
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -19,7 +21,8 @@ class JobSpec:
     `command` is the shell script after substitution (kind 'shell') or the Python source of the
     action (kind 'python'). `log_path` receives the job's stdout and stderr. `native_spec`
     and `queue` are set for cluster rules (native_spec may be ''). `env` is the environment
-    the job must see (the submitter's, passed explicitly to cluster jobs).
+    the job must see (the submitter's, passed explicitly to cluster jobs). `shell` is the
+    shell's command line (rulerun.run.shell), for shell actions and the cluster jobs of run_job.
     """
 
     key: int
@@ -37,6 +40,7 @@ class JobSpec:
     queue: str | None = None
     retries: int = 0
     env: Mapping[str, str] | None = None
+    shell: tuple[str, ...] = shells.DEFAULT
 
     @property
     def label(self) -> str:

@@ -1,5 +1,6 @@
-"""Run jobs on this machine: shell actions as `/bin/sh -e` in their own process group, Python
-actions in worker processes that keep the Pipefile's namespace loaded.
+"""Run jobs on this machine: shell actions with their shell (`bash -euo pipefail` unless the
+Pipefile's SHELL says otherwise) in their own process group, Python actions in worker processes
+that keep the Pipefile's namespace loaded.
 
 Shell jobs are waited for by one reaper thread (a pidfd per process, in one epoll set), which
 also copies their output into their logs; each Python job has one thread that serves its worker. The scheduler caps how many run at once.
@@ -19,7 +20,9 @@ import threading
 import time
 from typing import Callable
 
+from rulerun.run import shell as shells
 from rulerun.run.executor import Done, JobResult, JobSpec, abort_all
+from rulerun.store.lock import RUNNING_IN
 
 GRACE_SECONDS = 1.0
 
@@ -86,7 +89,7 @@ class ShellRunner:
             raise
 
     def _spawn(self, spec: JobSpec, output: int) -> subprocess.Popen:
-        argv = command_line(spec.command)
+        argv = command_line(spec.command, spec.shell)
         # looked up here once per program, not by the child trying each PATH entry in turn
         executable = None if spec.env or "/" in argv[0] else _program(argv[0])
         if self._devnull is None:
@@ -298,19 +301,23 @@ def _have_pidfds() -> bool:
         return False
 
 
-# Words that mean something to the shell itself: a command using any of them needs /bin/sh.
+# Words that mean something to the shell itself: a command using any of them needs the shell.
 _SHELL_SYNTAX = re.compile(r"""[\n$`;&|<>()*?\[\]{}~#!\\"=]""")
 _SINGLE_QUOTED = re.compile(r"'[^']*'")
 _SHELL_WORDS = frozenset(
     "alias bg break case cd command continue do done echo elif else esac eval exec exit export fc fg "
     "fi for getopts hash if in jobs kill local printf pwd read readonly return set shift test then "
-    "times trap type ulimit umask unalias unset until wait while . : [ true false".split())
+    "times trap type ulimit umask unalias unset until wait while . : [ true false "
+    # bash's own (the default shell): `time make` is bash's keyword, not /usr/bin/time
+    "builtin caller coproc declare disown enable function let logout mapfile popd pushd readarray "
+    "select shopt source time typeset".split())
 
 
-def command_line(script: str) -> list[str]:
-    """How to run `script`: as `/bin/sh -e -c script`, or, when it is one simple command with
+def command_line(script: str, shell: tuple[str, ...] = shells.DEFAULT) -> list[str]:
+    """How to run `script`: as `SHELL... -c script`, or, when it is one simple command with
     nothing for the shell to do (as GNU make does), by executing the program directly: the
-    same result with one process instead of two, which matters for thousands of small jobs."""
+    same result with one process instead of two, which matters for thousands of small jobs.
+    (A pipe is shell syntax: it goes through the shell, whose pipefail sees every command.)"""
     if not _SHELL_SYNTAX.search(_SINGLE_QUOTED.sub("", script)):  # nothing is special inside '…'
         try:
             words = shlex.split(script)
@@ -318,13 +325,13 @@ def command_line(script: str) -> list[str]:
             words = []
         if words and words[0] not in _SHELL_WORDS and _program(words[0]):
             return words
-    return ["/bin/sh", "-e", "-c", script]
+    return shells.script_argv(shell, script)
 
 
 @functools.lru_cache(maxsize=256)
 def _program(name: str) -> str | None:
     """The absolute path of program `name` (on PATH, or a path to one); None if there is none, and
-    /bin/sh then reports it as usual. Looked up once per run: PATH is not expected to change."""
+    the shell then reports it as usual. Looked up once per run: PATH is not expected to change."""
     path = shutil.which(name)
     return os.path.abspath(path) if path else None
 
@@ -421,7 +428,10 @@ class _Worker:
         from rulerun.run import worker
 
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=worker.main, args=(child, path, overrides, os.getcwd()),
+        # the run lock's variable as it is now: the forkserver a worker is forked from keeps the
+        # environment it started with, perhaps in an earlier build of this process
+        marker = {RUNNING_IN: os.environ.get(RUNNING_IN)}
+        self.process = context.Process(target=worker.main, args=(child, path, overrides, os.getcwd(), marker),
                                        daemon=True)
         self.process.start()
         child.close()

@@ -33,7 +33,7 @@ from rulerun.store.state import State
 
 
 class Interrupted(Exception):
-    """Ctrl-C or SIGTERM reached the run loop."""
+    """Ctrl-C, SIGTERM or SIGHUP reached the run loop."""
 
 
 @dataclass
@@ -313,11 +313,14 @@ class Scheduler:
 
 
 class _DeferredSignals:
-    """SIGINT and SIGTERM during the run loop only set a flag, acted on by `check()` between two
-    steps of the loop. Raised at any bytecode (Python's default), KeyboardInterrupt could land
-    between taking a result off the queue and recording it, or between starting a process and
-    registering it: that job would then never be stopped or waited for, and the run would hang
-    waiting for its result. In a thread other than the main one (no signals there) this does nothing."""
+    """SIGINT, SIGTERM and SIGHUP (the terminal went away: a dropped ssh session, which does not
+    reach the jobs, each in a session of its own) during the run loop only set a flag, acted on
+    by `check()` between two steps of the loop. Raised at any bytecode (Python's default),
+    KeyboardInterrupt could land between taking a result off the queue and recording it, or
+    between starting a process and registering it: that job would then never be stopped or
+    waited for, and the run would hang waiting for its result. A signal ignored when rulerun
+    started stays ignored, as in make: `nohup rulerun` goes on after a hangup. In a thread
+    other than the main one (no signals there) this does nothing."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -325,8 +328,9 @@ class _DeferredSignals:
 
     def __enter__(self) -> "_DeferredSignals":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._saved[sig] = signal.signal(sig, self._note)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._saved[sig] = signal.signal(sig, self._note)
         return self
 
     def _note(self, signum, frame) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from rulerun.lang.model import PythonAction, ShellAction
 from rulerun.plan.graph import Job
+from rulerun.run import shell as shells
 from rulerun.run.executor import JobSpec
 from rulerun.store.layout import LOG_DIR
 
@@ -25,8 +26,10 @@ def log_path(job: Job) -> str:
 class Specs:
     """Turns jobs into JobSpecs, for one loaded Pipefile's namespace."""
 
-    def __init__(self, namespace: Mapping[str, Any], workdir: str | None = None):
+    def __init__(self, namespace: Mapping[str, Any], shell: tuple[str, ...] = shells.DEFAULT,
+                 workdir: str | None = None):
         self.namespace = namespace
+        self.shell = shell
         self.workdir = workdir or os.getcwd()
 
     def __call__(self, job: Job) -> JobSpec:
@@ -36,7 +39,7 @@ class Specs:
             key=job.id, rule=rule.name, kind=kind, command=self.command(job),
             outputs=tuple(job.outputs), inputs=tuple(job.inputs), log_path=log_path(job),
             workdir=self.workdir, wildcards=job.wildcards, stem=job.stem, rule_index=rule.index,
-            native_spec=_native_spec(rule), queue=rule.queue, retries=rule.retries)
+            native_spec=_native_spec(rule), queue=rule.queue, retries=rule.retries, shell=self.shell)
 
     def command(self, job: Job) -> str:
         """The shell script with every {…} substituted, or the Python action's source."""

@@ -31,10 +31,16 @@ class Wildcards(dict):
             raise AttributeError(f"no wildcard named '{name}'") from None
 
 
-def main(conn, pipefile_path: str, overrides: dict[str, str], workdir: str) -> None:
-    """Entry point of a worker process."""
+def main(conn, pipefile_path: str, overrides: dict[str, str], workdir: str,
+         environ: dict[str, str | None] | None = None) -> None:
+    """Entry point of a worker process; `environ`: variables to set (a value) or unset (None)."""
     global _conn
     _conn = conn
+    for name, value in (environ or {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides how a run stops
     os.setpgid(0, 0)  # so the whole group (the action's own children too) can be stopped
     os.chdir(workdir)
@@ -77,7 +83,9 @@ def _load(path: str, overrides: dict[str, str]):
 
 def _run(spec: JobSpec, namespace: dict, rules, codes: dict) -> tuple[bool, str, str]:
     from rulerun.lang.namespace import compile_block
+    from rulerun.run.cluster import session as cluster
 
+    cluster.set_shell(spec.shell)  # run_job's commands run with the Pipefile's shell too
     rule = rules[spec.rule_index]
     code = codes.get(spec.rule_index)
     if code is None:

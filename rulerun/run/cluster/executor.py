@@ -51,7 +51,7 @@ class DrmaaExecutor:
         request = make_request(spec.command, rule=spec.rule, workdir=spec.workdir, env=spec.env,
                                queue=spec.queue, native_spec=spec.native_spec,
                                outputs=spec.outputs, retries=spec.retries, key=spec.key,
-                               wildcards=spec.wildcards, stem=spec.stem)
+                               wildcards=spec.wildcards, stem=spec.stem, shell=spec.shell)
         thread = threading.Thread(target=self._carry_out, args=(session, spec, request, done),
                                   name=f"drmaa-{request.name}", daemon=True)
         with self._lock:

@@ -16,7 +16,7 @@ def services(cluster) -> dict[str, Callable]:
         from rulerun.run.cluster import session
 
         if cluster is None:
-            return session.run_here(request.command, request.env, request.workdir, request.key)
+            return session.run_here(request.command, request.env, request.workdir, request.key, request.shell)
         return cluster.get().session().run(request)
 
     return {"cluster_run": cluster_run}

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from rulerun.errors import ClusterSetupError
+from rulerun.run import shell as shells
 from rulerun.run.executor import JobResult
 from rulerun.run.touch import touch
 from rulerun.run.cluster.tls import REEXEC_MARKER, TLS_TUNABLE, reexec_with_tls_fix, tls_restart_due  # noqa: F401
@@ -131,7 +132,7 @@ def native_specification(queue: str | None, native_spec: str | None) -> str:
 class JobRequest:
     """One cluster job as plain data (it may cross a process boundary)."""
 
-    command: str                       # shell script text, run with /bin/sh -e
+    command: str                       # shell script text, run with `shell`
     rule: str                          # for messages
     name: str                          # sanitised job name
     workdir: str                       # absolute; also where .rulerun/cluster lives
@@ -141,19 +142,22 @@ class JobRequest:
     retries: int = 0
     keep_files: bool = False
     key: int = -1
+    shell: tuple[str, ...] = shells.DEFAULT   # the shell's command line (rulerun.run.shell)
 
 
 def make_request(command: str, *, rule: str, workdir: str | None = None, name: str | None = None,
                  env: Mapping[str, str] | None = None, queue: str | None = None,
                  native_spec: str | None = None, outputs=(), retries: int = 0,
                  keep_files: bool = False, key: int = -1,
-                 wildcards: Mapping[str, str] | None = None, stem: str | None = None) -> JobRequest:
+                 wildcards: Mapping[str, str] | None = None, stem: str | None = None,
+                 shell: tuple[str, ...] | None = None) -> JobRequest:
     """A JobRequest with every default worked out (name, environment, native specification)."""
     return JobRequest(command=command, rule=rule, name=job_name(name or rule, wildcards, stem),
                       workdir=os.path.abspath(workdir or os.getcwd()), env=job_environment(env),
                       native_spec=native_specification(queue, native_spec),
                       outputs=tuple(outputs or ()), retries=max(0, retries or 0),
-                      keep_files=keep_files, key=key)
+                      keep_files=keep_files, key=key,
+                      shell=shells.resolved(shell or _shell))
 
 
 # ------------------------------------------------------------------------------ job files
@@ -353,8 +357,9 @@ class ClusterSession:
             session = self._live()
             template = session.createJobTemplate()
             try:
-                template.remoteCommand = "/bin/sh"
-                template.args = ["-e", files.script]
+                program, *args = shells.file_argv(request.shell, files.script)
+                template.remoteCommand = program
+                template.args = args
                 template.jobName = request.name
                 template.workingDirectory = request.workdir
                 template.outputPath = ":" + files.stdout
@@ -504,6 +509,7 @@ class ClusterJobError(Exception):
 
 Submitter = Callable[[JobRequest], JobResult]
 _submitter: Submitter | None = None
+_shell: tuple[str, ...] = shells.DEFAULT   # run_job's shell: the Pipefile's, in a worker (set_shell)
 
 
 def set_submitter(submitter: Submitter | None) -> Submitter | None:
@@ -514,13 +520,19 @@ def set_submitter(submitter: Submitter | None) -> Submitter | None:
     return previous
 
 
+def set_shell(shell: tuple[str, ...]) -> None:
+    """Run the commands of run_job with `shell` (a Python action's worker sets its Pipefile's)."""
+    global _shell
+    _shell = tuple(shell)
+
+
 def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | None = None,
             job_other_options: str | None = None, job_environment: Mapping[str, str] | None = None,
             working_directory: str | None = None, run_locally: bool = False,
             touch_only: bool = False, output_files=None, retain_job_scripts: bool = False,
             logger=None, drmaa_session=None) -> tuple[str, str]:
-    """Run shell command `cmd_str` (with /bin/sh -e) on the cluster and return its (stdout,
-    stderr) text; raise ClusterJobError if it fails.
+    """Run shell command `cmd_str` (with the shell set_shell named, by default bash -euo pipefail)
+    on the cluster and return its (stdout, stderr) text; raise ClusterJobError if it fails.
 
     Like Ruffus's drmaa_wrapper.run_job, except that output comes back as text, not lists of
     lines, and `job_environment` adds to this process's environment instead of replacing it.
@@ -570,10 +582,11 @@ def _submit_for_run_job(request: JobRequest, drmaa_session) -> JobResult:
         session.close()
 
 
-def run_here(command: str, env: Mapping[str, str], workdir: str, key: int = -1) -> JobResult:
+def run_here(command: str, env: Mapping[str, str], workdir: str, key: int = -1,
+             shell: tuple[str, ...] | None = None) -> JobResult:
     """Run shell `command` on this machine and capture its output: what run_job(run_locally=True)
     and a run with --local do instead of submitting."""
-    proc = subprocess.run(["/bin/sh", "-e", "-c", command], cwd=workdir, env=dict(env),
+    proc = subprocess.run(shells.script_argv(shell or _shell, command), cwd=workdir, env=dict(env),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
     if proc.returncode == 0:
         return JobResult(key, True, stdout=proc.stdout, stderr=proc.stderr)

@@ -2,8 +2,9 @@
 
     load(options)        Pipefile text -> Loaded(checked Pipefile, namespace)    rulerun.lang
     plan_for(...)        -> Plan(graph, decisions, ...)                          rulerun.plan
-    then one of          --list, --graph, -n (plan.explain), --watch, build()    rulerun.run
+    then one of          --list, --graph, -n (plan.explain), build()             rulerun.run
 
+(--watch is watch.py, above this module, which loads, plans and builds once per change.)
 `build` is what a single run and each rebuild of watch mode have in common: the run lock, the
 cluster set-up (from the Pipefile, then from the plan's decisions), the run loop, and the no-op
 record written from what the run saw.
@@ -80,10 +81,6 @@ def run(options: Options, basis=None) -> int:
                              "it is defined as a string anyway")
     if options.list_rules:
         return list_rules(loaded.pipefile)
-    if options.watch:
-        from rulerun.watch import watch
-
-        return watch(options, reporter)
     state = State(readonly=options.dry_run or options.graph)
     try:
         for text in state.warnings:

@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             if options.verbosity >= 0:
                 sys.stdout.write(record.NOTHING_TO_DO + "\n")
             return 0
+        if options.watch:
+            return _watch(options)
         from rulerun.app import run
 
         return run(options, basis)
@@ -101,6 +103,18 @@ def _say(stream, text: str) -> None:
         stream.flush()
     except OSError:
         pass
+
+
+def _watch(options: Options) -> int:
+    """--watch: build, then rebuild on every change, until Ctrl-C (a Pipefile that is broken
+    is reported and waited for; one that does not exist is a usage error)."""
+    from rulerun.ui import make_reporter
+    from rulerun.watch import watch
+
+    if not os.path.exists(options.file):
+        raise UsageError(f"no Pipefile here: '{options.file}' does not exist in {os.getcwd()}",
+                         hint="run rulerun in a directory with a Pipefile, or name one with -f FILE (or -C DIR)")
+    return watch(options, make_reporter(options.verbosity))
 
 
 def _terminate(signum, frame) -> None:

@@ -263,6 +263,7 @@ class WatchLoop:
         self.building = False
 
     def run(self) -> int:
+        self._watch(self.watched)  # the Pipefile at least, should the first load fail
         status = self._build("built")
         self.options = replace(self.options, force=False)  # -B forces the first build only
         self.reporter.note(f"watching {self.watched.describe()} for changes; Ctrl-C to stop")

@@ -234,6 +234,16 @@ def test_a_broken_pipefile_is_reported_and_a_fix_resumes(tree, start):
     assert tree.runs() == ["up a.up", "join joined"]
 
 
+def test_a_watch_started_on_a_broken_pipefile_waits_for_the_fix(tree, start):
+    upper_tree(tree)
+    tree.write("Pipefile", UPPER + "    x\ty\n")
+    watch = start()
+    assert "Pipefile:" in watch.output() and tree.runs() == []
+    tree.write("Pipefile", UPPER)
+    watch.expect(r"^rebuilt: 3 jobs ran")
+    assert sorted(tree.runs()) == ["join joined", "up a.up", "up b.up"]
+
+
 def test_a_deleted_source_is_reported_and_watching_goes_on(tree, start):
     tree.write("Pipefile", """\
         report : a.txt b.txt

@@ -372,3 +372,56 @@ def test_a_basis_is_given_up_when_another_run_wrote_the_record_again(chain):
     assert not basis.current()
     record.write_bytes(data)  # written again by another run: another file
     assert not basis.current()
+
+
+def test_a_build_that_ran_jobs_writes_the_record_without_resolving_again(project, monkeypatch):
+    """The record comes from the run's own plan and observations: one resolution, one decision
+    per job, and the next run is answered from it."""
+    from rulerun.cli import main
+    from rulerun.plan.decide import Decisions
+    from rulerun.plan.resolve import Resolver
+
+    project.write("Pipefile", "task all : src/*.out\n%.out : %.mid\n    shell: cp {input} {output}\n"
+                              "%.mid : %.txt\n    shell: cp {input} {output}\n")
+    for name in "abc":
+        project.write(f"src/{name}.txt", name)
+    resolutions, decided = [], []
+    resolve, why = Resolver.resolve_targets, Decisions._why
+    monkeypatch.setattr(Resolver, "resolve_targets", lambda self, t: resolutions.append(t) or resolve(self, t))
+    monkeypatch.setattr(Decisions, "_why", lambda self, job: decided.append(job) or why(self, job))
+    assert main(["-q", "all"]) == 0
+    assert resolutions == [["all"]] and len(decided) == len(set(decided)) == 6  # the task has no action
+    assert project.exists(".rulerun/uptodate")
+    assert NOTHING in project.run("all").stdout
+
+
+def test_an_output_older_than_its_input_is_not_recorded_as_up_to_date(project):
+    """A job that leaves its output older than its input (cp -p, tar x) is run again by the
+    full decision; the record written from the run must not say otherwise."""
+    project.write("Pipefile", "out.txt : in.txt\n    shell: cp {input} {output} && touch -d 2000-01-01 {output}\n")
+    project.write("in.txt", "x\n")
+    assert project.run("out.txt").returncode == 0
+    again = project.run("out.txt")
+    assert again.returncode == 0 and NOTHING not in again.stdout  # the full decision ran it again
+
+
+def test_an_input_edited_while_its_job_runs_is_not_recorded_as_seen(project):
+    """The record keeps an input's time as its job started: an edit while the job ran makes the
+    next run decide (and run the job again), never answer from the record."""
+    import subprocess
+    import sys
+
+    project.write("Pipefile", "out.txt : in.txt\n    shell: cat {input} > {output}; sleep 1.5\n")
+    project.write("in.txt", "first\n")
+    from tests.conftest import REPO
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    running = subprocess.Popen([sys.executable, "-m", "rulerun", "out.txt"], cwd=project.root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not project.exists("out.txt") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    project.write("in.txt", "second\n")
+    assert running.wait(timeout=20) == 0
+    again = project.run("out.txt")
+    assert NOTHING not in again.stdout and project.read("out.txt") == "second\n"

@@ -146,6 +146,11 @@ class Tool:
     dry_flag: str = "-n"
     jobs_flag: str = "-j"
     note: str = ""
+    family: str = ""  # whose build files it reads, when not its name (rulerun-base: rulerun)
+
+    @property
+    def build_tool(self) -> str:
+        return self.family or self.name
 
     def command(self, phase: str, jobs: int) -> list[str]:
         if phase == "version":
@@ -166,20 +171,21 @@ def script_package_dir(script: str) -> Path | None:
     return Path(probe.stdout.strip()).resolve().parent if probe.returncode == 0 else None
 
 
-def installed_rulerun_tool() -> Tool:
-    """This checkout installed as a user installs it (a wheel, not an editable install) in a
-    virtual environment of the bench's own, bench/.venv-rulerun, reinstalled on every run so it
-    is this checkout's code. Start-up then costs what it costs a user: an editable install, or
-    the .pth files of a busy base interpreter, add tens of milliseconds to every command."""
-    python = RULERUN_VENV / "bin" / "python"
+def installed_rulerun_tool(source: Path = REPO, venv: Path = RULERUN_VENV, name: str = "rulerun") -> Tool:
+    """The checkout at `source` (default: this one) installed as a user installs it (a wheel,
+    not an editable install) in a virtual environment of the bench's own, reinstalled on every
+    run so it is that checkout's code. Start-up then costs what it costs a user: an editable
+    install, or the .pth files of a busy base interpreter, add tens of milliseconds to every
+    command."""
+    python = venv / "bin" / "python"
     if not python.exists():
-        print(f"creating {RULERUN_VENV} for an installed rulerun (benchmark only) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(RULERUN_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(REPO)],
+        print(f"creating {venv} for an installed rulerun (benchmark only) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(source)],
                    check=True)
-    script = RULERUN_VENV / "bin" / "rulerun"
-    return Tool("rulerun", [str(script)], dict(os.environ), note=f"installed from this checkout: {script}")
+    script = venv / "bin" / "rulerun"
+    return Tool(name, [str(script)], dict(os.environ), note=f"installed from {source}: {script}", family="rulerun")
 
 
 def rulerun_tool() -> Tool:
@@ -334,7 +340,7 @@ class Case:
 
     @property
     def build_file(self) -> str:
-        return BUILD_FILES[self.tool.name]
+        return BUILD_FILES[self.tool.build_tool]
 
     def dead(self, phase: str) -> bool:
         """A phase that timed out once is not tried again."""
@@ -389,7 +395,7 @@ def run_size(spec: Workload, n: int, tools: list[Tool], args) -> list[Case]:
     cases = []
     for tool in tools:
         root = args.work / f"{spec.name}-{n}" / tool.name
-        generate(spec.name, n, tool.name, root)
+        generate(spec.name, n, tool.build_tool, root)
         cases.append(Case(spec, n, tool, root))
     for r in range(rounds_for(n, args)):
         print(f"{spec.name} N={n} round {r + 1}/{rounds_for(n, args)}", flush=True)
@@ -506,6 +512,9 @@ def parse_args(argv=None):
                    "bench/work/quick with --quick, so that CI does not disturb a full run)")
     p.add_argument("--quick", action="store_true",
                    help="CI: smallest size of each workload, rulerun only, one round, correctness")
+    p.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                   help="also measure the rulerun of another checkout (e.g. a clone at an older "
+                        "commit), as the tool rulerun-base, side by side with this one")
     p.add_argument("--in-place", action="store_true",
                    help="run the rulerun of this checkout as it is (console script or python -m) "
                         "instead of installing it into bench/.venv-rulerun (implied by --quick)")
@@ -532,6 +541,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     (args.work / "logs").mkdir(parents=True, exist_ok=True)
     tools = [make_tool(name, installed=not args.in_place) for name in args.tools]
+    if args.baseline:
+        tools.append(installed_rulerun_tool(args.baseline.resolve(), BENCH / ".venv-rulerun-base", "rulerun-base"))
+        args.tools = [*args.tools, "rulerun-base"]
     header = environment(tools, args)
     print(header, flush=True)
     cases: list[Case] = []

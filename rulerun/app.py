@@ -66,7 +66,11 @@ class Project:
         return [default]
 
     def graph(self):
-        return self.resolver.resolve_targets(self.targets())
+        from rulerun.plan.conflicts import refuse_conflicting_outputs
+
+        graph = self.resolver.resolve_targets(self.targets())
+        refuse_conflicting_outputs(graph.jobs)  # before anything runs, -n included
+        return graph
 
 
 def build(project: Project, graph, reporter, basis=None) -> int:

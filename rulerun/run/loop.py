@@ -22,6 +22,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from rulerun.plan.conflicts import refuse_conflicting_outputs
 from rulerun.plan.decide import Dirty
 from rulerun.run.executor import Executor, JobResult, JobSpec
 from rulerun.plan.graph import Job, JobGraph
@@ -212,6 +213,7 @@ class Scheduler:
     def _expand(self, job: Job) -> list[Job]:
         counted_before = self.dirty.must_run(job) and _has_action(job)
         new = [j for j in self.resolver.expand(job) if j not in self._remaining]
+        refuse_conflicting_outputs([*self._remaining, *new])  # the split's outputs are known now
         self._add(new)
         for dep in job.deps:
             if job not in self._dependents.setdefault(dep, []):

@@ -25,14 +25,12 @@ from dataclasses import dataclass, field
 from rulerun.plan.conflicts import refuse_conflicting_outputs
 from rulerun.plan.decide import Dirty
 from rulerun.run.executor import Executor, JobResult, JobSpec
+from rulerun.run.outputs import SetAside, quarantine
 from rulerun.plan.graph import Job, JobGraph
 from rulerun.lang.model import Pipefile
 from rulerun.plan.resolve import Resolver
-from rulerun.store.state import STATE_DIR, State
+from rulerun.store.state import State
 from rulerun.plan.work import Work, job_key
-
-QUARANTINE = os.path.join(STATE_DIR, "failed")
-
 
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM reached the run loop."""
@@ -43,7 +41,7 @@ class Failure:
     job: Job
     spec: JobSpec
     result: JobResult
-    quarantined: list[str] = field(default_factory=list)
+    quarantined: SetAside = field(default_factory=SetAside)
 
 
 @dataclass
@@ -281,8 +279,7 @@ class Scheduler:
         """Output directories exist before a job starts; a split rule's old outputs are removed
         so that only what this run makes counts as its outputs."""
         if job.is_split:
-            for old in job.outputs:
-                _remove(old)
+            quarantine(job.outputs)  # set aside, not deleted: the glob may match what it did not make
         for output in job.outputs:
             directory = os.path.dirname(output)
             if directory and directory not in self._made_dirs:
@@ -307,7 +304,7 @@ class Scheduler:
                 self.reporter.job_finished(job, spec, result, time.monotonic() - started)
                 freed.extend(self._completed(job))
             else:
-                self._failed(job, spec, result, _quarantine(job.outputs))
+                self._failed(job, spec, result, quarantine(job.outputs))
         self._advance(freed)
 
     def _check_outputs(self, job: Job, result: JobResult) -> JobResult:
@@ -332,7 +329,7 @@ class Scheduler:
         signature["newest_input"] = self._newest_input.pop(job.id, 0)
         return signature
 
-    def _failed(self, job: Job, spec: JobSpec, result: JobResult, quarantined: list[str]) -> None:
+    def _failed(self, job: Job, spec: JobSpec, result: JobResult, quarantined: SetAside) -> None:
         failure = Failure(job, spec, result, quarantined)
         if result.interrupted:
             self.reporter.job_interrupted(failure)
@@ -397,32 +394,3 @@ def _newest_mtime(paths: list[str]) -> int:
 
 def _has_action(job: Job) -> bool:
     return job.rule is not None and job.rule.action is not None
-
-
-def _quarantine(outputs: list[str]) -> list[str]:
-    """Move what a failed job left behind to .rulerun/failed/, so nothing half-made looks finished."""
-    moved = []
-    for output in outputs:
-        if not os.path.lexists(output):
-            continue
-        target = os.path.join(QUARANTINE, output.lstrip("/"))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        _remove(target)
-        try:
-            os.replace(output, target)
-            moved.append(target)
-        except OSError:
-            _remove(output)
-    return moved
-
-
-def _remove(path: str) -> None:
-    import shutil
-
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-    except FileNotFoundError:
-        pass

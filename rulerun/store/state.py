@@ -167,11 +167,16 @@ class State:
         """In one transaction: each succeeded (job key, outputs, signature) gets its signature
         and loses its incomplete marks; each failed (job key, outputs) loses both, as its outputs
         are gone; each started (job key, outputs) is marked incomplete. The run loop commits once
-        per turn, before the jobs it starts: a transaction costs more than its rows."""
+        per turn, before the jobs it starts: a transaction costs more than its rows.
+
+        A failed job's output still at its path is one the quarantine had to leave there (a
+        directory on another file system, a path through a symlink out of the project): it stays
+        marked incomplete, or the next run would take it for finished by its time alone."""
         now = time.time()
         succeeded, failed = list(succeeded), list(failed)
         ended = [(key,) for key, *_ in succeeded + failed]
         marks = [(out, key, now) for key, outputs in started for out in dict.fromkeys([*outputs, key])]
+        marks += [(out, key, now) for key, outputs in failed for out in outputs if os.path.lexists(out)]
         with self._transaction() as db:
             db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?)",
                            [(key, json.dumps(sig, sort_keys=True), now) for key, _, sig in succeeded])

@@ -252,13 +252,16 @@ class Scheduler:
         return batch
 
     def _start(self, batch: list[Job]) -> None:
-        specs = [(job, self.work.spec(job)) for job in batch]
+        specs = [(job, *_spec(self.work, job)) for job in batch]
         self._commit(batch)
-        for job, spec in specs:
+        for job, spec, unrenderable in specs:
             self._newest_input[job.id] = _newest_mtime(job.inputs)
             self._running[job.id] = (job, spec, time.monotonic())
             self.reporter.job_started(job, spec, self.dirty.reasons.get(job, []))
             try:
+                if unrenderable:
+                    self._events.put(JobResult(spec.key, False, unrenderable))
+                    continue
                 self._prepare_outputs(job)
                 self.executor.start(spec, self._events.put)
             except OSError as exc:  # e.g. its output directory is on a read-only or full disk
@@ -390,6 +393,16 @@ def _newest_mtime(paths: list[str]) -> int:
         except OSError:
             pass
     return newest
+
+
+def _spec(work: Work, job: Job) -> tuple[JobSpec, str | None]:
+    """The job's spec; or, when its command can't be made (`{input[1]}` in a job with one
+    input), a spec showing the action as written and why it can't run: that job fails, the
+    others go on."""
+    try:
+        return work.spec(job), None
+    except ValueError as exc:
+        return work.spec(job, command=job.rule.action.script), f"its command can't be made: {exc}"
 
 
 def _has_action(job: Job) -> bool:

@@ -136,6 +136,8 @@ class Scheduler:
                 self._stopping = True
                 self.executor.abort()  # e.g. the cluster can't be reached: leave no job behind
                 with contextlib.suppress(Exception):  # the first error is the one to show
+                    self._finish(self._aborted())  # their partial outputs are set aside, as for Ctrl-C
+                with contextlib.suppress(Exception):
                     self._commit([])  # what ended before it stays done (e.g. a split's expansion failed)
                 raise
         return self.outcome
@@ -160,6 +162,12 @@ class Scheduler:
         self.outcome.interrupted = True
         self.reporter.interrupted(len(self._running))
         self.executor.abort()
+        self._finish(self._aborted())
+        self._commit([])
+
+    def _aborted(self) -> list[JobResult]:
+        """After executor.abort(): the results of the jobs that were running, each marked
+        interrupted (waiting up to 10 s for them)."""
         results = []
         while self._running and len(results) < len(self._running):
             try:
@@ -168,8 +176,7 @@ class Scheduler:
                 break
         for result in results:
             result.interrupted = True
-        self._finish(results)
-        self._commit([])
+        return results
 
     # ------------------------------------------------------------------ planning
 

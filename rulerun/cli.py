@@ -116,7 +116,11 @@ def _terminate(signum, frame) -> None:
 
 
 def entry() -> None:
-    """The console script: SIGTERM stops a run as Ctrl-C does."""
+    """The console script: SIGTERM stops a run as Ctrl-C does; file names that are not UTF-8
+    are printed as the bytes they are (as ls does), whatever the terminal's encoding says."""
     signal.signal(signal.SIGTERM, _terminate)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     sys.exit(main())
 

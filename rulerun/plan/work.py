@@ -32,7 +32,7 @@ def job_key(job: Job) -> str:
 def log_path(job: Job) -> str:
     what = job.outputs[0] if job.outputs else job.name
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", what)[:80]
-    digest = hashlib.sha1("\0".join(job.outputs or [job.name]).encode()).hexdigest()[:8]
+    digest = hashlib.sha1("\0".join(job.outputs or [job.name]).encode("utf-8", "surrogateescape")).hexdigest()[:8]
     rule = re.sub(r"[^A-Za-z0-9._-]+", "_", job.name)[:60]
     return os.path.join(LOG_DIR, rule, f"{safe}.{digest}.log")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from rulerun.lang.check import script_location
 from rulerun.errors import PipefileError, UsageError
 from rulerun.lang.model import ShellAction
+from rulerun.lang.namespace import build_namespace
 from rulerun.lang.parse import load_pipefile
 from rulerun.source import Location
 
@@ -26,12 +28,20 @@ def error(text: str, overrides: dict[str, str] | None = None) -> PipefileError:
     return caught.value
 
 
+def _exit_reached(status: int) -> None:
+    raise AssertionError(f"os._exit({status}) was really called")
+
+
 @pytest.mark.parametrize("name", ERROR_CASES)
-def test_error_message(name: str):
-    """tests/errors/NAME.pipefile fails to load with exactly NAME.expected (as cli shows it)."""
+def test_error_message(name: str, monkeypatch):
+    """tests/errors/NAME.pipefile fails to load, or its top-level Python fails to run, with
+    exactly NAME.expected (as cli shows it)."""
+    monkeypatch.setattr(os, "_exit", _exit_reached)  # were it reached, pytest would end, passing
     text = (ERRORS / f"{name}.pipefile").read_text()
     expected = (ERRORS / f"{name}.expected").read_text()
-    assert error(text).show() + "\n" == expected
+    with pytest.raises(PipefileError) as caught:
+        build_namespace(load(text))
+    assert caught.value.show() + "\n" == expected
 
 
 def test_every_error_case_has_its_expected_message():

@@ -281,6 +281,15 @@ task all : a.done b.done c.done d.done
 """
 
 
+def test_os_exit_in_top_level_python_is_an_error_not_a_silent_success(project):
+    """os._exit(0) while the Pipefile loads ended rulerun at once with status 0, nothing built."""
+    project.write("Pipefile", "python:\n    import os\n    os._exit(0)\nout :\n    shell: touch out\n")
+    result = project.run("out")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("Pipefile:3:5: error in Python block: the Pipefile's Python called os._exit(0)\n")
+    assert "Traceback" not in result.stderr and not project.exists("out")
+
+
 def test_kill_9_then_rerun_reruns_exactly_the_unfinished(project):
     for name in "abcd":
         project.write(f"{name}.src")

@@ -286,10 +286,10 @@ class Scheduler:
                               started=[(job_key(j), j.outputs) for j in starting])
 
     def _prepare_outputs(self, job: Job) -> None:
-        """Output directories exist before a job starts; a split rule's old outputs are removed
+        """Output directories exist before a job starts; a split rule's old outputs are set aside
         so that only what this run makes counts as its outputs."""
         if job.is_split:
-            quarantine(job.outputs)  # set aside, not deleted: the glob may match what it did not make
+            quarantine(job.outputs)  # moved, not deleted: its glob may match files it did not make
         for output in job.outputs:
             directory = os.path.dirname(output)
             if directory and directory not in self._made_dirs:

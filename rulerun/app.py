@@ -69,7 +69,7 @@ class Project:
         from rulerun.plan.conflicts import refuse_conflicting_outputs
 
         graph = self.resolver.resolve_targets(self.targets())
-        refuse_conflicting_outputs(graph.jobs)  # before anything runs, -n included
+        refuse_conflicting_outputs(graph.jobs, graph.owners)  # before anything runs, -n included
         return graph
 
 

@@ -218,7 +218,7 @@ class Scheduler:
     def _expand(self, job: Job) -> list[Job]:
         counted_before = self.dirty.must_run(job) and _has_action(job)
         new = [j for j in self.resolver.expand(job) if j not in self._remaining]
-        refuse_conflicting_outputs([*self._remaining, *new])  # the split's outputs are known now
+        refuse_conflicting_outputs([*new, *job.deps], self.graph.owners)  # deps: the splits, their outputs known now
         self._add(new)
         for dep in job.deps:
             if job not in self._dependents.setdefault(dep, []):

@@ -147,7 +147,7 @@ class _RuleChecker:
             first = seen.setdefault(os.path.normpath(pattern.text), pattern)
             if first is pattern:
                 continue
-            same = f"'{pattern.text}'" if first.text == pattern.text else f"'{pattern.text}' (the same file as '{first.text}')"
+            same = f"'{pattern.text}'" + ("" if first.text == pattern.text else f" (the same file as '{first.text}')")
             raise self.error(pattern.loc, f"output {same} is listed twice in {self.what(rule)} "
                                           f"(first at column {first.loc.col})", "list each output once")
 

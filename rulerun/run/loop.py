@@ -32,6 +32,7 @@ from rulerun.plan.resolve import Resolver
 from rulerun.store.state import State
 from rulerun.plan.work import Work, job_key
 
+
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM reached the run loop."""
 
@@ -218,7 +219,7 @@ class Scheduler:
     def _expand(self, job: Job) -> list[Job]:
         counted_before = self.dirty.must_run(job) and _has_action(job)
         new = [j for j in self.resolver.expand(job) if j not in self._remaining]
-        refuse_conflicting_outputs([*new, *job.deps], self.graph.owners)  # deps: the splits, their outputs known now
+        refuse_conflicting_outputs([*new, *job.deps], self.graph.owners)  # deps: the splits it waited on
         self._add(new)
         for dep in job.deps:
             if job not in self._dependents.setdefault(dep, []):

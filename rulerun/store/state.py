@@ -177,8 +177,10 @@ class State:
         now = time.time()
         succeeded, failed = list(succeeded), list(failed)
         ended = [(_stored(key),) for key, *_ in succeeded + failed]
-        marks = [(_stored(out), _stored(key), now) for key, outputs in started for out in dict.fromkeys([*outputs, key])]
-        marks += [(_stored(out), _stored(key), now) for key, outputs in failed for out in outputs if os.path.lexists(out)]
+        marks = [(_stored(out), _stored(key), now)
+                 for key, outputs in started for out in dict.fromkeys([*outputs, key])]
+        marks += [(_stored(out), _stored(key), now)
+                  for key, outputs in failed for out in outputs if os.path.lexists(out)]
         with self._transaction() as db:
             db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?)",
                            [(_stored(key), json.dumps(sig, sort_keys=True), now) for key, _, sig in succeeded])

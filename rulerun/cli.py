@@ -123,8 +123,13 @@ def _terminate(signum, frame) -> None:
 
 def entry() -> None:
     """The console script: SIGTERM, and SIGHUP (the terminal went away: a dropped ssh session),
-    stop a run as Ctrl-C does. One ignored when rulerun started stays ignored (nohup), as in make."""
+    stop a run as Ctrl-C does. One ignored when rulerun started stays ignored (nohup), as in make.
+    File names that are not UTF-8 are printed as the bytes they are (as ls does), whatever the
+    terminal's encoding says."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) is not signal.SIG_IGN:
             signal.signal(sig, _terminate)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     sys.exit(main())

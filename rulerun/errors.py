@@ -6,7 +6,9 @@
     ├── ResolveError                   the jobs can't be worked out
     │   ├── NoRuleError                no rule to make a target (names the closest rule)
     │   ├── AmbiguousRuleError         two rules tie for a target
-    │   └── CycleError                 a target depends on itself (names the path)
+    │   ├── CycleError                 a target depends on itself (names the path)
+    │   ├── SharedOutputError          two jobs would write the same file (names both rules)
+    │   └── OutputPlaceError           a job would write outside the project, or into .rulerun/
     ├── StateError                     the .rulerun state is unusable and can't be rebuilt
     └── ClusterSetupError              DRMAA can't be used here (says what to do, suggests --local)
 
@@ -62,6 +64,14 @@ class AmbiguousRuleError(ResolveError):
 
 
 class CycleError(ResolveError):
+    pass
+
+
+class SharedOutputError(ResolveError):
+    pass
+
+
+class OutputPlaceError(ResolveError):
     pass
 
 

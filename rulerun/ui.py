@@ -111,9 +111,11 @@ class Reporter:
         self.err.flush()
 
     def job_interrupted(self, failure) -> None:
-        if failure.quarantined and self.verbosity >= 0:
+        if failure.quarantined.moved and self.verbosity >= 0:
             self._line(f"interrupted: {failure.spec.label}; partial outputs moved to "
-                       + ", ".join(failure.quarantined))
+                       + ", ".join(failure.quarantined.moved))
+        for note in failure.quarantined.notes:
+            self.warning(f"interrupted: {failure.spec.label}: {note}")
 
     def interrupted(self, running: int) -> None:
         self._clear()
@@ -165,8 +167,9 @@ class Reporter:
         lines.append(f"  log: {spec.log_path}")
         if tail and not (result.stdout or result.stderr):
             lines += [f"    | {line}" for line in tail]
-        if failure.quarantined:
-            lines.append("  outputs it left were moved to: " + ", ".join(failure.quarantined))
+        if failure.quarantined.moved:
+            lines.append("  outputs it left were moved to: " + ", ".join(failure.quarantined.moved))
+        lines += [f"  {note}" for note in failure.quarantined.notes]
         return "\n".join(lines)
 
     def _summary(self, outcome) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from rulerun.lang.check import script_location
 from rulerun.errors import PipefileError, UsageError
 from rulerun.lang.model import ShellAction
+from rulerun.lang.namespace import build_namespace
 from rulerun.lang.parse import load_pipefile
 from rulerun.source import Location
 
@@ -26,12 +28,20 @@ def error(text: str, overrides: dict[str, str] | None = None) -> PipefileError:
     return caught.value
 
 
+def _exit_reached(status: int) -> None:
+    raise AssertionError(f"os._exit({status}) was really called")
+
+
 @pytest.mark.parametrize("name", ERROR_CASES)
-def test_error_message(name: str):
-    """tests/errors/NAME.pipefile fails to load with exactly NAME.expected (as cli shows it)."""
+def test_error_message(name: str, monkeypatch):
+    """tests/errors/NAME.pipefile fails to load, or its top-level Python fails to run, with
+    exactly NAME.expected (as cli shows it)."""
+    monkeypatch.setattr(os, "_exit", _exit_reached)  # were it reached, pytest would end, passing
     text = (ERRORS / f"{name}.pipefile").read_text()
     expected = (ERRORS / f"{name}.expected").read_text()
-    assert error(text).show() + "\n" == expected
+    with pytest.raises(PipefileError) as caught:
+        build_namespace(load(text))
+    assert caught.value.show() + "\n" == expected
 
 
 def test_every_error_case_has_its_expected_message():
@@ -97,6 +107,37 @@ def test_wildcard_error_column_counts_quotes_and_escapes():
     err = error('out.txt : "a \\"b\\" {x}.txt"\n    shell: x\n')
     assert err.loc == Location("Pipefile", 1, 20)
     assert err.show().splitlines()[2] == "    " + " " * 19 + "^"
+
+
+def test_an_output_listed_twice_is_an_error_at_the_repeat():
+    err = error("a b a : x\n    shell: touch {output}\n")
+    assert (err.loc, err.message) == (Location("Pipefile", 1, 5), "output 'a' is listed twice in rule 'a' (first at column 1)")
+    err = error("x.txt : y\n    shell: true\nout/a.txt sub/../out/a.txt : x\n    shell: touch {output}\n")
+    assert (err.loc.line, err.loc.col) == (3, 11)
+    assert err.message == ("output 'sub/../out/a.txt' (the same file as 'out/a.txt') is listed twice in "
+                           "rule 'out/a.txt' (first at column 1)")
+    load("task t : a a\n")   # inputs and tasks may repeat: nothing is written twice
+
+
+@pytest.mark.parametrize("output, where", [
+    ("..", "outside the project directory"), ("../elsewhere/x.txt", "outside the project directory"),
+    ("/tmp/x.txt", "outside the project directory"), ("../*.txt", "outside the project directory"),
+    (".", "the project directory itself"), ("sub/..", "the project directory itself"),
+    (".rulerun", "inside .rulerun/, rulerun's own directory"), ("./.rulerun/state.db", "inside .rulerun/, rulerun's own directory"),
+    (".rulerun/logs/*", "inside .rulerun/, rulerun's own directory"),
+])
+def test_a_literal_output_outside_the_project_or_in_rulerun_is_refused(project, output, where):
+    err = error(f"ok.txt : x\n    shell: true\nfirst.txt {output} : x\n    shell: true\n")
+    assert (err.loc.line, err.loc.col) == (3, 11)
+    assert err.message == f"output '{output}' of rule 'first.txt' is {where}"
+    assert err.hint.startswith("a rule writes only below the directory rulerun runs in, outside .rulerun/")
+
+
+def test_outputs_below_the_project_however_written_load(project):
+    here = project.root
+    load(f"./a.txt sub/../b.txt {here}/c.txt ../{here.name}/d.txt .hidden/e.txt *.part ./sub/*.txt : x\n"
+         "    shell: true\n"
+         "../{n}.txt : x\n    shell: true\n")   # with a wildcard: checked once its value is known
 
 
 # ------------------------------------------------------------------ shell substitutions

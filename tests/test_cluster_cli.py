@@ -419,7 +419,7 @@ CLUSTER_PIPELINE = {
             shell: cat {input} {input} > {output}
 
         local.txt :
-            shell: echo "$RULERUN_TLS_REEXEC" > {output}
+            shell: echo "${{RULERUN_TLS_REEXEC:-}}" > {output}
         """,
     "in.txt": "abc\n",
 }

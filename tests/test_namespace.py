@@ -102,6 +102,69 @@ def test_error_raised_outside_the_pipefile_is_placed_at_the_pipefile_call():
     assert err.loc.line == 3 and err.message.startswith("error in Python block: JSONDecodeError: ")
 
 
+def test_an_exception_whose_message_fails_is_still_reported_at_its_line():
+    err = namespace_error("python:\n    class Odd(Exception):\n        def __str__(self):\n            return 1 / 0\n"
+                          "    raise Odd()\n")
+    assert err.loc == Location("Pipefile", 5, 5)
+    assert err.message == "error in Python block: Odd (its message can't be shown: ZeroDivisionError in its __str__)"
+
+
+@pytest.mark.parametrize("raised, shown", [
+    ("GeneratorExit", "GeneratorExit"),
+    ("GeneratorExit('closing')", "GeneratorExit: closing"),
+    ("E('mine')", "E: mine"),
+    ("SystemExit(3)", "SystemExit: 3"),
+])
+def test_every_base_exception_from_the_preamble_is_a_located_error(raised, shown):
+    err = namespace_error(f"python:\n    class E(BaseException):\n        pass\n\n    raise {raised}\n")
+    assert (err.loc, err.message) == (Location("Pipefile", 5, 5), f"error in Python block: {shown}")
+
+
+def test_keyboard_interrupt_in_the_preamble_stays_an_interrupt():
+    with pytest.raises(KeyboardInterrupt):
+        build_namespace(load("python:\n    raise KeyboardInterrupt\n"))
+
+
+def test_os_exit_in_the_preamble_is_a_located_error_and_os_exit_is_restored(monkeypatch):
+    import os
+
+    def real(status: int) -> None:  # were the real one reached, pytest would end, passing
+        raise AssertionError(f"os._exit({status}) was really called")
+
+    monkeypatch.setattr(os, "_exit", real)
+    for text, line in [("python:\n    import os\n    os._exit(0)\n", 3),
+                       ("X = 1\npython:\n    from os import _exit as leave\n\n    leave(4)\n", 5),
+                       ("import_os = __import__('os')\nX = import_os._exit(0)\n", 2)]:
+        err = namespace_error(text)
+        assert err.loc.line == line and "the Pipefile's Python called os._exit(" in err.message, text
+        assert os._exit is real
+
+
+@pytest.mark.parametrize("expression", ["+".join(["1"] * 1000), "-" * 100_000 + "1"])
+def test_an_expression_nested_too_deep_is_an_error_at_the_variable(expression):
+    """Was a RecursionError (the sum) or a MemoryError (the minus signs) with a traceback."""
+    with pytest.raises(PipefileError) as caught:
+        load(f"A = 1\nX = {expression}\n")
+    assert caught.value.loc == Location("Pipefile", 2, 5)
+    assert caught.value.message == "Python can't compile this: the expression is too deeply nested"
+
+
+def test_an_expression_nested_too_deep_is_refused_whatever_the_recursion_limit():
+    """The resolver raises the recursion limit; a Pipefile loaded after it (watch mode) is
+    judged the same."""
+    import sys
+
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)
+    try:
+        for expression in ["+".join(["1"] * 1000), "-" * 60_000 + "1"]:
+            with pytest.raises(PipefileError):
+                load(f"X = {expression}\n")
+    finally:
+        sys.setrecursionlimit(before)
+    assert load("X = " + "+".join(["1"] * 400) + "\n")
+
+
 # ------------------------------------------------------------------ bound_names
 
 def test_bound_names_at_the_top_level():

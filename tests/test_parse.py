@@ -137,6 +137,31 @@ def test_file_without_final_newline_and_with_crlf():
     assert rule.action.script == "touch a\necho"
 
 
+def test_a_bom_at_the_start_is_not_part_of_the_first_name(project):
+    """A UTF-8 byte order mark (some Windows editors write one) used to become part of the first
+    rule's output; columns count from after it, as the editor shows the line."""
+    rule = parse("\ufeffout.txt : in.txt\n    shell: cp {input} {output}\n").rules[0]
+    assert (rule.outputs[0].text, rule.outputs[0].loc) == ("out.txt", at(1, 1))
+    (project.root / "Pipefile").write_bytes(b"\xef\xbb\xbfX = 1\nout.txt : in.txt {x\n    shell: true\n")
+    with pytest.raises(PipefileError) as caught:
+        load_pipefile("Pipefile")
+    assert caught.value.loc == at(2, 18)
+    (project.root / "Pipefile").write_bytes(b"\xef\xbb\xbfX = 1\n")
+    assert load_pipefile("Pipefile").preamble[0].name == "X"
+
+
+def test_invalid_utf8_is_located_at_its_first_bad_byte(project):
+    """Was a UsageError naming only a byte offset."""
+    (project.root / "Pipefile").write_bytes(b"\xef\xbb\xbfa : b\r\n    shell: touch a\r\n"
+                                            b"X = \"d\xc3\xa9j\xc3\xa0 caf\xe9\"\r\nY = \"\xff\"\n")
+    with pytest.raises(PipefileError) as caught:
+        load_pipefile("Pipefile")
+    assert caught.value.show() == ("Pipefile:3:14: not UTF-8 text: byte 0xe9 (invalid continuation byte)\n"
+                                   '    X = "déjà caf�"\n'
+                                   "                 ^\n"
+                                   "hint: save the Pipefile as UTF-8")
+
+
 # ------------------------------------------------------------------ headers
 
 def test_pattern_locations():

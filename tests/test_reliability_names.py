@@ -119,6 +119,49 @@ def test_hostile_names_as_targets_on_the_command_line(tmp_path):
     assert not (tmp_path / "PWNED").exists()
 
 
+NOT_UTF8 = """
+%.out : %.txt
+    shell: {{ cat {input}; echo shell; }} > {output}
+%.py_out : %.txt
+    python:
+        open(output[0], "w").write(open(input[0]).read() + "python\\n")
+%.bad : %.txt
+    shell: echo half > {output}; exit 1
+all : *.out *.py_out
+    shell: cat {input} > {output}
+task fail : *.bad
+"""
+
+
+def test_a_file_name_that_is_not_utf8_is_built_like_any_other(tmp_path):
+    """b'caf\\xe9.txt' (Latin-1) through a glob: made, recorded in the state, quarantined and
+    printed as the bytes it is, even to a strict UTF-8 terminal (was a UnicodeEncodeError that
+    stopped the whole build)."""
+    (tmp_path / "Pipefile").write_text(NOT_UTF8)
+    os.close(os.open(os.fsencode(tmp_path) + b"/caf\xe9.txt", os.O_CREAT | os.O_WRONLY))
+    (tmp_path / "ok.txt").write_text("ok\n")
+    name = os.fsdecode(b"caf\xe9")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "rulerun", *args], cwd=tmp_path, capture_output=True,
+                                text=True, errors="surrogateescape", timeout=60,
+                                env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONIOENCODING="utf-8"))
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    built = run("all")
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / f"{name}.out").read_text() == "shell\n" and (tmp_path / f"{name}.py_out").read_text() == "python\n"
+    assert (tmp_path / "all").read_text() == "shell\nok\nshell\npython\nok\npython\n"
+    assert f"{name}.out" in built.stdout
+    assert "nothing to do" in run("all").stdout
+    os.utime(tmp_path / f"{name}.txt")
+    assert f"because input '{name}.txt' is newer than output '{name}.out'" in run("-n", "all").stdout
+    failed = run("-k", "fail")
+    assert failed.returncode == 1 and f"FAILED: rule '%.bad' making {name}.bad" in failed.stderr
+    assert (tmp_path / ".rulerun" / "failed" / f"{name}.bad").read_text() == "half\n"
+
+
 @pytest.mark.cluster
 @pytest.mark.skipif(os.environ.get("RULERUN_SGE") != "1",
                     reason="needs Grid Engine: bash scripts/sge.sh start, then RULERUN_SGE=1")

@@ -241,6 +241,37 @@ def test_full_disk_under_the_state_database_fails_clearly(project, mounts):
     assert not (root / "big.out").exists()
 
 
+MID_RUN = """
+slow.out :
+    shell:
+        echo partial > {output}
+        sleep 30
+filler.out :
+    shell:
+        sleep 0.5
+        head -c 2000000 /dev/zero > {output} || true
+task all : slow.out filler.out
+"""
+
+
+def test_state_database_failing_mid_run_stops_the_jobs_and_sets_their_outputs_aside(project, mounts):
+    """The disk fills while a job runs; recording the next result fails (StateError): the run
+    stops its jobs at once and moves their partial outputs aside, as for Ctrl-C, before it
+    exits 2 (the partial output used to stay where a finished one belongs)."""
+    mounts("tmpfs", project.root / "p", size="1m")
+    root = project.root / "p"
+    (root / "Pipefile").write_text(MID_RUN)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "rulerun", "-j", "2", "all"], cwd=root, capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    assert_clean(result)
+    assert result.returncode == 2, result.stderr
+    assert "can't use the state database .rulerun/state.db: database or disk is full" in result.stderr
+    assert time.monotonic() - started < 10                        # slow.out was stopped, not waited for
+    assert not (root / "slow.out").exists()
+    assert (root / ".rulerun" / "failed" / "slow.out").read_text() == "partial\n"
+
+
 READONLY = """
 out/flat.out :
     shell: echo flat > {output}

@@ -236,6 +236,24 @@ def test_keep_going_runs_everything_not_depending_on_the_failure(project):
     assert "1 job(s) failed" in result.stderr and "not run because they need a failed job" in result.stderr
 
 
+def test_an_index_past_a_jobs_inputs_fails_that_job_only(project):
+    """`{input[1]}` of a job with one input can't be checked at load (a glob or pattern decides
+    the count): it fails that job with the reason, and with -k the rest goes on (was a traceback
+    that stopped everything)."""
+    project.write("Pipefile", "a.txt : x\n    shell: echo {input[1]} > {output}\n"
+                              "needs_a : a.txt\n    shell: touch needs_a\n"
+                              "b.txt :\n    shell: touch b.txt\n"
+                              "task all : needs_a b.txt\n")
+    project.write("x")
+    result = project.run("-k", "-j", "1", "all")
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1
+    assert "FAILED: rule 'a.txt' making a.txt" in result.stderr
+    assert "its command can't be made: {input[1]}: this job has 1 input (x)" in result.stderr
+    assert project.exists("b.txt") and not project.exists("a.txt") and not project.exists("needs_a")
+    assert "1 not run because they need a failed job" in result.stderr
+
+
 def test_missing_declared_output_is_a_failure_naming_it(project):
     project.write("Pipefile", "out.txt :\n    shell: echo forgot\n")
     result = project.run("out.txt")
@@ -269,6 +287,15 @@ SLOW_CHAIN = """
 DELAY = "0.05"
 task all : a.done b.done c.done d.done
 """
+
+
+def test_os_exit_in_top_level_python_is_an_error_not_a_silent_success(project):
+    """os._exit(0) while the Pipefile loads ended rulerun at once with status 0, nothing built."""
+    project.write("Pipefile", "python:\n    import os\n    os._exit(0)\nout :\n    shell: touch out\n")
+    result = project.run("out")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("Pipefile:3:5: error in Python block: the Pipefile's Python called os._exit(0)\n")
+    assert "Traceback" not in result.stderr and not project.exists("out")
 
 
 def test_kill_9_then_rerun_reruns_exactly_the_unfinished(project):

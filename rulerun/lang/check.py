@@ -3,18 +3,22 @@ shell substitutions, embedded Python), each reported as a PipefileError at the e
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import replace
 from typing import Iterable, Mapping
 
 from rulerun.errors import PipefileError
+from rulerun.lang.confine import place_problem
 from rulerun.lang.model import PathPattern, Pipefile, PythonAction, PythonBlock, Rule, ShellAction, Variable
 from rulerun.lang.namespace import bound_names, compile_block, compile_preamble_item
-from rulerun.lang.patterns import STEM, is_glob, wildcard_names
+from rulerun.lang.patterns import STEM, is_glob, split_glob, wildcard_names
 from rulerun.source import Location, source_line
 from rulerun.lang.template import INDEXABLE, Reference, TemplateError, parse_shell_template
 
 RESERVED_WILDCARDS = ("input", "output", "stem")
+OUTPUT_PLACE_HINT = ("a rule writes only below the directory rulerun runs in, outside .rulerun/ "
+                     "(a failed job's outputs are moved to .rulerun/failed/)")
 _BRACE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|[{}]")
 
 
@@ -50,6 +54,9 @@ class _RuleChecker:
             self.check_pattern(rule, pattern)
         if rule.is_task:
             self.check_task_name(rule)
+        else:
+            self.check_repeated_outputs(rule)
+            self.check_output_places(rule)
         self.check_outputs(rule)
         self.check_inputs(rule)
         self.check_limit(rule)
@@ -132,6 +139,33 @@ class _RuleChecker:
                 raise self.error(pattern.loc, f"the outputs of {self.what(rule)} don't use the same wildcards: "
                                               f"'{first.text}' and '{pattern.text}'",
                                  "every output of a rule must name every wildcard, so each job knows all its outputs")
+
+    def check_repeated_outputs(self, rule: Rule) -> None:
+        """Each output once: a job writes a file once, and its outputs key its state."""
+        seen: dict[str, PathPattern] = {}
+        for pattern in rule.outputs:
+            first = seen.setdefault(os.path.normpath(pattern.text), pattern)
+            if first is pattern:
+                continue
+            same = f"'{pattern.text}'" + ("" if first.text == pattern.text else f" (the same file as '{first.text}')")
+            raise self.error(pattern.loc, f"output {same} is listed twice in {self.what(rule)} "
+                                          f"(first at column {first.loc.col})", "list each output once")
+
+    def check_output_places(self, rule: Rule) -> None:
+        """A literal output, and the directory a split rule's glob looks in, lie below the project
+        directory and outside .rulerun/ (see lang.confine); outputs made from wildcard values
+        are checked once the values are known (plan.conflicts)."""
+        for pattern in rule.outputs:
+            if wildcard_names(pattern.text):
+                continue
+            if is_glob(pattern.text):  # its files lie in the glob's directory, which may be the project's
+                head = split_glob(os.path.normpath(pattern.text))[0]
+                problem = place_problem(os.path.join(head, "file")) if head else None
+            else:
+                problem = place_problem(pattern.text)
+            if problem:
+                raise self.error(pattern.loc, f"output '{pattern.text}' of {self.what(rule)} is {problem}",
+                                 OUTPUT_PLACE_HINT)
 
     def check_inputs(self, rule: Rule) -> None:
         defined = set(wildcard_names(rule.outputs[0].text))

@@ -9,6 +9,8 @@ runs points at the Pipefile line where it happened (no line maps to translate af
 from __future__ import annotations
 
 import ast
+import contextlib
+import os
 from functools import lru_cache
 from types import CodeType
 from typing import Any, Mapping
@@ -28,6 +30,19 @@ def compile_block(source: str, loc: Location, mode: str = "exec", text: str | No
         raise _syntax_error(exc, source, loc, text) from None
     except ValueError as exc:  # e.g. a NUL character in the source
         raise PipefileError(loc, f"Python can't compile this: {exc}", text) from None
+    except (_TooDeep, RecursionError, MemoryError):  # the parser's stack or the compiler's recursion ran out
+        raise PipefileError(loc, "Python can't compile this: the expression is too deeply nested", text,
+                            hint="split it into several variables, or compute it in a python: block") from None
+
+
+# Deeper code is refused before Python's compiler sees it: how deep that can go depends on the
+# recursion limit and on how deep the stack already is, and beyond it lies a RecursionError or,
+# for the parser, a MemoryError. A 1,000-term sum is 1,000 deep; real code is a few dozen.
+MAX_NESTING = 500
+
+
+class _TooDeep(Exception):
+    pass
 
 
 @lru_cache(maxsize=1024)
@@ -35,6 +50,8 @@ def _compile(source: str, loc: Location, mode: str) -> CodeType:
     # Newlines in front give every line its Pipefile number, in tracebacks and in SyntaxError
     # messages ("... on line 3"); columns can't be padded, so the nodes are moved right.
     tree = ast.parse("\n" * (loc.line - 1) + source, filename=loc.file, mode=mode)
+    if _deeper_than(tree, MAX_NESTING):
+        raise _TooDeep()
     right = loc.col - 1 if loc.col else 0
     if right:
         for node in ast.walk(tree):
@@ -43,6 +60,17 @@ def _compile(source: str, loc: Location, mode: str) -> CodeType:
                 if getattr(node, "end_col_offset", None) is not None:
                     node.end_col_offset += right
     return compile(tree, loc.file, mode, dont_inherit=True)
+
+
+def _deeper_than(tree: ast.AST, limit: int) -> bool:
+    """Whether some node of `tree` lies more than `limit` levels down (iterative: no recursion)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return False
 
 
 def _syntax_error(exc: SyntaxError, source: str, loc: Location, text: str | None) -> PipefileError:
@@ -84,19 +112,50 @@ def build_namespace(pipefile: Pipefile, overrides: Mapping[str, str] | None = No
     variables = {item.name for item in pipefile.preamble if isinstance(item, Variable)}
     namespace: dict[str, Any] = {"__name__": "__pipefile__", "__file__": pipefile.path}
     namespace.update({name: value for name, value in overrides.items() if name not in variables})
-    for item in pipefile.preamble:
-        if isinstance(item, Variable) and item.name in overrides:
-            namespace[item.name] = overrides[item.name]
-            continue
-        code = compile_preamble_item(item, pipefile.text)
-        try:
-            if isinstance(item, Variable):
-                namespace[item.name] = eval(code, namespace)
-            else:
-                exec(code, namespace)
-        except (Exception, SystemExit) as exc:  # exit() in the preamble too: a mistake in the Pipefile
-            raise _runtime_error(exc, item, pipefile) from None
+    with _no_os_exit():
+        for item in pipefile.preamble:
+            if isinstance(item, Variable) and item.name in overrides:
+                namespace[item.name] = overrides[item.name]
+                continue
+            _run_preamble_item(item, pipefile, namespace)
     return namespace
+
+
+def _run_preamble_item(item: PythonBlock | Variable, pipefile: Pipefile, namespace: dict[str, Any]) -> None:
+    code = compile_preamble_item(item, pipefile.text)
+    try:
+        if isinstance(item, Variable):
+            namespace[item.name] = eval(code, namespace)
+        else:
+            exec(code, namespace)
+    except KeyboardInterrupt:  # Ctrl-C while it runs: the user's, not the Pipefile's
+        raise
+    except BaseException as exc:  # exit(), GeneratorExit, a BaseException subclass: all the Pipefile's mistakes
+        raise _runtime_error(exc, item, pipefile) from None
+
+
+class _OsExit(BaseException):
+    """os._exit() called while the preamble runs."""
+
+
+@contextlib.contextmanager
+def _no_os_exit():
+    """os._exit() in the preamble would end rulerun on the spot, silently and with the status
+    the Pipefile chose (0: success, with nothing built): while it runs, the call raises instead,
+    and becomes a PipefileError at its line. Afterwards os._exit is itself again (a name bound
+    to the guard, `from os import _exit`, calls the real one)."""
+    real = os._exit
+
+    def guard(status: int) -> None:
+        if os._exit is guard:
+            raise _OsExit(status)
+        real(status)
+
+    os._exit = guard
+    try:
+        yield
+    finally:
+        os._exit = real
 
 
 def _runtime_error(exc: BaseException, item: PythonBlock | Variable, pipefile: Pipefile) -> PipefileError:
@@ -109,7 +168,21 @@ def _runtime_error(exc: BaseException, item: PythonBlock | Variable, pipefile: P
             col = (frame.colno + 1) if getattr(frame, "colno", None) is not None else 0
             where = Location(pipefile.path, frame.lineno, col)
     what = f"variable '{item.name}'" if isinstance(item, Variable) else "Python block"
-    return PipefileError(where, f"error in {what}: {type(exc).__name__}: {exc}", pipefile.text)
+    if isinstance(exc, _OsExit):
+        return PipefileError(where, f"error in {what}: the Pipefile's Python called os._exit({exc.args[0]!r})",
+                             pipefile.text, hint="the top-level Python runs each time rulerun loads the "
+                                                 "Pipefile: it must not end the process")
+    return PipefileError(where, f"error in {what}: {_exception_text(exc)}", pipefile.text)
+
+
+def _exception_text(exc: BaseException) -> str:
+    """'Type: message', also for an exception whose __str__ itself fails."""
+    name = type(exc).__name__
+    try:
+        text = str(exc)
+    except Exception as broken:  # the Pipefile's own exception class: its __str__ is its code too
+        return f"{name} (its message can't be shown: {type(broken).__name__} in its __str__)"
+    return f"{name}: {text}" if text else name
 
 
 def bound_names(source: str) -> set[str]:

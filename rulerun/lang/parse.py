@@ -15,6 +15,7 @@ from rulerun.errors import PipefileError, UsageError
 from rulerun.lang.model import Limit, Pipefile, PathPattern, PythonAction, PythonBlock, Rule, ShellAction, Variable
 from rulerun.source import Location, source_line
 
+BOM = "\ufeff"
 BODY_KEYS = ("name", "limit", "cluster", "queue", "retries", "shell", "python")
 ACTION_KEYS = ("shell", "python")
 
@@ -39,7 +40,7 @@ def parse_text(text: str, path: str) -> Pipefile:
     (see rulerun.lang.check). Raises PipefileError for a syntax error."""
     from lark.exceptions import UnexpectedInput
 
-    text = text.replace("\r\n", "\n")
+    text = text.removeprefix(BOM).replace("\r\n", "\n")  # editors don't show the BOM: columns count without it
     _check_first_line(text, path)
     parser = _parser()
     try:
@@ -53,12 +54,26 @@ def parse_text(text: str, path: str) -> Pipefile:
 
 def _read(path: str) -> str:
     try:
-        with open(path, encoding="utf-8") as file:
-            return file.read()
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        with open(path, "rb") as file:
+            data = file.read()
     except OSError as exc:
         raise UsageError(f"{path}: can't read the Pipefile: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, data, exc) from None
+
+
+def _not_utf8(path: str, data: bytes, exc: UnicodeDecodeError) -> PipefileError:
+    """The first byte that is not UTF-8, at its line and column (in characters, as every
+    column is), with the line shown (the bad bytes as U+FFFD)."""
+    start = len(BOM.encode()) if data.startswith(BOM.encode()) else 0
+    line_start = max(data.rfind(b"\n", 0, exc.start) + 1, start)
+    line = data.count(b"\n", 0, exc.start) + 1
+    col = len(data[line_start:exc.start].decode("utf-8")) + 1  # all valid: the error is the first
+    text = data[start:].decode("utf-8", "replace").replace("\r\n", "\n")
+    return PipefileError(Location(path, line, col), f"not UTF-8 text: byte 0x{data[exc.start]:02x} ({exc.reason})",
+                         text, hint="save the Pipefile as UTF-8")
 
 
 # ------------------------------------------------------------------ the parser

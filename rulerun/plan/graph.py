@@ -81,10 +81,13 @@ class Job:
 
 @dataclass
 class JobGraph:
-    """The jobs reachable from the requested targets, dependencies before dependents."""
+    """The jobs reachable from the requested targets, dependencies before dependents.
+    `owners`: the job of each output path, as plan.conflicts found them (it grows with the
+    run, as split rules' expansions add jobs, while `jobs` stays as resolved)."""
 
     targets: list[Job]
     jobs: list[Job]
+    owners: dict[str, Job] = field(default_factory=dict, repr=False)
 
 
 def topological(targets: Iterable[Job]) -> list[Job]:

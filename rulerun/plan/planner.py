@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rulerun.errors import RulerunError, UsageError
+from rulerun.plan.conflicts import refuse_conflicting_outputs
 from rulerun.plan.decide import Decisions
 from rulerun.plan.graph import Job, JobGraph
 from rulerun.plan.resolve import Resolver
@@ -56,6 +57,7 @@ def make_plan(pipefile, namespace, targets: list[str], state, force: bool = Fals
         except RulerunError as exc:
             exc.globs_used = resolver.globs_used()  # what watch mode must watch to see it mended
             raise
+    refuse_conflicting_outputs(graph.jobs, graph.owners)  # before anything runs, -n included
     return Plan(graph, decisions, resolver, view, signatures)
 
 

@@ -23,12 +23,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from rulerun.plan.conflicts import refuse_conflicting_outputs
 from rulerun.plan.graph import Job
 from rulerun.plan.planner import Plan
 from rulerun.plan.signature import job_key
 from rulerun.run.executor import Executor, JobResult, JobSpec
+from rulerun.run.outputs import SetAside, quarantine
 from rulerun.run.ready import ReadyQueue
-from rulerun.store.layout import QUARANTINE
 from rulerun.store.state import State
 
 
@@ -41,7 +42,7 @@ class Failure:
     job: Job
     spec: JobSpec
     result: JobResult
-    quarantined: list[str] = field(default_factory=list)
+    quarantined: SetAside = field(default_factory=SetAside)
 
 
 @dataclass
@@ -130,6 +131,8 @@ class Scheduler:
                 self._stopping = True
                 self.executor.abort()  # e.g. the cluster can't be reached: leave no job behind
                 with contextlib.suppress(Exception):  # the first error is the one to show
+                    self._finish(self._aborted())  # their partial outputs are set aside, as for Ctrl-C
+                with contextlib.suppress(Exception):
                     self._commit([])  # what ended before it stays done (e.g. a split's expansion failed)
                 raise
         return self.outcome
@@ -139,6 +142,12 @@ class Scheduler:
         self.outcome.interrupted = True
         self.reporter.interrupted(len(self._running))
         self.executor.abort()
+        self._finish(self._aborted())
+        self._commit([])
+
+    def _aborted(self) -> list[JobResult]:
+        """After executor.abort(): the results of the jobs that were running, each marked
+        interrupted (waiting up to 10 s for them)."""
         results: list[JobResult] = []
         while self._running and len(results) < len(self._running):
             got = self.inbox.wait(lambda: True, timeout=10)
@@ -147,8 +156,7 @@ class Scheduler:
             results.extend(got)
         for result in results:
             result.interrupted = True
-        self._finish(results)
-        self._commit([])
+        return results
 
     # ------------------------------------------------------------------ planning
 
@@ -181,6 +189,7 @@ class Scheduler:
         counted_before = self.decisions.runs(job)
         self.outcome.grew = True
         new = [j for j in self.plan.grow(job) if j not in self._remaining]
+        refuse_conflicting_outputs([*new, *job.deps], self.plan.graph.owners)  # deps: the splits it waited on
         self._add(new)
         for dep in job.deps:
             if job not in self._dependents.setdefault(dep, []):
@@ -203,18 +212,30 @@ class Scheduler:
     # ------------------------------------------------------------------ starting
 
     def _start(self, batch: list[Job]) -> None:
-        specs = [(job, self.specs(job)) for job in batch]
+        specs = [(job, *self._spec(job)) for job in batch]
         self._commit(batch)
-        for job, spec in specs:
+        for job, spec, unrenderable in specs:
             self._newest_input[job.id] = self._newest_mtime(job.inputs)
             self._running[job.id] = (job, spec, time.monotonic())
             self.reporter.job_started(job, spec, self.decisions.reasons(job))
             try:
+                if unrenderable:
+                    self.inbox.put(JobResult(spec.key, False, unrenderable))
+                    continue
                 self._prepare_outputs(job)
                 self.executor.start(spec, self.inbox.put)
             except OSError as exc:  # e.g. its output directory is on a read-only or full disk
                 what = f"{exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else "")
                 self.inbox.put(JobResult(spec.key, False, f"it could not be started: {what}"))
+
+    def _spec(self, job: Job) -> tuple[JobSpec, str | None]:
+        """The job's spec; or, when its command can't be made (`{input[1]}` in a job with one
+        input), a spec showing the action as written and why it can't run: that job fails, the
+        others go on."""
+        try:
+            return self.specs(job), None
+        except ValueError as exc:
+            return self.specs(job, command=job.rule.action.script), f"its command can't be made: {exc}"
 
     def _commit(self, starting: list[Job]) -> None:
         """One transaction a turn: the jobs that ended since the last one (a success's signature,
@@ -227,11 +248,10 @@ class Scheduler:
                               started=[(job_key(j), j.outputs) for j in starting])
 
     def _prepare_outputs(self, job: Job) -> None:
-        """Output directories exist before a job starts; a split rule's old outputs are removed
+        """Output directories exist before a job starts; a split rule's old outputs are set aside
         so that only what this run makes counts as its outputs."""
         if job.is_split:
-            for old in job.outputs:
-                _remove(old)
+            quarantine(job.outputs)  # moved, not deleted: its glob may match files it did not make
         for output in job.outputs:
             directory = os.path.dirname(output)
             if directory and directory not in self._made_dirs:
@@ -262,7 +282,7 @@ class Scheduler:
                 self.reporter.job_finished(job, spec, result, time.monotonic() - started)
                 freed.extend(self._completed(job))
             else:
-                self._failed(job, spec, result, _quarantine(job.outputs))
+                self._failed(job, spec, result, quarantine(job.outputs))
         self._advance(freed)
 
     def _check_outputs(self, job: Job, result: JobResult) -> JobResult:
@@ -288,7 +308,7 @@ class Scheduler:
         signature["newest_input"] = self._newest_input.pop(job.id, 0)
         return signature
 
-    def _failed(self, job: Job, spec: JobSpec, result: JobResult, quarantined: list[str]) -> None:
+    def _failed(self, job: Job, spec: JobSpec, result: JobResult, quarantined: SetAside) -> None:
         failure = Failure(job, spec, result, quarantined)
         if result.interrupted:
             self.reporter.job_interrupted(failure)
@@ -343,32 +363,3 @@ class _DeferredSignals:
     def __exit__(self, *exc) -> None:
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)
-
-
-def _quarantine(outputs: list[str]) -> list[str]:
-    """Move what a failed job left behind to .rulerun/failed/, so nothing half-made looks finished."""
-    moved = []
-    for output in outputs:
-        if not os.path.lexists(output):
-            continue
-        target = os.path.join(QUARANTINE, output.lstrip("/"))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        _remove(target)
-        try:
-            os.replace(output, target)
-            moved.append(target)
-        except OSError:
-            _remove(output)
-    return moved
-
-
-def _remove(path: str) -> None:
-    import shutil
-
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-    except FileNotFoundError:
-        pass

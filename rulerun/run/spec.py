@@ -32,11 +32,13 @@ class Specs:
         self.shell = shell
         self.workdir = workdir or os.getcwd()
 
-    def __call__(self, job: Job) -> JobSpec:
+    def __call__(self, job: Job, command: str | None = None) -> JobSpec:
+        """The job as data; `command` instead of the rendered one when given. Raises ValueError
+        when the command can't be rendered (an index past the job's inputs or outputs)."""
         rule = job.rule
         kind = "python" if isinstance(rule.action, PythonAction) else "shell"
         return JobSpec(
-            key=job.id, rule=rule.name, kind=kind, command=self.command(job),
+            key=job.id, rule=rule.name, kind=kind, command=self.command(job) if command is None else command,
             outputs=tuple(job.outputs), inputs=tuple(job.inputs), log_path=log_path(job),
             workdir=self.workdir, wildcards=job.wildcards, stem=job.stem, rule_index=rule.index,
             native_spec=_native_spec(rule), queue=rule.queue, retries=rule.retries, shell=self.shell)

@@ -147,9 +147,11 @@ class State:
             with self._errors():
                 if self._lookups < SINGLE_LOOKUPS:
                     self._lookups += 1
-                    row = self._db.execute("SELECT signature FROM signatures WHERE job = ?", (job_key,)).fetchone()
+                    row = self._db.execute("SELECT signature FROM signatures WHERE job = ?",
+                                           (_stored(job_key),)).fetchone()
                     return row[0] if row else None
-                self._signatures = dict(self._db.execute("SELECT job, signature FROM signatures"))
+                self._signatures = {_loaded(job): signature for job, signature
+                                    in self._db.execute("SELECT job, signature FROM signatures")}
         return self._signatures.get(job_key)
 
     def incomplete(self) -> set[str]:
@@ -157,7 +159,7 @@ class State:
         if self._db is None:
             return set()
         with self._errors():
-            return {row[0] for row in self._db.execute("SELECT output FROM incomplete")}
+            return {_loaded(row[0]) for row in self._db.execute("SELECT output FROM incomplete")}
 
     # ------------------------------------------------------------------ writing
 
@@ -167,15 +169,22 @@ class State:
         """In one transaction: each succeeded (job key, outputs, signature) gets its signature
         and loses its incomplete marks; each failed (job key, outputs) loses both, as its outputs
         are gone; each started (job key, outputs) is marked incomplete. The run loop commits once
-        per turn, before the jobs it starts: a transaction costs more than its rows."""
+        per turn, before the jobs it starts: a transaction costs more than its rows.
+
+        A failed job's output still at its path is one the quarantine had to leave there (a
+        directory on another file system, a path through a symlink out of the project): it stays
+        marked incomplete, or the next run would take it for finished by its time alone."""
         now = time.time()
         succeeded, failed = list(succeeded), list(failed)
-        ended = [(key,) for key, *_ in succeeded + failed]
-        marks = [(out, key, now) for key, outputs in started for out in dict.fromkeys([*outputs, key])]
+        ended = [(_stored(key),) for key, *_ in succeeded + failed]
+        marks = [(_stored(out), _stored(key), now)
+                 for key, outputs in started for out in dict.fromkeys([*outputs, key])]
+        marks += [(_stored(out), _stored(key), now)
+                  for key, outputs in failed for out in outputs if os.path.lexists(out)]
         with self._transaction() as db:
             db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?)",
-                           [(key, json.dumps(sig, sort_keys=True), now) for key, _, sig in succeeded])
-            db.executemany("DELETE FROM signatures WHERE job=?", [(key,) for key, _ in failed])
+                           [(_stored(key), json.dumps(sig, sort_keys=True), now) for key, _, sig in succeeded])
+            db.executemany("DELETE FROM signatures WHERE job=?", [(_stored(key),) for key, _ in failed])
             db.executemany("DELETE FROM incomplete WHERE job=?", ended)
             db.executemany("INSERT OR REPLACE INTO incomplete VALUES (?, ?, ?)", marks)
 
@@ -206,6 +215,24 @@ class State:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _stored(text: str) -> str | bytes:
+    """A job key or path as the database keeps it. A file name that is not UTF-8 reaches Python
+    with lone surrogates (surrogateescape), which sqlite3 can't encode: such a string is kept as
+    its bytes (a BLOB, equal only to the same bytes), every other one as TEXT, as before."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
+
+
+def _loaded(value: str | bytes) -> str:
+    """The string `_stored` kept as `value`."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 def _is_busy(exc: Exception) -> bool:

@@ -176,8 +176,7 @@ def _recordable(loaded, plan, options) -> bool:
             return False
         if job.rule is not None:
             one_job_per_rule.setdefault(job.rule.index, job)
-    return all(plan.signatures.variables_used(job) <= fixed
-               for job in one_job_per_rule.values())
+    return all(plan.signatures.follows_from_text(job, fixed) for job in one_job_per_rule.values())
 
 
 def _from_run(plan, outcome) -> bool:

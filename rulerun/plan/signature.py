@@ -1,8 +1,10 @@
 """What a job is recorded with: its name in the state (its key) and its signature.
 
 The signature is what makes a changed action or value rerun a job: a hash of the action as
-written, of each top-level variable it uses, and of its list of inputs. The run loop adds the
-newest input time when the job started (an input changed while it ran is then seen).
+written, of every value of the shared namespace it uses (a variable, a name a `python:` block
+bound, a command-line NAME=VALUE; a function by its code and what it reads; see
+fingerprint.py), and of its list of inputs. The run loop adds the newest input time when the
+job started (an input changed while it ran is then seen).
 """
 
 from __future__ import annotations
@@ -11,8 +13,14 @@ import ast
 import hashlib
 from typing import Any, Mapping
 
-from rulerun.lang.model import Pipefile, PythonAction, ShellAction, Variable
+import types
+
+from rulerun.lang.model import Pipefile, PythonAction, ShellAction
+from rulerun.plan.fingerprint import fingerprint, names_read
 from rulerun.plan.graph import Job
+
+# Names a job's action sees that are its own, not the shared namespace's.
+_JOB_NAMES = frozenset({"input", "output", "wildcards", "stem", "log", "params", "threads", "resources"})
 
 
 def job_key(job: Job) -> str:
@@ -30,7 +38,7 @@ class Signatures:
 
     def __init__(self, pipefile: Pipefile, namespace: Mapping[str, Any]):
         self.namespace = namespace
-        self._variables = {item.name for item in pipefile.preamble if isinstance(item, Variable)}
+        self._shared = {name for name in namespace if not name.startswith("__")}
         self._rule_parts: dict[int, tuple[str, dict[str, str]]] = {}
 
     def __call__(self, job: Job) -> dict:
@@ -40,16 +48,13 @@ class Signatures:
         action, variables = self._rule_signature(job)
         return {"action": action, "variables": variables, "inputs": digest("\0".join(job.inputs))}
 
-    def variables_used(self, job: Job) -> set[str]:
-        """The names of the variables `job`'s signature holds."""
-        return set(self._rule_signature(job)[1])
-
     def _rule_signature(self, job: Job) -> tuple[str, dict[str, str]]:
         parts = self._rule_parts.get(job.rule.index)
         if parts is None:
             action = job.rule.action
             text = action.script if isinstance(action, ShellAction) else (action.source if action else "")
-            variables = {name: digest(repr(self.namespace.get(name))) for name in sorted(self._used(job))}
+            variables = {name: digest(fingerprint(self.namespace.get(name), self.namespace))
+                         for name in sorted(self._used(job))}
             parts = self._rule_parts[job.rule.index] = (digest(text), variables)
         return parts
 
@@ -58,10 +63,32 @@ class Signatures:
         if isinstance(action, ShellAction):
             from rulerun.lang.template import referenced_names
 
-            return referenced_names(action.script) & self._variables
+            return (referenced_names(action.script) - _JOB_NAMES - set(job.values)) & self._shared
         if isinstance(action, PythonAction):
-            return _names_in(action.source) & self._variables
+            return (_names_in(action.source) - _JOB_NAMES) & self._shared
         return set()
+
+    def follows_from_text(self, job: Job, fixed: set[str]) -> bool:
+        """Whether every value `job` uses follows from the Pipefile's text and the command line:
+        a name in `fixed` (see namespace.fixed_names), a module, or a function or class of the
+        Pipefile whose reads do too. Other values (a list a `python:` block computed, say) may
+        change with nothing on disk changing, so no record may answer for them."""
+        todo, seen = list(self._used(job)), set()
+        while todo:
+            name = todo.pop()
+            if name in seen or name in fixed:
+                continue
+            seen.add(name)
+            value = self.namespace.get(name)
+            if isinstance(value, types.ModuleType):
+                continue
+            if isinstance(value, types.FunctionType) and value.__module__ == "__pipefile__":
+                todo.extend(names_read(value) & self._shared)
+                continue
+            if isinstance(value, type) and value.__module__ == "__pipefile__":
+                continue
+            return False
+        return True
 
 
 def _names_in(source: str) -> set[str]:

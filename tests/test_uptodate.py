@@ -425,3 +425,44 @@ def test_an_input_edited_while_its_job_runs_is_not_recorded_as_seen(project):
     assert running.wait(timeout=20) == 0
     again = project.run("out.txt")
     assert NOTHING not in again.stdout and project.read("out.txt") == "second\n"
+
+
+REPORT = "report.txt : data/*.csv\n    shell: cat {input} > {output}\n"
+
+
+def test_a_file_added_with_its_directory_time_put_back_is_seen(project):
+    """`tar x` adds data/c.csv and restores data/'s time: the directory's change time (which no
+    one can put back) says it changed, and the full decision builds the new file in."""
+    project.write("Pipefile", REPORT)
+    project.write("data/a.csv", "a\n")
+    project.write("data/b.csv", "b\n")
+    assert project.run("report.txt").returncode == 0 and project.exists(".rulerun/uptodate")
+    data = project.root / "data"
+    before = os.stat(data)
+    project.write("data/c.csv", "c\n")
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(data).st_mtime_ns == before.st_mtime_ns
+    again = project.run("report.txt")
+    assert again.returncode == 0 and NOTHING not in again.stdout
+    assert project.read("report.txt") == "a\nb\nc\n"
+
+
+def test_an_input_directory_switched_to_another_version_with_equal_times_is_seen(project):
+    """data -> v1 switched to data -> v2, every time equal: another directory, another listing."""
+    project.write("Pipefile", REPORT)
+    project.write("v1/a.csv", "a1\n")
+    project.write("v2/a.csv", "a2\n")
+    project.write("v2/b.csv", "b2\n")
+    stamp = time.time_ns() - 10_000_000_000
+    for path in ("v1/a.csv", "v2/a.csv", "v2/b.csv", "v1", "v2"):
+        os.utime(project.root / path, ns=(stamp, stamp))
+    os.symlink("v1", project.root / "data")
+    assert project.run("report.txt").returncode == 0 and project.read("report.txt") == "a1\n"
+    assert project.exists(".rulerun/uptodate")
+    root = os.stat(project.root)
+    os.symlink("v2", project.root / "data.new")
+    os.replace(project.root / "data.new", project.root / "data")
+    os.utime(project.root, ns=(root.st_atime_ns, root.st_mtime_ns))  # every time as it was
+    again = project.run("report.txt")
+    assert again.returncode == 0 and NOTHING not in again.stdout
+    assert project.read("report.txt") == "a2\nb2\n"

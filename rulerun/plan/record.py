@@ -42,7 +42,7 @@ from rulerun import __version__
 from rulerun.store.layout import RECORD, RECORD_GRAPH as GRAPH
 
 NOTHING_TO_DO = "rulerun: nothing to do, everything is up to date"
-FORMAT = 3
+FORMAT = 4
 # A directory changed less than this before it was listed may change again within the same
 # file-time tick (a few ms on Linux filesystems); one at whole seconds may have coarse times.
 RACY_NS = 50_000_000
@@ -120,17 +120,20 @@ def _identity(stat: os.stat_result) -> tuple[int, int, int]:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
-def _changed(recorded: tuple[list[str], list[int | None]]) -> list[int]:
-    """Indices of the recorded paths whose time is not the recorded one."""
+def _changed(recorded: tuple[list[str], list[int | None], list[int]]) -> list[int]:
+    """Indices of the recorded paths whose time or mark (change time, inode, device: what a
+    person can't put back, unlike a time) is not the recorded one."""
     stat = os.stat
-    paths, mtimes = recorded
+    paths, mtimes, marks = recorded
     changed = []
-    for index, (path, then) in enumerate(zip(paths, mtimes)):
+    for index, (path, then, mark) in enumerate(zip(paths, mtimes, marks)):
         try:
-            now = stat(path).st_mtime_ns
-        except OSError:
-            now = None
-        if now != then:
+            found = stat(path)
+        except (OSError, ValueError):
+            if then is not None:
+                changed.append(index)
+            continue
+        if found.st_mtime_ns != then or hash((found.st_ctime_ns, found.st_ino, found.st_dev)) != mark:
             changed.append(index)
     return changed
 
@@ -217,12 +220,12 @@ def _relisted(view) -> bool:
     for directory in view.changed_dirs:
         if directory not in view.listed:
             continue
-        before = disk.mtime(directory or ".")
+        before = disk.stat(directory or ".")
         now = time.time_ns()
         found = disk.listing(directory) or {}
-        if found != view.listing(directory) or disk.mtime(directory or ".") != before:
+        if before is None or found != view.listing(directory) or disk.stat(directory or ".") != before:
             return False
-        view.listed[directory] = Listed(now, before)
+        view.listed[directory] = Listed(now, before.mtime, before.mark)
     return True
 
 
@@ -230,7 +233,7 @@ def _remember_part(plan, basis: Basis, state) -> bool:
     """The record again, after a build of only the jobs `basis` affected: when every directory
     still lists as recorded and what the run saw of those jobs is consistent, the rest of the
     record still holds and only their files' times are new."""
-    from rulerun.plan.view import mtime_of
+    from rulerun.store.disk import RealDisk
 
     record = basis.record
     view = plan.view
@@ -240,10 +243,10 @@ def _remember_part(plan, basis: Basis, state) -> bool:
     seen = view.files_seen()
     if not all(path in basis.where for path in seen):
         return False  # a file the record does not know: look at everything again
-    mtimes = record["files"][1]
+    _, mtimes, marks = record["files"]
     for path, mtime in seen.items():
-        mtimes[basis.where[path]] = mtime
-    mtimes[record["state"]] = mtime_of(state.path)
+        mtimes[basis.where[path]], marks[basis.where[path]] = mtime, view.mark(path)
+    mtimes[record["state"]], marks[record["state"]] = RealDisk().stat(state.path) or (None, 0)
     _replace(RECORD, record)
     return True
 
@@ -251,8 +254,8 @@ def _remember_part(plan, basis: Basis, state) -> bool:
 def _same_listings(view, recorded: tuple[list[str], list[int | None]]) -> bool:
     """Every directory `view` listed was recorded with the time it had then, and every recorded
     directory still has its recorded time."""
-    times = dict(zip(*recorded))
-    if any(times.get(path or ".", -1) != seen.mtime for path, seen in view.listed.items()):
+    times = {path: (mtime, mark) for path, mtime, mark in zip(*recorded)}
+    if any(times.get(path or ".") != (seen.mtime, seen.mark) for path, seen in view.listed.items()):
         return False
     return not _changed(recorded)
 
@@ -283,7 +286,7 @@ def _all_up_to_date(plan) -> bool:
 def _settled(fs) -> bool:
     """Every directory listed during its last change's tick still lists the same, now that
     the tick is over."""
-    from rulerun.plan.view import DiskView, mtime_of
+    from rulerun.plan.view import DiskView
 
     racy = {path: seen for path, seen in fs.listed.items()
             if seen.mtime is not None and seen.at - seen.mtime < _racy_window(seen.mtime)}
@@ -296,7 +299,7 @@ def _settled(fs) -> bool:
     if wait > 0:
         time.sleep(wait)
     for path, seen in racy.items():
-        if mtime_of(path or ".") != seen.mtime or DiskView().listing(path) != fs.listing(path):
+        if fs.disk.stat(path or ".") != (seen.mtime, seen.mark) or DiskView().listing(path) != fs.listing(path):
             return False
     return True
 
@@ -309,24 +312,24 @@ def _write(options, view, graph, state_path: str) -> bool:
     """The record of what `view` saw, and `graph` beside it when it can be reused; not written
     (False) when a directory listed in its last change's tick may have changed since."""
     from rulerun.plan.recorded_graph import can_record, save
-    from rulerun.plan.view import mtime_of
+    from rulerun.store.disk import RealDisk
 
     if not _settled(view):
         return False
     with open(options.file, "rb") as handle:
         pipefile = handle.read()
-    dirs = [(path or ".", seen.mtime) for path, seen in view.listed.items()]
-    files = list(view.files_seen().items())
-    files.append((state_path, mtime_of(state_path)))
-    paths = [p for p, _ in files]
+    dirs = [(path or ".", seen.mtime, seen.mark) for path, seen in view.listed.items()]
+    files = [(path, mtime, view.mark(path)) for path, mtime in view.files_seen().items()]
+    files.append((state_path, *(RealDisk().stat(state_path) or (None, 0))))
+    paths = [p for p, _, _ in files]
     graph_id = None
     if can_record(graph):
         graph_id = time.time_ns()
         save(GRAPH, graph_id, graph, paths)
     _replace(RECORD, {"request": request(options), "pipefile": pipefile, "graph": graph_id,
                      "state": len(files) - 1,
-                     "dirs": ([p for p, _ in dirs], [m for _, m in dirs]),
-                     "files": (paths, [m for _, m in files])})
+                     "dirs": tuple(map(list, zip(*dirs))) if dirs else ([], [], []),
+                     "files": (paths, [m for _, m, _ in files], [k for _, _, k in files])})
     return True
 
 

@@ -31,6 +31,7 @@ class DiskView:
         self.disk = disk or RealDisk()
         self._listings: dict[str, dict[str, bool]] = {}
         self._mtimes: dict[str, int | None] = {}
+        self._marks: dict[str, int] = {}  # Stamp.mark of each file seen, for the record
         self.listed: dict[str, Listed] = {}
         # Directories whose listing this run changed itself (outputs made or removed): their
         # time moved on, and they are listed again before a record is written from this view.
@@ -43,7 +44,8 @@ class DiskView:
         """name -> is_dir for every entry of `directory` ('' is the working directory)."""
         found = self._listings.get(directory)
         if found is None:
-            self.listed[directory] = Listed(time.time_ns(), self.disk.mtime(directory or "."))
+            stamp = self.disk.stat(directory or ".")
+            self.listed[directory] = Listed(time.time_ns(), stamp.mtime if stamp else None, stamp.mark if stamp else 0)
             found = self._listings[directory] = self.disk.listing(directory) or {}
         return found
 
@@ -64,12 +66,15 @@ class DiskView:
             return self._mtimes[path]
         if self.lists and not self.exists(path):  # the listing answers for missing files: no stat needed
             return None
-        value = self._mtimes[path] = self.disk.mtime(path)
-        return value
+        return self.observe(path)
 
     def files_seen(self) -> dict[str, int | None]:
         """path -> modification time (ns, None: missing) of every file whose time was asked."""
         return self._mtimes
+
+    def mark(self, path: str) -> int:
+        """The Stamp.mark of `path` when it was last looked at (0: missing or never looked at)."""
+        return self._marks.get(path, 0)
 
     def glob(self, pattern: str) -> list[str]:
         """Existing paths matching the shell glob `pattern`, sorted."""
@@ -94,14 +99,19 @@ class DiskView:
         return [found for p in paths if names.get(os.path.basename(p)) for found in self._walk(p, more)]
 
     def observe(self, path: str) -> int | None:
-        """Look at `path` again now (a job is about to read it): its time from now on."""
-        mtime = self._mtimes[path] = self.disk.mtime(path)
-        return mtime
+        """Look at `path` (again) now: its time from now on."""
+        stamp = self.disk.stat(path)
+        if stamp is None:
+            self._mtimes[path] = None
+            self._marks.pop(path, None)
+            return None
+        self._mtimes[path], self._marks[path] = stamp
+        return stamp.mtime
 
     def made(self, path: str) -> int | None:
         """A job of this run made, changed or removed `path`: look at it again (and only at it;
         relisting a large directory after every job would make a run quadratic). Returns its time."""
-        mtime = self._mtimes[path] = self.disk.mtime(path)
+        mtime = self.observe(path)
         directory, name = os.path.split(path)
         listing = self._listings.get(directory)
         if listing is not None and name:
@@ -117,14 +127,16 @@ class DiskView:
         self.recording = False
         self._listings.clear()
         self._mtimes.clear()
+        self._marks.clear()
 
 
 class Listed(NamedTuple):
-    """When a directory was listed (wall clock, ns) and its modification time then (None: no
-    such directory)."""
+    """When a directory was listed (wall clock, ns), its modification time then (None: no such
+    directory) and its Stamp.mark."""
 
     at: int
     mtime: int | None
+    mark: int = 0
 
 
 def mtime_of(path: str) -> int | None:

@@ -10,10 +10,22 @@ processes (as Ninja's VirtualFileSystem does).
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+
+class Stamp(NamedTuple):
+    """What a look at a path saw: its modification time (ns), and a mark of what a person can't
+    put back (its change time, inode and device) so that a file replaced by one with the same
+    time (`tar x`, a symlink switched to another version) reads as changed."""
+
+    mtime: int
+    mark: int
 
 
 class Disk(Protocol):
+    def stat(self, path: str) -> Stamp | None:
+        """The stamp of `path` (following links), or None when nothing is there."""
+
     def mtime(self, path: str) -> int | None:
         """Modification time in nanoseconds (following links), or None when nothing is there."""
 
@@ -39,6 +51,13 @@ class Disk(Protocol):
 
 class RealDisk:
     """The operating system's files, relative to the working directory."""
+
+    def stat(self, path: str) -> Stamp | None:
+        try:
+            found = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        return Stamp(found.st_mtime_ns, hash((found.st_ctime_ns, found.st_ino, found.st_dev)))
 
     def mtime(self, path: str) -> int | None:
         try:
@@ -97,6 +116,10 @@ class FakeDisk:
         self.makedirs(os.path.dirname(path))
         self.files[path] = self.now if mtime is None else mtime
         self._touch_dir(os.path.dirname(path))
+
+    def stat(self, path: str) -> Stamp | None:
+        mtime = self.mtime(path)
+        return None if mtime is None else Stamp(mtime, hash((mtime, path)))
 
     def mtime(self, path: str) -> int | None:
         path = os.path.normpath(path) if path else ""

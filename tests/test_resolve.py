@@ -306,3 +306,59 @@ def test_files_derived_from_an_old_split_output_do_not_leak_into_globs(project):
     project.write("chunks/c_zz.count")     # made from chunks/c_zz.txt, which the split no longer makes
     total = project.resolver(SPLIT).resolve_targets(["total"]).jobs[-1]
     assert total.inputs == ["chunks/c_aa.count"]
+
+
+# ---------------------------------------------------------------- globs (issue: trust, item 4)
+
+
+def test_a_glob_over_outputs_of_a_rule_whose_input_is_a_glob(project):
+    project.write("data/x/1.csv")
+    project.write("data/x/2.csv")
+    project.write("data/y/1.csv")
+    graph = project.resolver("""\
+        report.txt : summary_*.txt
+            shell: cat {input} > {output}
+        summary_{s}.txt : data/{s}/*.csv
+            shell: cat {input} > {output}
+        """).resolve_targets(["report.txt"])
+    report = graph.jobs[-1]
+    assert report.inputs == ["summary_x.txt", "summary_y.txt"]
+    assert {d.outputs[0]: d.inputs for d in report.deps} == {
+        "summary_x.txt": ["data/x/1.csv", "data/x/2.csv"], "summary_y.txt": ["data/y/1.csv"]}
+
+
+def test_a_pattern_rule_is_not_applied_twice_through_a_glob(project):
+    project.write("a.txt")
+    project.write("b.txt")
+    text = """\
+        all.txt : *.post.txt
+            shell: cat {input} > {output}
+        {x}.post.txt : {x}.txt
+            shell: cp {input} {output}
+        """
+    assert project.resolver(text).resolve_targets(["all.txt"]).jobs[-1].inputs == ["a.post.txt", "b.post.txt"]
+    project.write("a.post.txt")  # as the first build leaves it: the second finds the same
+    assert project.resolver(text).resolve_targets(["all.txt"]).jobs[-1].inputs == ["a.post.txt", "b.post.txt"]
+
+
+def test_a_glob_that_overlaps_a_split_rules_glob_waits_for_it(project):
+    graph = project.resolver("""\
+        all.txt : parts/*b.txt
+            shell: cat {input} > {output}
+        parts/a*.txt :
+            shell: mkdir -p parts && echo 1 > parts/a1b.txt && echo 2 > parts/a2c.txt
+        """).resolve_targets(["all.txt"])
+    consumer = graph.jobs[-1]
+    assert consumer.pending and {s.rule.name for s in consumer.after} == {"parts/a*.txt"}
+
+
+def test_a_rules_own_output_never_counts_in_its_input_glob(project):
+    project.write("site/a.html")
+    project.write("site/b.html")
+    text = """\
+        site/index.html : site/*.html
+            shell: ls {input} > {output}
+        """
+    assert project.resolver(text).resolve_targets(["site/index.html"]).jobs[-1].inputs == ["site/a.html", "site/b.html"]
+    project.write("site/index.html")  # the second run: no cycle, the same inputs
+    assert project.resolver(text).resolve_targets(["site/index.html"]).jobs[-1].inputs == ["site/a.html", "site/b.html"]

@@ -20,7 +20,8 @@ from rulerun.errors import AmbiguousRuleError, CycleError, NoRuleError, ResolveE
 from rulerun.plan.view import DiskView, normalise
 from rulerun.plan.graph import Job, JobGraph, JobKind, topological
 from rulerun.lang.model import Pipefile, Rule
-from rulerun.lang.patterns import Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob, specificity
+from rulerun.lang.patterns import (Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob,
+                                   match_with_globs, specificity)
 
 
 DEEPEST_CHAIN = 5000  # jobs in one chain of dependencies that resolution follows
@@ -297,6 +298,7 @@ class Resolver:
                     _wait(job, ("glob", text, position), pending)
                     deps.extend(pending.splits)
                     continue
+                paths = _not_its_own(job, paths)
             else:
                 paths = [pattern.expand(job.values)]
             for path in paths:
@@ -438,12 +440,15 @@ class Resolver:
         if query is None:
             return [], Pending()
         paths, pending = self.expand_glob(query)
-        made = []
+        match = match_with_globs if primary.is_glob else Pattern.match
+        found = set(paths)
+        made = set()
         for path in paths:
-            values = primary.match(path)
-            if values is not None:
-                made.append(normalise(out.expand(values)))
-        return made, pending
+            values = match(primary, path)
+            if values is None or _made_here(out, primary, path, found):
+                continue
+            made.add(normalise(out.expand({k: v for k, v in values.items() if k in out.names})))
+        return sorted(made), pending
 
     def _rule_outputs(self, rule: Rule) -> tuple[list[str], Pending]:
         """Every output `rule` can make from files that exist or can be made, sorted."""
@@ -492,7 +497,7 @@ class Resolver:
                     _wait(job, (kind, text, position), pending)
                     new_deps.extend(pending.splits)
                     continue
-                new_deps.extend(self._input_producers(job, paths))
+                new_deps.extend(self._input_producers(job, _not_its_own(job, paths)))
         job.deps = _unique(job.deps + new_deps)
         return topological(new_deps)
 
@@ -559,13 +564,33 @@ def _wait(job: Job, item: tuple[str, str, int], pending: Pending) -> None:
 
 def _primary_input(rule: Rule, out: Pattern) -> Pattern | None:
     """The first input pattern that uses every wildcard of `out`: the one whose files decide
-    which outputs the rule can make."""
+    which outputs the rule can make. A plain pattern is preferred; a glob with the wildcards
+    (`summary_{s}.txt : data/{s}/*.csv`) serves when there is none: the wildcard values then come
+    from the files its glob finds."""
     needed = set(out.names)
-    for pattern in rule.inputs:
-        compiled = compile_pattern(normalise(pattern.text))
-        if needed <= set(compiled.names) and not is_glob(compiled.text):
-            return compiled
-    return None
+    inputs = [compile_pattern(normalise(pattern.text)) for pattern in rule.inputs]
+    fitting = [pattern for pattern in inputs if needed <= set(pattern.names)]
+    plain = [pattern for pattern in fitting if not pattern.is_glob]
+    return (plain or fitting or [None])[0]
+
+
+def _not_its_own(job: Job, paths: list[str]) -> list[str]:
+    """A job's own outputs never count among the files its input glob finds (`site/index.html
+    : site/*.html` reads the other pages, not itself: else the second run is a cycle)."""
+    if not job.outputs:
+        return paths
+    own = set(job.outputs)
+    return [path for path in paths if path not in own]
+
+
+def _made_here(out: Pattern, primary: Pattern, path: str, found: set[str]) -> bool:
+    """Would `path`, found as an input of the rule, be made by the same rule from another file
+    found (`a.post.txt` from `a.txt` for `{x}.post.txt : {x}.txt`)? A pattern rule is used once
+    in a chain, so such a path gives no output (else `*.post.txt` finds `a.post.post.txt`)."""
+    if primary.is_glob:
+        return False
+    values = out.match(path)
+    return values is not None and normalise(primary.expand(values)) in found
 
 
 def _input_query(out: Pattern, primary: Pattern, glob: str | None) -> str | None:

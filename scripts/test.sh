@@ -20,4 +20,12 @@ if [ "$(id -u)" = 0 ] && [ "${RULERUN_NO_SGE:-0}" != 1 ]; then
     rm -f "$env_file"
 fi
 
-exec python -m pytest -q -p no:cacheprovider "$@"
+if [ "$#" -gt 0 ]; then   # particular tests: as asked, in one process
+    exec python -m pytest -q -p no:cacheprovider "$@"
+fi
+# Everything: most tests in parallel (they wait on processes more than they compute), then the
+# tests that measure time or real concurrency alone (tests/conftest.py marks them serial).
+status=0
+python -m pytest -q -p no:cacheprovider -n "${RULERUN_TEST_WORKERS:-4}" -m "not serial" || status=$?
+python -m pytest -q -p no:cacheprovider -m serial || status=$?
+exit "$status"

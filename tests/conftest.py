@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -54,3 +55,17 @@ class Project:
 
     def read(self, path: str) -> str:
         return (self.root / path).read_text()
+
+
+# Tests with a deadline (jobs stopped within 2 s, watch's debounce and quiet periods) and those
+# of the one shared cluster run alone after the rest, which scripts/test.sh runs in parallel
+# (pytest-xdist): on a loaded machine their deadlines would measure the machine.
+SERIAL_MODULES = {"test_watch", "test_cluster_sge", "test_cluster_cli"}
+SERIAL_NAMES = re.compile(r"interrupt|sigterm|sighup|sigint|ctrl_c|within|second_run_waits")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in SERIAL_MODULES or SERIAL_NAMES.search(item.name):
+            item.add_marker(pytest.mark.serial)

@@ -139,14 +139,6 @@ class Listed(NamedTuple):
     mark: int = 0
 
 
-def mtime_of(path: str) -> int | None:
-    """Modification time in nanoseconds, or None when there is nothing at `path`."""
-    try:
-        return os.stat(path).st_mtime_ns
-    except (OSError, ValueError):
-        return None
-
-
 def normalise(path: str) -> str:
     """A path as the graph knows it: normalised, './' and trailing '/' removed."""
     return os.path.normpath(path) if path else path

@@ -19,9 +19,8 @@ import shutil
 from dataclasses import dataclass, field
 
 from rulerun.lang.confine import place_problem
-from rulerun.store.layout import STATE_DIR
+from rulerun.store.layout import QUARANTINE, STATE_DIR
 
-QUARANTINE = os.path.join(STATE_DIR, "failed")
 
 
 @dataclass

@@ -6,8 +6,10 @@ Read by the no-op answer before anything heavy is imported, so this module impor
 import os
 
 STATE_DIR = ".rulerun"
-STATE_DB = os.path.join(STATE_DIR, "state.db")       # signatures and incomplete marks (store/state.py)
-LOCK = os.path.join(STATE_DIR, "lock")               # the run lock (store/lock.py)
+STATE_DB_NAME = "state.db"                           # signatures and incomplete marks (store/state.py)
+STATE_DB = os.path.join(STATE_DIR, STATE_DB_NAME)
+LOCK_NAME = "lock"                                   # the run lock (store/lock.py)
+LOCK = os.path.join(STATE_DIR, LOCK_NAME)
 LOG_DIR = os.path.join(STATE_DIR, "logs")            # what jobs printed (run/spec.py names them)
 QUARANTINE = os.path.join(STATE_DIR, "failed")       # what failed jobs left behind
 CLUSTER_DIR = os.path.join(STATE_DIR, "cluster")     # cluster job scripts and their output

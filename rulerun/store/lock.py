@@ -16,7 +16,7 @@ import fcntl
 import os
 
 from rulerun.errors import StateError, UsageError
-from rulerun.store.layout import STATE_DIR
+from rulerun.store.layout import LOCK_NAME, STATE_DIR
 
 RUNNING_IN = "RULERUN_RUNNING_IN"  # os.pathsep-separated real paths, like PATH
 
@@ -27,7 +27,7 @@ class RunLock:
 
     def __init__(self, directory: str = "."):
         self.directory = directory
-        self.path = os.path.join(directory, STATE_DIR, "lock")
+        self.path = os.path.join(directory, STATE_DIR, LOCK_NAME)
         self._fd: int | None = None
         self._inherited: str | None = None
 

@@ -17,7 +17,7 @@ import time
 from typing import Iterable
 
 from rulerun.errors import StateError
-from rulerun.store.layout import STATE_DIR
+from rulerun.store.layout import STATE_DB_NAME, STATE_DIR
 
 SCHEMA_VERSION = 1
 SINGLE_LOOKUPS = 200  # signatures asked for one by one before all are read at once
@@ -35,7 +35,7 @@ class State:
 
     def __init__(self, directory: str = STATE_DIR, readonly: bool = False):
         self.directory = directory
-        self.path = os.path.join(directory, "state.db")
+        self.path = os.path.join(directory, STATE_DB_NAME)
         self.warnings: list[str] = []
         self._readonly = readonly
         self._signatures: dict[str, str] | None = None
@@ -81,7 +81,7 @@ class State:
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif row[0] != str(SCHEMA_VERSION):
             raise StateError(f"{self.path} was written by another version of rulerun (schema {row[0]})",
-                             hint=f"remove {self.directory}/state.db; every job whose outputs exist and "
+                             hint=f"remove {self.path}; every job whose outputs exist and "
                                   "are newer than its inputs stays up to date")
         # Damage shows up only when a damaged page is read (an index page: at the first lookup,
         # mid-run); check every page now, while it can still be set aside.

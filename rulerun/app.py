@@ -73,6 +73,7 @@ def build(project: Project, graph, reporter, basis=None) -> int:
     """Run `graph` under the run lock; return the exit status. `basis`: the uptodate.Basis
     `graph` was cut down from, if it was."""
     from rulerun.plan import record as uptodate
+    from rulerun.run.orphans import stop_left_running
     from rulerun.store.lock import RunLock
 
     cluster = submits_to_cluster(project, graph)
@@ -86,6 +87,8 @@ def build(project: Project, graph, reporter, basis=None) -> int:
         project, graph, cluster = _reload_after_wait(project, lock, cluster)
         basis = None
     uptodate.forget()  # from here on files change: until this build ends, no record holds
+    for text in stop_left_running(project.state):  # a killed run's jobs must not race this one's
+        reporter.warning(text)
     executor = make_executor(project.options, project.pipefile)
     outcome = None
     try:

@@ -421,3 +421,39 @@ def test_input_changed_while_its_job_ran_reruns_it_next_time(project):
     assert os.stat(project.root / "in.txt").st_mtime_ns < os.stat(project.root / "out.txt").st_mtime_ns
     dry = project.run("-n", "out.txt")
     assert "input 'in.txt' changed after the job last started" in dry.stdout
+
+
+# ------------------------------------------------------------------ a job is over before it is judged
+
+def _stays_absent(project, path: str, seconds: float = 0.8) -> bool:
+    time.sleep(seconds)
+    return not project.exists(path)
+
+
+def test_a_failed_job_leaves_no_process_to_write_its_output_later(project):
+    project.write("Pipefile", "out.txt :\n    shell: (sleep 0.5; echo late > {output}) & exit 1\n")
+    assert project.run("out.txt").returncode == 1
+    assert _stays_absent(project, "out.txt")
+    assert "nothing to do" not in project.run("-n", "out.txt").stdout
+
+
+def test_interrupt_stops_what_a_job_started_in_a_session_of_its_own(project):
+    project.write("Pipefile", "out.txt :\n    shell: setsid sh -c 'sleep 0.7; echo late > late.txt' & "
+                              "echo partial > {output}; sleep 30\n")
+    proc = subprocess.Popen([sys.executable, "-m", "rulerun", "out.txt"], cwd=project.root,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline and not project.exists("out.txt"):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert _stays_absent(project, "late.txt", 1.0)
+
+
+def test_a_process_that_left_its_jobs_session_and_environment_is_stopped_when_the_run_ends(project):
+    project.write("Pipefile", "out.txt :\n    shell: env -i /usr/bin/setsid /bin/sh -c 'sleep 0.5; "
+                              "echo late > late.txt' & touch {output}\n")
+    assert project.run("out.txt").returncode == 0
+    assert _stays_absent(project, "late.txt")

@@ -1,8 +1,10 @@
-"""Run jobs on this machine: shell actions as `/bin/sh -e` in their own process group, Python
+"""Run jobs on this machine: shell actions as `/bin/sh -e` in their own session, Python
 actions in worker processes that keep the Pipefile's namespace loaded.
 
 Shell jobs are waited for by one reaper thread (a pidfd per process, in one epoll set), which
-also copies their output into their logs; each Python job has one thread that serves its worker. The scheduler caps how many run at once.
+also copies their output into their logs; each Python job has one thread that serves its worker.
+The scheduler caps how many run at once. A job ends only once what it left running is stopped
+too (rulerun.run.orphans).
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import threading
 import time
 from typing import Callable
 
+from rulerun.proc import GRACE_SECONDS, ProcessId, boot_ticks
+from rulerun.run import orphans
 from rulerun.run.executor import Done, JobResult, JobSpec, abort_all
-
-GRACE_SECONDS = 1.0
 
 
 class LocalExecutor:
@@ -29,14 +31,16 @@ class LocalExecutor:
         self._shell = ShellRunner()
         self._python = PythonWorkers(pipefile_path, overrides, services or {})
 
-    def start(self, spec: JobSpec, done: Done) -> None:
-        (self._python if spec.kind == "python" else self._shell).start(spec, done)
+    def start(self, spec: JobSpec, done: Done) -> ProcessId:
+        return (self._python if spec.kind == "python" else self._shell).start(spec, done)
 
     def abort(self) -> None:
         abort_all([self._shell, self._python])
+        orphans.end_all()  # also those no job could be told to own
 
     def close(self) -> None:
         self._python.close()
+        orphans.end_all()
         self._shell.close()
 
 
@@ -55,35 +59,43 @@ class ShellRunner:
         self._aborting = False
         self._reaper: _Reaper | None = None
         self._devnull: int | None = None  # every job's stdin, opened once rather than per job
+        self._environ = dict(os.environ)  # every job's environment but its mark, copied once
+        self._closed = False
+        orphans.adopt()
 
-    def start(self, spec: JobSpec, done: Done) -> None:
+    def start(self, spec: JobSpec, done: Done) -> ProcessId:
         if self._reaper is None and _have_pidfds():
             self._reaper = _Reaper()
         log = _Log(spec.log_path)
         output = log.pipe() if self._reaper else log.file()
         try:
-            proc = self._spawn(spec, output)
+            with orphans.spawning():  # registered before any sweep could reap it
+                proc = self._spawn(spec, output)
+                orphans.waited_for(proc.pid)
         except BaseException:
             log.close()
             raise
         finally:
             if self._reaper:
                 os.close(output)  # the job has it now: the pipe ends when the job's last process does
+        started = ProcessId(proc.pid, proc.pid, boot_ticks())  # its own session: pgid = pid
         with self._lock:
             self._running[spec.key] = proc
         ended = functools.partial(self._ended, spec, proc, log, done)
         if not self._reaper:
             threading.Thread(target=ended, daemon=True).start()
-            return
+            return started
         try:
             self._reaper.watch(proc.pid, log, ended)
         except OSError:  # e.g. out of file descriptors: stop the job rather than lose sight of it
             _kill_group(proc.pid, signal.SIGKILL)
             proc.wait()
+            orphans.done_with(proc.pid)
             with self._lock:
                 self._running.pop(spec.key, None)
             log.close()
             raise
+        return started
 
     def _spawn(self, spec: JobSpec, output: int) -> subprocess.Popen:
         argv = command_line(spec.command)
@@ -91,12 +103,21 @@ class ShellRunner:
         executable = None if spec.env or "/" in argv[0] else _program(argv[0])
         if self._devnull is None:
             self._devnull = os.open(os.devnull, os.O_RDONLY)
+        env = dict(spec.env) if spec.env else dict(self._environ)
+        env[orphans.MARK] = orphans.token(spec.key)  # what it starts can be told apart as its own
         return subprocess.Popen(argv, executable=executable, cwd=spec.workdir,
                                 stdin=self._devnull, stdout=output, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=dict(spec.env) if spec.env else None)
+                                start_new_session=True, env=env)
 
     def _ended(self, spec: JobSpec, proc: subprocess.Popen, log: "_Log", done: Done) -> None:
-        status = proc.wait()  # at once from the reaper: its pidfd said the process ended
+        # Its process has ended (the pidfd said so; without pidfds, waitid waits for it) and is
+        # not reaped yet: until it is, its pid, so its session's number, can't name another
+        # process. What it left running is stopped now, before the job is judged: a job is over
+        # only once all of it is.
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        orphans.end_job(proc.pid, None, spec.key)
+        status = proc.wait()
+        orphans.done_with(proc.pid)
         with self._lock:
             self._running.pop(spec.key, None)
             interrupted = self._aborting
@@ -111,6 +132,9 @@ class ShellRunner:
         if self._devnull is not None:
             os.close(self._devnull)
             self._devnull = None
+        if not self._closed:
+            self._closed = True
+            orphans.let_go()
 
     def abort(self) -> None:
         with self._lock:

@@ -254,16 +254,21 @@ class Scheduler:
     def _start(self, batch: list[Job]) -> None:
         specs = [(job, self.work.spec(job)) for job in batch]
         self._commit(batch)
+        processes = []
         for job, spec in specs:
             self._newest_input[job.id] = _newest_mtime(job.inputs)
             self._running[job.id] = (job, spec, time.monotonic())
             self.reporter.job_started(job, spec, self.dirty.reasons.get(job, []))
             try:
                 self._prepare_outputs(job)
-                self.executor.start(spec, self._events.put)
+                process = self.executor.start(spec, self._events.put)
+                if process is not None:
+                    processes.append((job_key(job), process))
             except OSError as exc:  # e.g. its output directory is on a read-only or full disk
                 what = f"{exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else "")
                 self._events.put(JobResult(spec.key, False, f"it could not be started: {what}"))
+        if processes:  # known only now: a second, small transaction (see State.record)
+            self.state.record(running=processes)
 
     def _commit(self, starting: list[Job]) -> None:
         """One transaction a turn: the jobs that ended since the last one (a success's signature,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+from rulerun.proc import ProcessId
 from rulerun.run.executor import Done, JobSpec, abort_all
 from rulerun.lang.model import PythonBlock, ShellAction
 
@@ -40,8 +41,8 @@ class Router:
             return False  # a Python action runs here; its run_job calls reach the cluster
         return spec.native_spec is not None or (self.every_shell_job and spec.kind == "shell")
 
-    def start(self, spec: JobSpec, done: Done) -> None:
-        (self.cluster() if self._is_cluster(spec) else self.local).start(spec, done)
+    def start(self, spec: JobSpec, done: Done) -> ProcessId | None:
+        return (self.cluster() if self._is_cluster(spec) else self.local).start(spec, done)
 
     def cluster(self):
         with self._lock:

@@ -313,6 +313,16 @@ SHELL_ACTION = """\
         sleep {NAP}
         echo {WHO} > {output}
 """
+PYTHON_ACTION = """\
+    python:
+        open(WHO + '.pid', 'w').write(str(os.getpid()))
+        if WHO == 'second' and running(int(open('first.pid').read())):
+            open('overlap', 'w').close()
+        time.sleep(float(NAP))
+        open(output[0], 'w').write(WHO + '\\n')
+"""
+
+
 def kill_9_then_run_again(root: Path, action: str) -> tuple[subprocess.CompletedProcess, int]:
     """A first run whose job sleeps 30 s before it writes its output, killed with SIGKILL while
     the job runs; then a second run at once. Returns the second run and the first job's pid."""
@@ -346,3 +356,10 @@ def test_a_run_after_a_kill_9_first_stops_the_jobs_the_killed_run_left_and_says_
     assert (tmp_path / "out.txt").read_text() == "second\n"
     again = run(tmp_path, "out.txt", "WHO=second", "NAP=0")
     assert "killed" not in again.stderr  # what was stopped is forgotten
+
+
+def test_python_jobs_of_a_killed_run_are_gone_before_the_next_run_starts_its_own(tmp_path):
+    second, orphan = kill_9_then_run_again(tmp_path, PYTHON_ACTION)
+    assert second.returncode == 0, second.stderr
+    assert not (tmp_path / "overlap").exists() and gone(orphan)
+    assert (tmp_path / "out.txt").read_text() == "second\n"

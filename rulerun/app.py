@@ -120,6 +120,7 @@ def build(loaded: Loaded, plan, options: Options, reporter, state, basis=None) -
     """Run `plan` under the run lock; return the exit status. A run that had to wait for another
     one loads and plans again, with the state opened anew (and closed here)."""
     from rulerun.plan import record
+    from rulerun.run.orphans import stop_left_running
     from rulerun.store.lock import RunLock
     from rulerun.store.state import State
 
@@ -141,6 +142,8 @@ def build(loaded: Loaded, plan, options: Options, reporter, state, basis=None) -
             plan, basis = plan_for(loaded, options, state)
             restart_for_cluster(plan, options, state)
         record.forget()  # from here on files change: until this build ends, no record holds
+        for text in stop_left_running(state):  # a killed run's jobs must not race this one's
+            reporter.warning(text)
         outcome = _run_jobs(loaded, plan, options, reporter, state)
         state.close()  # its last write (a checkpoint) before the record takes its time
         if outcome.exit_code == 0 and not options.watch:

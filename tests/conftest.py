@@ -57,11 +57,11 @@ class Project:
         return (self.root / path).read_text()
 
 
-# Tests with a deadline (jobs stopped within 2 s, watch's debounce and quiet periods) and those
+# Tests with a deadline (jobs stopped within 2 s, kills timed to land mid-run, watch's debounce) and those
 # of the one shared cluster run alone after the rest, which scripts/test.sh runs in parallel
 # (pytest-xdist): on a loaded machine their deadlines would measure the machine.
 SERIAL_MODULES = {"test_watch", "test_cluster_sge", "test_cluster_cli"}
-SERIAL_NAMES = re.compile(r"interrupt|sigterm|sighup|sigint|ctrl_c|within|second_run_waits")
+SERIAL_NAMES = re.compile(r"interrupt|sigterm|sighup|sigint|sigkill|kill_9|ctrl_c|within|second_run_waits")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -3,6 +3,8 @@ output goes."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from rulerun.run import shell as shells
@@ -83,9 +85,62 @@ def test_a_long_job_can_be_followed_while_it_runs(tmp_path):
     assert log.read_text() == "started\n"
 
 
-def test_output_of_a_process_the_job_left_running_still_reaches_its_log(tmp_path):
-    assert _run_shell(tmp_path, "(sleep 0.3; echo late) & echo early", linger=0.8).ok
-    assert (tmp_path / "logs/r/job.log").read_text() == "early\nlate\n"
+def _gone(pid_file) -> bool:
+    """Whether the process whose pid `pid_file` holds has ended (a zombie has)."""
+    try:
+        with open(f"/proc/{int(pid_file.read_text())}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_process_the_job_left_running_is_stopped_before_the_job_is_reported(tmp_path):
+    result = _run_shell(tmp_path, "(sleep 0.5; echo late > late.txt) & echo $! > bg.pid")
+    assert result.ok and _gone(tmp_path / "bg.pid")
+    time.sleep(0.8)
+    assert not (tmp_path / "late.txt").exists()
+
+
+def test_a_double_forked_process_in_a_session_of_its_own_is_stopped_when_its_job_fails(tmp_path):
+    script = "(setsid sh -c 'echo $$ > bg.pid; sleep 0.5; echo late > late.txt' &); sleep 0.1; exit 1"
+    result = _run_shell(tmp_path, script)
+    assert not result.ok and _gone(tmp_path / "bg.pid")
+    time.sleep(0.8)
+    assert not (tmp_path / "late.txt").exists()
+
+
+def test_what_a_left_process_prints_while_it_is_stopped_reaches_the_log(tmp_path):
+    script = ("(trap 'echo stopped; exit 0' TERM; touch ready; for i in $(seq 40); do sleep 0.05; done) & "
+              "while [ ! -e ready ]; do sleep 0.01; done; echo early")
+    assert _run_shell(tmp_path, script, linger=0.3).ok
+    log = (tmp_path / "logs/r/job.log").read_text()
+    assert log.startswith("early\n") and log.endswith("stopped\n")
+
+
+def test_a_job_ending_stops_only_what_it_left_not_what_a_running_job_left(tmp_path):
+    """Both jobs leave a double-forked process in a session of its own (so re-parented to
+    rulerun while their jobs run): each is stopped when its own job ends, not before."""
+    import queue
+
+    from rulerun.run.executor import JobSpec
+    from rulerun.run.local import ShellRunner
+
+    scripts = {1: "(setsid sh -c 'echo $$ > a.pid; sleep 0.5; echo late > a.late' &); sleep 0.1",
+               2: "(setsid sh -c 'echo $$ > b.pid; sleep 5' &); sleep 0.6; "
+                  "kill -0 $(cat b.pid) && echo alive > b.alive"}
+    runner, results = ShellRunner(), queue.Queue()
+    try:
+        for key, script in scripts.items():
+            runner.start(JobSpec(key=key, rule="r", kind="shell", command=script, outputs=(), inputs=(),
+                                 log_path=str(tmp_path / f"{key}.log"), workdir=str(tmp_path)), results.put)
+        first, second = results.get(timeout=10), results.get(timeout=10)
+    finally:
+        runner.close()
+    assert (first.key, first.ok, second.key, second.ok) == (1, True, 2, True)
+    assert (tmp_path / "b.alive").exists()  # a's end spared b's process
+    assert _gone(tmp_path / "a.pid") and _gone(tmp_path / "b.pid")
+    time.sleep(0.3)
+    assert not (tmp_path / "a.late").exists()
 
 
 def test_without_pidfds_jobs_write_their_logs_directly(tmp_path, monkeypatch):

@@ -6,9 +6,9 @@ Every job writes its output in two steps: 'partial', then (after an optional sle
 content, derived from its input. A job that reads an input still saying 'partial' records a
 violation and fails. Every job appends its output's name to runs.log when it starts.
 
-What a SIGKILL of rulerun leaves behind: its shell jobs run in their own process groups, so
-they survive it (rulerun.store.state can't stop a process it no longer exists to see). Two
-scenarios are tested, alternating by seed:
+What a SIGKILL of rulerun leaves behind: its shell jobs run in their own sessions, so they
+survive it, until the next run stops them (the last tests below). Two scenarios are tested,
+alternating by seed:
   - 'crash': right after rulerun is killed, every job process group it started is killed too,
     as a power cut or a kernel panic would (found by a marker unique to the test, in each
     job's command line);
@@ -289,3 +289,77 @@ def test_sigint_and_sigterm_stop_every_job_within_2s_and_exit_130(tmp_path, refe
     result = run(tmp_path, "-j", "4", "all")
     assert result.returncode == 0, result.stderr
     ledger.final()
+
+
+KILLED_RUN_PIPEFILE = """\
+WHO = 'nobody'
+NAP = '0'
+python:
+    import os, time
+
+    def running(pid):
+        try:
+            with open(f'/proc/{pid}/stat') as stat:
+                return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'
+        except OSError:
+            return False
+
+out.txt :
+"""
+SHELL_ACTION = """\
+    shell:
+        echo $$ > {WHO}.pid
+        if [ {WHO} = second ] && grep -qv ') Z ' /proc/$(cat first.pid)/stat 2>/dev/null; then touch overlap; fi
+        sleep {NAP}
+        echo {WHO} > {output}
+"""
+PYTHON_ACTION = """\
+    python:
+        open(WHO + '.pid', 'w').write(str(os.getpid()))
+        if WHO == 'second' and running(int(open('first.pid').read())):
+            open('overlap', 'w').close()
+        time.sleep(float(NAP))
+        open(output[0], 'w').write(WHO + '\\n')
+"""
+
+
+def kill_9_then_run_again(root: Path, action: str) -> tuple[subprocess.CompletedProcess, int]:
+    """A first run whose job sleeps 30 s before it writes its output, killed with SIGKILL while
+    the job runs; then a second run at once. Returns the second run and the first job's pid."""
+    (root / "Pipefile").write_text(KILLED_RUN_PIPEFILE + action)
+    first = start(root, "out.txt", "WHO=first", "NAP=30")
+    deadline = time.time() + 20
+    while not (root / "first.pid").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # past the second transaction, which records the job's process
+    first.kill()
+    first.wait()  # not communicate(): that would wait for the orphans too, which hold its pipes
+    first.stdout.close()
+    first.stderr.close()
+    return run(root, "out.txt", "WHO=second", "NAP=0"), int((root / "first.pid").read_text())
+
+
+def gone(pid: int) -> bool:
+    state = Path(f"/proc/{pid}/stat")
+    try:
+        return state.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_run_after_a_kill_9_first_stops_the_jobs_the_killed_run_left_and_says_so(tmp_path):
+    second, orphan = kill_9_then_run_again(tmp_path, SHELL_ACTION)
+    assert second.returncode == 0, second.stderr
+    assert "killed while jobs ran ('out.txt')" in second.stderr and "Traceback" not in second.stderr
+    assert not (tmp_path / "overlap").exists()  # the orphan was gone when the second run's job ran
+    assert gone(orphan)
+    assert (tmp_path / "out.txt").read_text() == "second\n"
+    again = run(tmp_path, "out.txt", "WHO=second", "NAP=0")
+    assert "killed" not in again.stderr  # what was stopped is forgotten
+
+
+def test_python_jobs_of_a_killed_run_are_gone_before_the_next_run_starts_its_own(tmp_path):
+    second, orphan = kill_9_then_run_again(tmp_path, PYTHON_ACTION)
+    assert second.returncode == 0, second.stderr
+    assert not (tmp_path / "overlap").exists() and gone(orphan)
+    assert (tmp_path / "out.txt").read_text() == "second\n"

@@ -566,3 +566,126 @@ def test_globs_end_to_end_split_overlap_and_own_output(project):
     again = project.run("all.txt", "site/index.html")
     assert again.returncode == 0, again.stderr
     assert project.read("site/index.html") == "site/a.html\nsite/b.html\n"
+
+
+# ------------------------------------------------------------------ a job is over before it is judged
+
+def _stays_absent(project, path: str, seconds: float = 0.8) -> bool:
+    time.sleep(seconds)
+    return not project.exists(path)
+
+
+def test_a_failed_job_leaves_no_process_to_write_its_output_later(project):
+    project.write("Pipefile", "out.txt :\n    shell: (sleep 0.5; echo late > {output}) & exit 1\n")
+    assert project.run("out.txt").returncode == 1
+    assert _stays_absent(project, "out.txt")
+    assert "nothing to do" not in project.run("-n", "out.txt").stdout
+
+
+def test_interrupt_stops_what_a_job_started_in_a_session_of_its_own(project):
+    project.write("Pipefile", "out.txt :\n    shell: setsid sh -c 'sleep 0.7; echo late > late.txt' & "
+                              "echo partial > {output}; sleep 30\n")
+    proc = subprocess.Popen([sys.executable, "-m", "rulerun", "out.txt"], cwd=project.root,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline and not project.exists("out.txt"):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert _stays_absent(project, "late.txt", 1.0)
+
+
+def test_a_process_that_left_its_jobs_session_and_environment_is_stopped_when_the_run_ends(project):
+    project.write("Pipefile", "out.txt :\n    shell: env -i /usr/bin/setsid /bin/sh -c 'sleep 0.5; "
+                              "echo late > late.txt' & touch {output}\n")
+    assert project.run("out.txt").returncode == 0
+    assert _stays_absent(project, "late.txt")
+
+
+def test_a_python_jobs_leftover_processes_are_stopped_when_it_ends_or_dies(project):
+    project.write("Pipefile", """
+python:
+    import os, subprocess
+
+    def leave(name):
+        subprocess.Popen(["sh", "-c", f"sleep 0.5; echo late > {name}.late"], start_new_session=True)
+
+ends :
+    python:
+        leave("ends")
+        open(output[0], "w").close()
+
+dies :
+    python:
+        leave("dies")
+        os._exit(3)
+
+task all : ends dies
+""")
+    result = project.run("-k", "-j", "2", "all")
+    assert result.returncode == 1 and "FAILED: rule 'dies'" in result.stderr
+    assert project.exists("ends")
+    assert _stays_absent(project, "ends.late") and not project.exists("dies.late")
+
+
+# ------------------------------------------------------------------ Python jobs don't share state
+
+def test_chdir_in_one_python_job_does_not_move_the_next(project):
+    project.write("Pipefile", """
+python:
+    import os
+
+a.txt :
+    python:
+        open(output[0], "w").write(os.getcwd())
+        os.makedirs("elsewhere", exist_ok=True)
+        os.chdir("elsewhere")
+
+b.txt : a.txt
+    python:
+        open(output[0], "w").write(os.getcwd())
+""")
+    result = project.run("-j", "1", "b.txt")
+    assert result.returncode == 0, result.stderr
+    assert project.read("b.txt") == project.read("a.txt") == os.path.realpath(project.root)
+
+
+def test_state_set_by_one_python_job_is_not_seen_by_the_next(project):
+    project.write("Pipefile", """
+python:
+    import json
+    seen = []
+
+%.txt :
+    python:
+        seen.append(output[0])
+        json.counted = getattr(json, "counted", 0) + 1
+        open(output[0], "w").write(f"{' '.join(seen)} {json.counted}")
+
+task all : a.txt b.txt
+""")
+    result = project.run("-j", "1", "all")
+    assert result.returncode == 0, result.stderr
+    assert (project.read("a.txt"), project.read("b.txt")) == ("a.txt 1", "b.txt 1")
+
+
+def test_top_level_python_runs_at_most_twice_however_many_jobs_run_at_once(project):
+    project.write("Pipefile", """
+python:
+    import time
+    with open("preamble.log", "a") as log:
+        log.write("ran\\n")
+
+%.out :
+    python:
+        time.sleep(0.2)
+        open(output[0], "w").close()
+
+task all : j1.out j2.out j3.out j4.out j5.out j6.out j7.out j8.out
+""")
+    result = project.run("-j", "4", "all")
+    assert result.returncode == 0, result.stderr
+    assert all(project.exists(f"j{i}.out") for i in range(1, 9))
+    assert len(project.read("preamble.log").splitlines()) <= 2  # the rulerun process and the zygote

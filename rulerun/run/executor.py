@@ -2,8 +2,9 @@
 
 The scheduler hands an executor one JobSpec at a time with `start(spec, done)`; the executor
 carries the job out in the background (a process, a worker, a cluster job) and calls
-`done(result)` exactly once, from any thread, when the job has ended. The scheduler never
-asks which kind of executor it has: dry runs, --touch, local and cluster runs differ only here.
+`done(result)` exactly once, from any thread, when the job has ended (with every process it
+started). The scheduler never asks which kind of executor it has: dry runs, --touch, local and
+cluster runs differ only here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol
 
 from rulerun.run import shell as shells
+from rulerun.proc import ProcessId
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,10 @@ Done = Callable[[JobResult], None]
 
 
 class Executor(Protocol):
-    def start(self, spec: JobSpec, done: Done) -> None:
-        """Begin carrying out `spec`; call done(result) once when it ends (from any thread)."""
+    def start(self, spec: JobSpec, done: Done) -> ProcessId | None:
+        """Begin carrying out `spec`; call done(result) once when it ends (from any thread).
+        Returns the job's main process when it runs on this machine, for the state database
+        to record (so that a run started after a crash can stop it); else None."""
 
     def abort(self) -> None:
         """Stop every job still running (SIGTERM, then SIGKILL after a grace period; on a

@@ -1,9 +1,11 @@
 """Run jobs on this machine: shell actions with their shell (`bash -euo pipefail` unless the
-Pipefile's SHELL says otherwise) in their own process group, Python actions in worker processes
-that keep the Pipefile's namespace loaded.
+Pipefile's SHELL says otherwise) in their own session, Python actions
+each in a fresh process forked from a zygote that loaded the Pipefile's namespace once.
 
 Shell jobs are waited for by one reaper thread (a pidfd per process, in one epoll set), which
-also copies their output into their logs; each Python job has one thread that serves its worker. The scheduler caps how many run at once.
+also copies their output into their logs; each Python job has one thread that serves its process.
+The scheduler caps how many run at once. A job ends only once what it left running is stopped
+too (rulerun.run.orphans).
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ import select
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
+from multiprocessing.connection import Connection
 from typing import Callable
 
+from rulerun import proc as processes
+from rulerun.proc import GRACE_SECONDS, ProcessId, boot_ticks
+from rulerun.run import orphans
 from rulerun.run import shell as shells
-from rulerun.run.executor import Done, JobResult, JobSpec, abort_all
 from rulerun.store.lock import RUNNING_IN
-
-GRACE_SECONDS = 1.0
+from rulerun.run.executor import Done, JobResult, JobSpec, abort_all
 
 
 class LocalExecutor:
@@ -32,14 +37,16 @@ class LocalExecutor:
         self._shell = ShellRunner()
         self._python = PythonWorkers(pipefile_path, overrides, services or {})
 
-    def start(self, spec: JobSpec, done: Done) -> None:
-        (self._python if spec.kind == "python" else self._shell).start(spec, done)
+    def start(self, spec: JobSpec, done: Done) -> ProcessId:
+        return (self._python if spec.kind == "python" else self._shell).start(spec, done)
 
     def abort(self) -> None:
         abort_all([self._shell, self._python])
+        orphans.end_all()  # also those no job could be told to own
 
     def close(self) -> None:
         self._python.close()
+        orphans.end_all()
         self._shell.close()
 
 
@@ -58,35 +65,43 @@ class ShellRunner:
         self._aborting = False
         self._reaper: _Reaper | None = None
         self._devnull: int | None = None  # every job's stdin, opened once rather than per job
+        self._environ = dict(os.environ)  # every job's environment but its mark, copied once
+        self._closed = False
+        orphans.adopt()
 
-    def start(self, spec: JobSpec, done: Done) -> None:
+    def start(self, spec: JobSpec, done: Done) -> ProcessId:
         if self._reaper is None and _have_pidfds():
             self._reaper = _Reaper()
         log = _Log(spec.log_path)
         output = log.pipe() if self._reaper else log.file()
         try:
-            proc = self._spawn(spec, output)
+            with orphans.spawning():  # registered before any sweep could reap it
+                proc = self._spawn(spec, output)
+                orphans.waited_for(proc.pid)
         except BaseException:
             log.close()
             raise
         finally:
             if self._reaper:
                 os.close(output)  # the job has it now: the pipe ends when the job's last process does
+        started = ProcessId(proc.pid, proc.pid, boot_ticks())  # its own session: pgid = pid
         with self._lock:
             self._running[spec.key] = proc
         ended = functools.partial(self._ended, spec, proc, log, done)
         if not self._reaper:
             threading.Thread(target=ended, daemon=True).start()
-            return
+            return started
         try:
             self._reaper.watch(proc.pid, log, ended)
         except OSError:  # e.g. out of file descriptors: stop the job rather than lose sight of it
             _kill_group(proc.pid, signal.SIGKILL)
             proc.wait()
+            orphans.done_with(proc.pid)
             with self._lock:
                 self._running.pop(spec.key, None)
             log.close()
             raise
+        return started
 
     def _spawn(self, spec: JobSpec, output: int) -> subprocess.Popen:
         argv = command_line(spec.command, spec.shell)
@@ -94,12 +109,21 @@ class ShellRunner:
         executable = None if spec.env or "/" in argv[0] else _program(argv[0])
         if self._devnull is None:
             self._devnull = os.open(os.devnull, os.O_RDONLY)
+        env = dict(spec.env) if spec.env else dict(self._environ)
+        env[orphans.MARK] = orphans.token(spec.key)  # what it starts can be told apart as its own
         return subprocess.Popen(argv, executable=executable, cwd=spec.workdir,
                                 stdin=self._devnull, stdout=output, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=dict(spec.env) if spec.env else None)
+                                start_new_session=True, env=env)
 
     def _ended(self, spec: JobSpec, proc: subprocess.Popen, log: "_Log", done: Done) -> None:
-        status = proc.wait()  # at once from the reaper: its pidfd said the process ended
+        # Its process has ended (the pidfd said so; without pidfds, waitid waits for it) and is
+        # not reaped yet: until it is, its pid, so its session's number, can't name another
+        # process. What it left running is stopped now, before the job is judged: a job is over
+        # only once all of it is.
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        orphans.end_job(proc.pid, None, spec.key)
+        status = proc.wait()
+        orphans.done_with(proc.pid)
         with self._lock:
             self._running.pop(spec.key, None)
             interrupted = self._aborting
@@ -114,6 +138,9 @@ class ShellRunner:
         if self._devnull is not None:
             os.close(self._devnull)
             self._devnull = None
+        if not self._closed:
+            self._closed = True
+            orphans.let_go()
 
     def abort(self) -> None:
         with self._lock:
@@ -367,91 +394,144 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
 
 
 class PythonWorkers:
-    """A pool of worker processes (rulerun.run.worker), grown on demand. A worker that dies fails
-    only the job it was running, and is replaced."""
+    """Python jobs, each in a fresh process forked from one zygote (rulerun.run.worker) that loaded
+    the Pipefile once for the run: one job's os.chdir, module state or leftovers never reach
+    another's, and the top-level Python runs once however many jobs run at once. A job process
+    that dies fails only its job. The zygote starts with the first Python job, through a
+    forkserver (a fork of a small clean process, never of this threaded one); if it dies, the
+    next job starts a new one."""
 
     def __init__(self, pipefile_path: str, overrides: dict[str, str], services: dict[str, Callable]):
         self._path = pipefile_path
         self._overrides = dict(overrides)
         self._services = services
-        self._idle: list[_Worker] = []
-        self._busy: dict[int, _Worker] = {}
+        self._zygote: _Zygote | None = None
+        self._busy: dict[int, _PythonJob] = {}
         self._lock = threading.Lock()
         self._aborting = False
-        self._context = None
+        self._closed = False
+        orphans.adopt()
 
-    def start(self, spec: JobSpec, done: Done) -> None:
-        worker = self._take()
+    def start(self, spec: JobSpec, done: Done) -> ProcessId:
+        if self._zygote is None or not self._zygote.alive:
+            self._zygote = _Zygote(self._path, self._overrides)
+        job = self._zygote.fork(spec)
         with self._lock:
-            self._busy[spec.key] = worker
-        threading.Thread(target=self._serve, args=(spec, worker, done), daemon=True).start()
+            self._busy[spec.key] = job
+        threading.Thread(target=self._serve, args=(spec, job, done), daemon=True).start()
+        return job.process
 
-    def _take(self) -> "_Worker":
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return _Worker(self._mp(), self._path, self._overrides)
-
-    def _mp(self):
-        if self._context is None:
-            import multiprocessing
-
-            # forkserver: a fork of a small clean process, never of this threaded one
-            self._context = multiprocessing.get_context("forkserver")
-            self._context.set_forkserver_preload(["rulerun.run.worker"])
-        return self._context
-
-    def _serve(self, spec: JobSpec, worker: "_Worker", done: Done) -> None:
-        result = worker.run(spec, self._services)
+    def _serve(self, spec: JobSpec, job: "_PythonJob", done: Done) -> None:
+        result = job.run(spec, self._services)  # returns once its process has ended
+        orphans.end_job(job.process.pid, job.process.start, spec.key)
         with self._lock:
             self._busy.pop(spec.key, None)
             result.interrupted = self._aborting and not result.ok
-            if worker.alive and not self._aborting:
-                self._idle.append(worker)
         done(result)
 
     def abort(self) -> None:
         with self._lock:
             self._aborting = True
-            groups = [w.process.pid for w in self._busy.values()]
+            groups = [job.process.pgid for job in self._busy.values()]
         _stop_groups(groups, lambda: bool(self._busy))
 
     def close(self) -> None:
-        with self._lock:
-            workers, self._idle = self._idle, []
-        for worker in workers:
-            worker.stop()
+        if self._zygote is not None:
+            self._zygote.stop()
+            self._zygote = None
+        if not self._closed:
+            self._closed = True
+            orphans.let_go()
 
 
-class _Worker:
-    def __init__(self, context, path: str, overrides: dict[str, str]):
+def _forkserver():
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["rulerun.run.worker"])
+    return context
+
+
+class _Zygote:
+    """The process that loaded the Pipefile and forks a process per Python job (see
+    rulerun.run.worker for the protocol)."""
+
+    def __init__(self, path: str, overrides: dict[str, str]):
         from rulerun.run import worker
 
-        self.conn, child = context.Pipe()
-        # the run lock's variable as it is now: the forkserver a worker is forked from keeps the
-        # environment it started with, perhaps in an earlier build of this process
+        self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # the run lock's variable as it is now: the forkserver the zygote is forked from keeps
+        # the environment it started with, perhaps in an earlier build of this process
         marker = {RUNNING_IN: os.environ.get(RUNNING_IN)}
-        self.process = context.Process(target=worker.main, args=(child, path, overrides, os.getcwd(), marker),
-                                       daemon=True)
+        self.process = _forkserver().Process(target=worker.zygote, daemon=True,
+                                             args=(theirs, path, overrides, os.getcwd(), marker))
         self.process.start()
-        child.close()
+        theirs.close()
 
     @property
     def alive(self) -> bool:
         return self.process.is_alive()
 
-    def run(self, spec: JobSpec, services: dict[str, Callable]) -> JobResult:
-        """Send `spec`, answer the action's calls (run_job) until its result arrives."""
+    def fork(self, spec: JobSpec) -> "_PythonJob":
+        """A new process running `spec`; raises OSError if it could not be started. Called from
+        one thread only (the scheduler's): the zygote's answers come in the order asked. The
+        first call waits until the zygote has loaded the Pipefile, as this process did already."""
+        ours, theirs = socket.socketpair()
         try:
-            self.conn.send(spec)
+            socket.send_fds(self._control, [b"j"], [theirs.fileno()])
+            answer = self._control.recv(64).split()  # b"PID START", b"-", or b"" if it died
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        if len(answer) != 2:
+            ours.close()
+            raise OSError("the Python worker could not start a process for it")
+        pid, start = map(int, answer)
+        conn = Connection(ours.detach())
+        try:
+            conn.send((spec, orphans.token(spec.key)))
+        except OSError:
+            pass  # it died at once: run() reports how
+        return _PythonJob(conn, ProcessId(pid, pid, start))  # its own session: pgid = pid
+
+    def stop(self) -> None:
+        self._control.close()  # the zygote ends when its control socket does
+        self.process.join(timeout=2 + GRACE_SECONDS)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=2)
+
+
+class _PythonJob:
+    """One Python job's process, served from this side: its calls answered (run_job) until its
+    result and then its exit status arrive."""
+
+    def __init__(self, conn: Connection, process: ProcessId):
+        self.conn = conn
+        self.process = process
+
+    def run(self, spec: JobSpec, services: dict[str, Callable]) -> JobResult:
+        reported, status = None, None
+        try:
             while True:
                 message = self.conn.recv()
                 if message[0] == "result":
-                    _, ok, reason, detail = message
-                    return JobResult(spec.key, ok, reason, detail=detail)
-                self._answer(message, services)
-        except (EOFError, OSError, BrokenPipeError):
-            return self._died(spec)
+                    reported = message[1:]
+                elif message[0] == "exited":  # the last message: the zygote reaped it
+                    status = message[1]
+                    break
+                else:
+                    self._answer(message, services)
+        except Exception:  # noqa: BLE001 - the channel ended or broke (the zygote died too)
+            self._stop()
+        finally:
+            self.conn.close()
+        if reported is not None:
+            ok, reason, detail = reported
+            return JobResult(spec.key, ok, reason, detail=detail)
+        return _died(spec, status)
 
     def _answer(self, message, services: dict[str, Callable]) -> None:
         _, name, args, kwargs = message
@@ -465,19 +545,17 @@ class _Worker:
             self.conn.send(("answer", False, RuntimeError(f"{name}() returned a value that can't be "
                                                          f"sent to the worker: {exc}")))
 
-    def _died(self, spec: JobSpec) -> JobResult:
-        self.process.join(timeout=5)
-        code = self.process.exitcode
-        how = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0
-               else f"exit code {code}")
-        return JobResult(spec.key, False, f"the Python worker process running it died ({how})",
-                         exit_status=code if code and code > 0 else None)
+    def _stop(self) -> None:
+        """The job can't be followed any more (its channel ended without the zygote's report, or
+        was garbled by a process killed in the middle of a message): make sure it has ended."""
+        target = processes.stat(self.process.pid)
+        if target is not None and target.start <= self.process.start:
+            processes.stop([target], grace=GRACE_SECONDS)
 
-    def stop(self) -> None:
-        try:
-            self.conn.send(None)
-        except OSError:
-            pass
-        self.process.join(timeout=2)
-        if self.process.is_alive():
-            self.process.kill()
+
+def _died(spec: JobSpec, status: int | None) -> JobResult:
+    code = os.waitstatus_to_exitcode(status) if status is not None else None
+    how = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0
+           else f"exit code {code}" if code is not None else "its exit status is unknown")
+    return JobResult(spec.key, False, f"the Python worker process running it died ({how})",
+                     exit_status=code if code and code > 0 else None)

@@ -214,6 +214,7 @@ class Scheduler:
     def _start(self, batch: list[Job]) -> None:
         specs = [(job, *self._spec(job)) for job in batch]
         self._commit(batch)
+        processes = []
         for job, spec, unrenderable in specs:
             self._newest_input[job.id] = self._newest_mtime(job.inputs)
             self._running[job.id] = (job, spec, time.monotonic())
@@ -223,10 +224,14 @@ class Scheduler:
                     self.inbox.put(JobResult(spec.key, False, unrenderable))
                     continue
                 self._prepare_outputs(job)
-                self.executor.start(spec, self.inbox.put)
+                process = self.executor.start(spec, self.inbox.put)
+                if process is not None:
+                    processes.append((job_key(job), process))
             except OSError as exc:  # e.g. its output directory is on a read-only or full disk
                 what = f"{exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else "")
                 self.inbox.put(JobResult(spec.key, False, f"it could not be started: {what}"))
+        if processes:  # known only now: a second, small transaction (see State.record)
+            self.state.record(running=processes)
 
     def _spec(self, job: Job) -> tuple[JobSpec, str | None]:
         """The job's spec; or, when its command can't be made (`{input[1]}` in a job with one

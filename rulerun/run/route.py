@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
+from rulerun.proc import ProcessId
 from rulerun.lang.model import PythonBlock, ShellAction
 from rulerun.run.executor import Done, JobSpec, abort_all
 
@@ -67,8 +68,8 @@ class Router:
             return False  # a Python action runs here; its run_job calls reach the cluster
         return spec.native_spec is not None or self.every_shell_job
 
-    def start(self, spec: JobSpec, done: Done) -> None:
-        (self._cluster.get() if self._is_cluster(spec) else self.local).start(spec, done)
+    def start(self, spec: JobSpec, done: Done) -> ProcessId | None:
+        return (self._cluster.get() if self._is_cluster(spec) else self.local).start(spec, done)
 
     def cluster(self):
         return self._cluster.get()

@@ -4,6 +4,8 @@ Per job (keyed by its outputs, or 'task:NAME' / 'split:NAME') the signature of i
 a hash of its action, of each variable it uses and of its input list. Before a job starts its
 outputs are marked incomplete in the same database, and the mark is cleared only when it
 succeeded: after a crash (even kill -9) the next run sees which outputs can't be trusted.
+The jobs running are listed too, with their main process, so that after a crash the next run
+can stop what they left running (rulerun.run.orphans.stop_left_running).
 Writes are batched: one transaction for what a turn of the run loop learnt and started.
 """
 
@@ -14,8 +16,9 @@ import json
 import os
 import sqlite3
 import time
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
+from rulerun import proc
 from rulerun.errors import StateError
 from rulerun.store.layout import STATE_DB_NAME, STATE_DIR
 
@@ -28,6 +31,18 @@ _DAMAGE_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB: set it aside and star
 
 class _Damaged(sqlite3.DatabaseError):
     """PRAGMA quick_check found damage."""
+
+
+class Running(NamedTuple):
+    """A job a run started and had not seen end: the run (rulerun.proc.run_id) and, once it
+    has started, the job's main process (pid, process group, start time or a bound of it: see
+    rulerun.proc.ProcessId)."""
+
+    job: str
+    run: str
+    pid: int | None
+    pgid: int | None
+    start: int | None
 
 
 class State:
@@ -83,6 +98,9 @@ class State:
             raise StateError(f"{self.path} was written by another version of rulerun (schema {row[0]})",
                              hint=f"remove {self.path}; every job whose outputs exist and "
                                   "are newer than its inputs stays up to date")
+        if not self._readonly:  # added to schema 1 later: made in databases that lack it
+            db.execute("CREATE TABLE IF NOT EXISTS running "
+                       "(job TEXT PRIMARY KEY, run TEXT, pid INTEGER, pgid INTEGER, start INTEGER)")
         # Damage shows up only when a damaged page is read (an index page: at the first lookup,
         # mid-run); check every page now, while it can still be set aside.
         check = db.execute("PRAGMA quick_check").fetchall()
@@ -161,21 +179,36 @@ class State:
         with self._errors():
             return {_loaded(row[0]) for row in self._db.execute("SELECT output FROM incomplete")}
 
+    def left_running(self) -> list[Running]:
+        """The jobs recorded as running. Under the run lock, before anything starts, these are
+        what a run that was killed left behind."""
+        with self._errors():
+            rows = self._db.execute("SELECT job, run, pid, pgid, start FROM running")
+            return [Running(*row) for row in rows]
+
     # ------------------------------------------------------------------ writing
 
     def record(self, succeeded: Iterable[tuple[str, list[str], dict]] = (),
                failed: Iterable[tuple[str, list[str]]] = (),
-               started: Iterable[tuple[str, list[str]]] = ()) -> None:
+               started: Iterable[tuple[str, list[str]]] = (),
+               running: Iterable[tuple[str, proc.ProcessId]] = ()) -> None:
         """In one transaction: each succeeded (job key, outputs, signature) gets its signature
         and loses its incomplete marks; each failed (job key, outputs) loses both, as its outputs
-        are gone; each started (job key, outputs) is marked incomplete. The run loop commits once
-        per turn, before the jobs it starts: a transaction costs more than its rows.
+        are gone; each started (job key, outputs) is marked incomplete and listed as running by
+        this run; each running (job key, process) gets its main process. Succeeded and failed
+        jobs are no longer listed as running. The run loop commits once per turn, before the
+        jobs it starts: a transaction costs more than its rows.
+
+        A job's process exists only after its incomplete marks are committed, so it is recorded
+        by a second transaction, right after the turn's jobs started (`running`). A crash
+        between the two leaves the job listed without a process: the next run finds its
+        processes by their RULERUN_JOB mark alone (rulerun.run.orphans).
 
         A failed job's output still at its path is one the quarantine had to leave there (a
         directory on another file system, a path through a symlink out of the project): it stays
         marked incomplete, or the next run would take it for finished by its time alone."""
         now = time.time()
-        succeeded, failed = list(succeeded), list(failed)
+        succeeded, failed, started = list(succeeded), list(failed), list(started)
         ended = [(_stored(key),) for key, *_ in succeeded + failed]
         marks = [(_stored(out), _stored(key), now)
                  for key, outputs in started for out in dict.fromkeys([*outputs, key])]
@@ -187,6 +220,16 @@ class State:
             db.executemany("DELETE FROM signatures WHERE job=?", [(_stored(key),) for key, _ in failed])
             db.executemany("DELETE FROM incomplete WHERE job=?", ended)
             db.executemany("INSERT OR REPLACE INTO incomplete VALUES (?, ?, ?)", marks)
+            db.executemany("DELETE FROM running WHERE job=?", ended)
+            db.executemany("INSERT OR REPLACE INTO running VALUES (?, ?, NULL, NULL, NULL)",
+                           [(_stored(key), proc.run_id()) for key, _ in started])
+            db.executemany("UPDATE running SET pid=?, pgid=?, start=? WHERE job=?",
+                           [(p.pid, p.pgid, p.start, _stored(key)) for key, p in running])
+
+    def forget_running(self, jobs: Iterable[str]) -> None:
+        """`jobs` are no longer running (what they left was stopped)."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM running WHERE job=?", [(_stored(job),) for job in jobs])
 
     @contextlib.contextmanager
     def _transaction(self):

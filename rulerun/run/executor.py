@@ -22,8 +22,7 @@ class JobSpec:
 
     `command` is the shell script after substitution (kind 'shell') or the Python source of the
     action (kind 'python'). `log_path` receives the job's stdout and stderr. `native_spec`
-    and `queue` are set for cluster rules (native_spec may be ''). `env` is the environment
-    the job must see (the submitter's, passed explicitly to cluster jobs). `shell` is the
+    and `queue` are set for cluster rules (native_spec may be ''). `shell` is the
     shell's command line (rulerun.run.shell), for shell actions and the cluster jobs of run_job.
     """
 
@@ -41,7 +40,6 @@ class JobSpec:
     native_spec: str | None = None
     queue: str | None = None
     retries: int = 0
-    env: Mapping[str, str] | None = None
     shell: tuple[str, ...] = shells.DEFAULT
 
     @property

@@ -106,10 +106,10 @@ class ShellRunner:
     def _spawn(self, spec: JobSpec, output: int) -> subprocess.Popen:
         argv = command_line(spec.command, spec.shell)
         # looked up here once per program, not by the child trying each PATH entry in turn
-        executable = None if spec.env or "/" in argv[0] else _program(argv[0])
+        executable = None if "/" in argv[0] else _program(argv[0])
         if self._devnull is None:
             self._devnull = os.open(os.devnull, os.O_RDONLY)
-        env = dict(spec.env) if spec.env else dict(self._environ)
+        env = dict(self._environ)
         env[orphans.MARK] = orphans.token(spec.key)  # what it starts can be told apart as its own
         return subprocess.Popen(argv, executable=executable, cwd=spec.workdir,
                                 stdin=self._devnull, stdout=output, stderr=subprocess.STDOUT,

@@ -48,7 +48,7 @@ class DrmaaExecutor:
             done(JobResult(spec.key, False, reason=f"rule '{spec.rule}': only shell actions "
                            f"can be submitted to the cluster, not {spec.kind} actions"))
             return
-        request = make_request(spec.command, rule=spec.rule, workdir=spec.workdir, env=spec.env,
+        request = make_request(spec.command, rule=spec.rule, workdir=spec.workdir,
                                queue=spec.queue, native_spec=spec.native_spec,
                                outputs=spec.outputs, retries=spec.retries, key=spec.key,
                                wildcards=spec.wildcards, stem=spec.stem, shell=spec.shell)

@@ -13,6 +13,7 @@ from rulerun.lang.model import ShellAction
 from rulerun.lang.namespace import build_namespace
 from rulerun.lang.parse import load_pipefile
 from rulerun.source import Location
+from rulerun.lang.pathexpr import expand_pipefile
 
 ERRORS = Path(__file__).parent / "errors"
 ERROR_CASES = sorted(p.stem for p in ERRORS.glob("*.pipefile"))
@@ -40,7 +41,8 @@ def test_error_message(name: str, monkeypatch):
     text = (ERRORS / f"{name}.pipefile").read_text()
     expected = (ERRORS / f"{name}.expected").read_text()
     with pytest.raises(PipefileError) as caught:
-        build_namespace(load(text))
+        pipefile = load(text)
+        expand_pipefile(pipefile, build_namespace(pipefile))  # $(...) in paths run at load too
     assert caught.value.show() + "\n" == expected
 
 

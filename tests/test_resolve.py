@@ -362,3 +362,100 @@ def test_a_rules_own_output_never_counts_in_its_input_glob(project):
     assert project.resolver(text).resolve_targets(["site/index.html"]).jobs[-1].inputs == ["site/a.html", "site/b.html"]
     project.write("site/index.html")  # the second run: no cycle, the same inputs
     assert project.resolver(text).resolve_targets(["site/index.html"]).jobs[-1].inputs == ["site/a.html", "site/b.html"]
+
+
+# ------------------------------------------------------------------ $(EXPR) in paths
+
+def resolver_with_namespace(project, text: str):
+    """A resolver as app.load and make_plan build it: `$(...)` expanded with the namespace."""
+    from rulerun.lang.namespace import build_namespace
+    from rulerun.lang.pathexpr import expand_pipefile
+    from rulerun.plan.resolve import Resolver
+    from rulerun.plan.view import DiskView
+
+    pipefile = project.pipefile(text)
+    namespace = build_namespace(pipefile)
+    return Resolver(expand_pipefile(pipefile, namespace), DiskView(), namespace=namespace)
+
+
+def test_expressions_expand_in_order_first_varying_slowest_with_names_defined_later(project):
+    graph = resolver_with_namespace(project, """
+        task all : plots/$(SAMPLES)_$(["a", "b"]).png $(EMPTY).txt
+        plots/{s}_{k}.png :
+            shell: touch {output}
+        SAMPLES = ("B", "A")
+        EMPTY = []
+        """).resolve_targets(["all"])
+    assert graph.jobs[-1].inputs == ["plots/B_a.png", "plots/B_b.png", "plots/A_a.png", "plots/A_b.png"]
+
+
+def test_expression_in_an_output_pattern(project):
+    project.write("src/x.c")
+    graph = resolver_with_namespace(project, """
+        BUILD = "build"
+        $(BUILD)/%.o : src/%.c
+            shell: cc -c {input} -o {output}
+        """).resolve_targets(["build/x.o"])
+    assert [(job.outputs, job.inputs, job.stem) for job in graph.jobs] == [(["build/x.o"], ["src/x.c"], "x")]
+
+
+def test_inserted_values_are_literal_never_wildcards_or_globs(project):
+    project.write("in/a%{b}*?[c].txt")
+    project.write("in/axxxx.txt")
+    graph = resolver_with_namespace(project, """
+        task all : out/$(NAME).txt
+        out/{n}.txt : in/{n}.txt
+            shell: cp {input} {output}
+        out/$(NAME).txt : in/$(NAME).txt
+            shell: cp {input} {output}
+        NAME = "a%{b}*?[c]"
+        """).resolve_targets(["all"])
+    (job,) = [job for job in graph.jobs if not job.is_task]
+    assert job.rule.index == 2  # the literal rule wins: its output is no pattern
+    assert (job.outputs, job.inputs) == (["out/a%{b}*?[c].txt"], ["in/a%{b}*?[c].txt"])
+
+
+def test_input_function_is_evaluated_per_job_with_wildcards_and_stem(project):
+    graph = resolver_with_namespace(project, """
+        python:
+            calls = []
+            def fastqs_of(sample):
+                calls.append(sample)
+                return [f"raw/{sample}_{i}.fq" for i in (2, 1)]
+        mapped/{sample}.bam : genome.fa $(fastqs_of(wildcards.sample)) $(stem_of(stem))
+            shell: touch {output}
+        task all : mapped/A.bam mapped/B.bam
+        raw/%.fq :
+            shell: touch {output}
+        genome.fa :
+            shell: touch {output}
+        stem_of = lambda s: [] if s is None else [s]
+        """).resolve_targets(["all"])
+    jobs = {tuple(job.outputs): job for job in graph.jobs}
+    assert jobs[("mapped/A.bam",)].inputs == ["genome.fa", "raw/A_2.fq", "raw/A_1.fq"]
+    assert jobs[("mapped/B.bam",)].inputs == ["genome.fa", "raw/B_2.fq", "raw/B_1.fq"]
+
+
+def test_the_written_part_of_an_input_function_may_glob_but_its_value_never_does(project):
+    project.write("data/A/1.csv")
+    project.write("data/A/2.csv")
+    project.write("data/A/{s}*.csv")
+    graph = resolver_with_namespace(project, """
+        sum/{s}.txt : data/$(wildcards.s.upper())/*.csv data/A/$("{s}*.csv")
+            shell: cat {input} > {output}
+        """).resolve_targets(["sum/a.txt"])
+    assert graph.jobs[-1].inputs == ["data/A/1.csv", "data/A/2.csv", "data/A/{s}*.csv", "data/A/{s}*.csv"]
+
+
+def test_an_exception_in_an_input_function_names_the_jobs_target(project):
+    from rulerun.errors import PipefileError
+
+    resolver = resolver_with_namespace(project, """
+        o/{s}.txt : $(TABLE[wildcards.s])
+            shell: touch {output}
+        TABLE = {"a": "in.txt"}
+        """)
+    with pytest.raises(PipefileError) as caught:
+        resolver.resolve_targets(["o/b.txt"])
+    assert caught.value.message == "error in $(TABLE[wildcards.s]) for 'o/b.txt': KeyError: 'b'"
+    assert (caught.value.loc.line, caught.value.loc.col) == (2, 15)

@@ -13,6 +13,7 @@ from rulerun.lang.confine import place_problem
 from rulerun.lang.model import PathPattern, Pipefile, PythonAction, PythonBlock, Rule, ShellAction, Variable
 from rulerun.lang.namespace import bound_names, compile_block, compile_preamble_item
 from rulerun.lang.patterns import STEM, is_glob, split_glob, wildcard_names
+from rulerun.lang.pathexpr import JOB_NAMES, free_names, names_in_paths, written_index
 from rulerun.source import Location, source_line
 from rulerun.lang.template import INDEXABLE, Reference, TemplateError, parse_shell_template
 
@@ -20,6 +21,9 @@ RESERVED_WILDCARDS = ("input", "output", "stem")
 OUTPUT_PLACE_HINT = ("a rule writes only below the directory rulerun runs in, outside .rulerun/ "
                      "(a failed job's outputs are moved to .rulerun/failed/)")
 _BRACE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|[{}]")
+_STAR_IMPORT = re.compile(r"^\s*from\s+\S+\s+import\s+\*", re.MULTILINE)
+# A named input is read as an attribute of a list (`input.ref`): a list's own names can't be used.
+_LIST_NAMES = frozenset(name for name in dir(list) if not name.startswith("_"))
 
 
 def check_pipefile(pipefile: Pipefile, overrides: Mapping[str, str]) -> Pipefile:
@@ -32,10 +36,13 @@ def check_pipefile(pipefile: Pipefile, overrides: Mapping[str, str]) -> Pipefile
         if isinstance(item, PythonBlock):
             known |= bound_names(item.source)
     checker = _RuleChecker(pipefile, frozenset(known))
+    checker.star_imports = any(isinstance(item, PythonBlock) and _STAR_IMPORT.search(item.source)
+                               for item in pipefile.preamble)
     for rule in pipefile.rules:
         checker.check(rule)
     return replace(pipefile, known_names=frozenset(known),
-                   unknown_overrides=frozenset(set(overrides) - variables))
+                   unknown_overrides=frozenset(set(overrides) - variables),
+                   path_names=frozenset(names_in_paths(pipefile.rules)))
 
 
 class _RuleChecker:
@@ -44,6 +51,7 @@ class _RuleChecker:
         self.text = pipefile.text
         self.known = known
         self.named: dict[str, Rule] = {}
+        self.star_imports = False  # a `from M import *` binds names no check can list
 
     def error(self, loc: Location, message: str, hint: str | None = None) -> PipefileError:
         return PipefileError(loc, message, self.text, hint)
@@ -60,6 +68,8 @@ class _RuleChecker:
         self.check_outputs(rule)
         self.check_inputs(rule)
         self.check_limit(rule)
+        self.check_expressions(rule)
+        self.check_input_names(rule)
         self.check_action(rule)
 
     # ---- names and limits
@@ -182,6 +192,8 @@ class _RuleChecker:
 
     def pattern_location(self, pattern: PathPattern, index: int) -> Location:
         """The Pipefile column of character `index` of `pattern.text` (quotes and escapes counted)."""
+        if pattern.written:  # a template: count in the word as written
+            index = written_index(pattern.written, index)
         line = source_line(self.text, pattern.loc.line) or ""
         start = pattern.loc.col - 1
         if line[start:start + 1] != '"':
@@ -198,6 +210,56 @@ class _RuleChecker:
 
     def first_wildcard_location(self, pattern: PathPattern) -> Location:
         return self.wildcard_location(pattern, wildcard_names(pattern.text)[0])
+
+    # ---- $(EXPR) in paths and named inputs
+
+    def check_expressions(self, rule: Rule) -> None:
+        """Each `$(EXPR)` compiles, and reads only names the namespace will have (a name it
+        binds itself, a builtin, and in a rule's inputs `wildcards` and `stem`)."""
+        import builtins
+
+        inputs = {id(pattern) for pattern in rule.inputs}
+        for pattern in rule.outputs + rule.inputs:
+            is_input = id(pattern) in inputs and not rule.is_task
+            allowed = self.known | set(dir(builtins)) | (JOB_NAMES if is_input else set())
+            for expression in pattern.exprs:
+                compile_block(expression.source, expression.loc, "eval", self.text)
+                if rule.is_task and pattern is rule.outputs[0]:
+                    raise self.error(expression.loc, f"a task's name can't use $(...): '{pattern.shown}'",
+                                     "a task is one named target; use a rule for a computed path")
+                for name, offset in free_names(expression.source):
+                    if name not in allowed and not self.star_imports:
+                        self.refuse_unknown_name(rule, expression, name, offset, allowed, is_input)
+
+    def refuse_unknown_name(self, rule: Rule, expression, name: str, offset: int, allowed: set[str],
+                            is_input: bool) -> None:
+        loc = Location(expression.loc.file, expression.loc.line, expression.loc.col + offset)
+        where = "an input" if is_input else "an output"
+        if name in JOB_NAMES:
+            hint = ("only a rule's inputs are evaluated for each job" if not rule.is_task
+                    else "a task has no wildcards")
+            raise self.error(loc, f"'{name}' in $({expression.source.strip()}) in {where} of {self.what(rule)}", hint)
+        close = _close(name, allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else \
+            "$(...) may use top-level variables and names a python: block binds"
+        raise self.error(loc, f"unknown name '{name}' in $({expression.source.strip()}) in {where} "
+                              f"of {self.what(rule)}", hint)
+
+    def check_input_names(self, rule: Rule) -> None:
+        """Each input name once in a rule, and none a list's own attribute (`input.count`)."""
+        seen: dict[str, PathPattern] = {}
+        for pattern in rule.inputs:
+            if pattern.name is None:
+                continue
+            start = Location(pattern.loc.file, pattern.loc.line, pattern.loc.col - len(pattern.name) - 1)
+            if pattern.name in _LIST_NAMES or pattern.name in INDEXABLE:
+                raise self.error(start, f"an input can't be named '{pattern.name}' in {self.what(rule)}",
+                                 "that is a name of the input list itself; choose another")
+            first = seen.setdefault(pattern.name, pattern)
+            if first is not pattern:
+                raise self.error(start, f"input name '{pattern.name}' given twice in {self.what(rule)} "
+                                        f"(first at column {first.loc.col - len(pattern.name) - 1})",
+                                 "one name stands for one path; a glob or $(...) gives several")
 
     # ---- actions
 

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from rulerun.errors import PipefileError, UsageError
 from rulerun.lang.model import Limit, Pipefile, PathPattern, PythonAction, PythonBlock, Rule, ShellAction, Variable
+from rulerun.lang.pathexpr import UnclosedExpression, mask_expressions, read_word
 from rulerun.source import Location, source_line
 
 BOM = "\ufeff"
@@ -20,6 +21,7 @@ BODY_KEYS = ("name", "limit", "cluster", "queue", "retries", "shell", "python")
 ACTION_KEYS = ("shell", "python")
 
 _parser_singleton: Any = None
+_NAMED_INPUT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")  # `NAME=PATH` in INPUTS
 
 
 def load_pipefile(path: str, text: str | None = None, overrides: Mapping[str, str] | None = None) -> Pipefile:
@@ -44,7 +46,7 @@ def parse_text(text: str, path: str) -> Pipefile:
     _check_first_line(text, path)
     parser = _parser()
     try:
-        tree = parser.parse(text + "\n")
+        tree = parser.parse(mask_expressions(text) + "\n")  # $(...) as one path word
     except _TabInIndent as tab:
         raise _tab_error(path, text, tab.line, tab.col) from None
     except UnexpectedInput as exc:
@@ -251,19 +253,38 @@ class _ModelBuilder:
     def outputs(self, meta: Any, tokens: list[Any]) -> list[tuple[PathPattern, Any]]:
         return [(self.pattern(t), t) for t in tokens]
 
-    inputs = outputs
+    def inputs(self, meta: Any, tokens: list[Any]) -> list[tuple[PathPattern, Any]]:
+        return [(self.pattern(t, named=True), t) for t in tokens]
 
-    def pattern(self, token: Any) -> PathPattern:
-        text = token.value
+    def pattern(self, token: Any, named: bool = False) -> PathPattern:
+        text = self.text[token.start_pos:token.end_pos]  # as written: the lexer saw $(...) masked
+        col = token.column
+        name = None
         if token.type == "QUOTED":
             text = re.sub(r'\\(["\\])', r"\1", text[1:-1])
-        return PathPattern(text, self.loc(token))
+            col += 1
+        elif named and (found := _NAMED_INPUT.match(text)):
+            name, text = found.group(1), text[found.end():]
+            col += found.end()
+            if not text:
+                raise self.error(token, f"named input '{name}' has no path",
+                                 hint="a named input is written NAME=PATH, with no blank around '='")
+        loc = Location(self.path, token.line, col) if name else self.loc(token)
+        if "$" not in text:
+            return PathPattern(text, loc, name=name)
+        try:
+            template, exprs = read_word(text, loc, col)
+        except UnclosedExpression as exc:
+            raise self.error(Location(self.path, token.line, col + exc.offset),
+                             "'$(' without its matching ')'",
+                             hint="$(EXPR) is a Python expression in a path; write $$ for a literal '$'") from None
+        return PathPattern(template, loc, exprs=exprs, written=text, name=name)
 
     def rule(self, meta: Any, children: list[Any]) -> Rule:
         outputs, inputs, *body = children
         first_pattern, first_token = outputs[0]
         self.refuse_stray_body_line(first_token)
-        head = {"name": first_pattern.text, "loc": Location(self.path, first_token.line, 1)}
+        head = {"name": first_pattern.shown, "loc": Location(self.path, first_token.line, 1)}
         return self.make_rule(head, outputs, inputs, body[0] if body else [], is_task=False)
 
     def task(self, meta: Any, children: list[Any]) -> Rule:

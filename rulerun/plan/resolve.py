@@ -22,6 +22,8 @@ from rulerun.plan.graph import Job, JobGraph, JobKind, topological
 from rulerun.lang.model import Pipefile, Rule
 from rulerun.lang.patterns import (Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob,
                                    match_with_globs, specificity)
+from rulerun.lang.patterns import glob_text, unescape_literal
+from rulerun.lang.pathexpr import expand_for_job
 
 
 DEEPEST_CHAIN = 5000  # jobs in one chain of dependencies that resolution follows
@@ -61,6 +63,7 @@ class RuleIndex:
         self.inputs: dict[int, tuple[Pattern, ...]] = {}
         self.outputs: dict[int, tuple[Pattern, ...]] = {}
         self.split_rules: set[int] = set()
+        self.functions: dict[int, dict[int, object]] = {}  # rule index -> {input position: PathPattern}
         for rule in rules:
             self._add(rule)
         self.suffix_lengths = sorted({len(s) for s in self.by_suffix})
@@ -69,16 +72,19 @@ class RuleIndex:
         self.names.setdefault(rule.name, rule)
         self.inputs[rule.index] = tuple(compile_pattern(normalise(i.text)) for i in rule.inputs)
         self.outputs[rule.index] = tuple(compile_pattern(normalise(o.text)) for o in rule.outputs)
+        functions = {position: i for position, i in enumerate(rule.inputs) if i.exprs}
+        if functions:
+            self.functions[rule.index] = functions
         if rule.is_task:
             self.tasks[rule.name] = rule
             return
         for out in rule.outputs:
             text = normalise(out.text)
             if is_glob(text):
-                self.splits.append((rule, text))
+                self.splits.append((rule, glob_text(text)))
                 self.split_rules.add(rule.index)
             elif (pattern := compile_pattern(text)).is_literal:
-                self.literal.setdefault(text, []).append(rule)
+                self.literal.setdefault(pattern.expand({}), []).append(rule)
             else:
                 self.by_suffix.setdefault(pattern.suffix, []).append((rule, pattern))
                 self.patterns.append((rule, pattern))
@@ -103,8 +109,9 @@ class Resolver:
     though files matching its outputs exist (its inputs or action changed, or -B)."""
 
     def __init__(self, pipefile: Pipefile, fs: DiskView | None = None,
-                 split_is_stale: Callable[[Job], bool] = lambda job: False):
+                 split_is_stale: Callable[[Job], bool] = lambda job: False, namespace: dict | None = None):
         self.pipefile = pipefile
+        self.namespace = namespace or {}  # what input functions, `$(...)` with wildcards, read
         self.fs = fs or DiskView()
         self.index = RuleIndex(pipefile.rules)
         self.split_is_stale = split_is_stale
@@ -129,7 +136,7 @@ class Resolver:
                 return rule.name
             texts = [o.text for o in rule.outputs]
             if not any(compile_pattern(t).names or is_glob(t) for t in texts):
-                return normalise(texts[0])
+                return normalise(unescape_literal(texts[0]))
         return None
 
     def resolve_targets(self, targets: list[str]) -> JobGraph:
@@ -290,7 +297,7 @@ class Resolver:
         """Fill job.inputs and job.deps; return why it can't be made, or Pending when every
         input is known except some that wait on a split that is not optional."""
         deps: list[Job] = []
-        for position, pattern in enumerate(self.index.inputs[job.rule.index]):
+        for position, pattern in self._input_patterns(job):
             if pattern.is_glob:
                 text = pattern.expand_as_glob(job.values)
                 paths, pending = self.expand_glob(text)
@@ -319,6 +326,19 @@ class Resolver:
                 job.inputs.append(path)
         job.deps = _unique(deps)
         return None
+
+    def _input_patterns(self, job: Job) -> Iterable[tuple[int, Pattern]]:
+        """(position, pattern) of each input of `job`'s rule: an input function gives as many
+        patterns as its value has elements (none for an empty one), all at its position."""
+        functions = self.index.functions.get(job.rule.index)
+        for position, pattern in enumerate(self.index.inputs[job.rule.index]):
+            written = functions.get(position) if functions else None
+            if written is None:
+                yield position, pattern
+                continue
+            target = job.outputs[0] if job.outputs else job.name
+            for text in expand_for_job(written, self.pipefile.text, self.namespace, job.values, target):
+                yield position, compile_pattern(normalise(text))
 
     def _miss(self, job: Job, path: str, found: Unmakeable) -> Unmakeable:
         target = job.outputs[0] if job.outputs else job.name
@@ -355,7 +375,7 @@ class Resolver:
     def _split_outputs(self, rule: Rule) -> list[str]:
         found: set[str] = set()
         for out in rule.outputs:
-            found.update(self.fs.glob(normalise(out.text)))
+            found.update(self.fs.glob(glob_text(normalise(out.text))))
         return sorted(found)
 
     def split_pending(self, job: Job) -> bool:
@@ -420,6 +440,8 @@ class Resolver:
             return False
         for rule, values in self.index.candidates(path):
             for pattern in rule.inputs:
+                if pattern.exprs:
+                    continue  # an input function: its files are no rule's primary input
                 source = normalise(compile_pattern(pattern.text).expand(values))
                 if not self.fs.exists(source) and any(glob_regex(g).fullmatch(source) for _, g in self.index.splits):
                     return True
@@ -568,7 +590,7 @@ def _primary_input(rule: Rule, out: Pattern) -> Pattern | None:
     (`summary_{s}.txt : data/{s}/*.csv`) serves when there is none: the wildcard values then come
     from the files its glob finds."""
     needed = set(out.names)
-    inputs = [compile_pattern(normalise(pattern.text)) for pattern in rule.inputs]
+    inputs = [compile_pattern(normalise(pattern.text)) for pattern in rule.inputs if not pattern.exprs]
     fitting = [pattern for pattern in inputs if needed <= set(pattern.names)]
     plain = [pattern for pattern in fitting if not pattern.is_glob]
     return (plain or fitting or [None])[0]

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from rulerun.lang.pathexpr import shown_path
 from rulerun.plan.conflicts import refuse_conflicting_outputs
 from rulerun.plan.graph import Job
 from rulerun.plan.planner import Plan
@@ -292,7 +293,7 @@ class Scheduler:
             self.plan.split_finished(job)
             if not job.outputs:
                 return JobResult(result.key, False, "split rule made no file matching its output glob "
-                                 + " ".join(o.text for o in job.rule.outputs))
+                                 + " ".join(shown_path(o) for o in job.rule.outputs))
             return result
         view = self.plan.view
         missing = [o for o in job.outputs if view.made(o) is None and not self.disk.exists(o)]

@@ -113,3 +113,26 @@ def test_list_and_graph_show_expanded_paths_and_input_functions_as_written(proje
     project.write("genome.fa")
     graph = project.run("--graph", "all").stdout
     assert 'label="raw/%.fq raw/C_2.fq"' in graph
+
+
+def test_named_inputs_in_shell_and_python_actions(project):
+    project.write("Pipefile", """
+        task all : mapped/A.bam py/A.txt
+        mapped/{s}.bam : ref=genome.fa reads=raw/{s}.fq tables=raw/{s}_*.csv more=$(["genome.fa"])
+            shell: echo {input.ref} {input.reads} {input.tables} {input.more} "[{input[1]}]" > {output}
+        py/{s}.txt : ref=genome.fa reads=raw/{s}.fq tables=raw/{s}_*.csv none=raw/*.none
+            python:
+                import json
+                json.dump([input.ref, input.reads, input.tables, input.none, list(input), input[1]],
+                          open(output[0], "w"))
+        ref="a variable: a line that starts with NAME= is one"
+        """)
+    for name in ("genome.fa", "raw/A.fq", "raw/A_y.csv", "raw/A_x.csv"):
+        project.write(name)
+    done = project.run("all")
+    assert done.returncode == 0, done.stderr
+    assert project.read("mapped/A.bam") == "genome.fa raw/A.fq raw/A_x.csv raw/A_y.csv genome.fa [raw/A.fq]\n"
+    import json
+    assert json.loads(project.read("py/A.txt")) == [
+        "genome.fa", "raw/A.fq", ["raw/A_x.csv", "raw/A_y.csv"], [],
+        ["genome.fa", "raw/A.fq", "raw/A_x.csv", "raw/A_y.csv"], "raw/A.fq"]

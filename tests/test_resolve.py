@@ -459,3 +459,44 @@ def test_an_exception_in_an_input_function_names_the_jobs_target(project):
         resolver.resolve_targets(["o/b.txt"])
     assert caught.value.message == "error in $(TABLE[wildcards.s]) for 'o/b.txt': KeyError: 'b'"
     assert (caught.value.loc.line, caught.value.loc.col) == (2, 15)
+
+
+# ------------------------------------------------------------------ named inputs
+
+def test_named_inputs_keep_their_paths_in_order_and_positions_count_every_input(project):
+    project.write("raw/A_2.csv")
+    project.write("raw/A_1.csv")
+    project.write("genome.fa")
+    graph = resolver_with_namespace(project, """
+        out/{s}.txt : ref=genome.fa tables=raw/{s}_*.csv extra=$(["x", "y"]) fn=$(wildcards.s + ".fq")
+            shell: cat {input.tables} > {output}
+        x y A.fq :
+            shell: touch {output}
+        """).resolve_targets(["out/A.txt"])
+    job = graph.jobs[-1]
+    assert job.inputs == ["genome.fa", "raw/A_1.csv", "raw/A_2.csv", "x", "y", "A.fq"]
+    assert job.named == {"ref": ["genome.fa"], "tables": ["raw/A_1.csv", "raw/A_2.csv"], "extra": ["x", "y"],
+                         "fn": ["A.fq"]}
+
+
+def test_named_input_behind_a_split_rule_is_named_once_the_split_ran(project):
+    from rulerun.plan.graph import JobKind
+
+    resolver = resolver_with_namespace(project, """
+        task all : sum.txt
+        parts/*.txt :
+            shell: touch parts/a.txt parts/b.txt
+        sum.txt : head=README parts=parts/*.txt
+            shell: cat {input.parts} > {output}
+        README :
+            shell: touch {output}
+        """)
+    graph = resolver.resolve_targets(["all"])
+    (split,) = [job for job in graph.jobs if job.is_split]
+    project.write("parts/a.txt")
+    project.write("parts/b.txt")
+    resolver.split_finished(split)
+    (summary,) = [job for job in graph.jobs if job.kind is JobKind.RULE and job.outputs == ["sum.txt"]]
+    resolver.expand(summary)
+    assert summary.inputs == ["README", "parts/a.txt", "parts/b.txt"]
+    assert summary.named == {"head": ["README"], "parts": ["parts/a.txt", "parts/b.txt"]}

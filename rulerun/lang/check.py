@@ -287,6 +287,8 @@ class _RuleChecker:
 
     def check_reference(self, rule: Rule, action: ShellAction, ref: Reference, wildcards: set[str]) -> None:
         loc = script_location(self.text, action, ref.offset)
+        if ref.attr is not None:
+            return self.check_named_reference(rule, ref, loc)
         if ref.index is not None and ref.key not in INDEXABLE:
             raise self.error(loc, f"'{ref.text}' in the shell action of {self.what(rule)}: "
                                   "only input and output take an index")
@@ -298,6 +300,20 @@ class _RuleChecker:
         close = _close(ref.key, candidates, n=1)
         hint = f"did you mean '{{{close[0]}}}'?" if close else _valid_names_hint(wildcards)
         raise self.error(loc, f"unknown name '{ref.text}' in the shell action of {self.what(rule)}", hint)
+
+    def check_named_reference(self, rule: Rule, ref: Reference, loc: Location) -> None:
+        """`{input.NAME}` names a named input of the rule."""
+        names = [p.name for p in rule.inputs if p.name]
+        if ref.key == "input" and ref.attr in names:
+            return
+        if ref.key != "input":
+            raise self.error(loc, f"'{ref.text}' in the shell action of {self.what(rule)}: "
+                                  "only input has named parts ({input.NAME})")
+        close = _close(ref.attr, names, n=1)
+        hint = f"did you mean '{{input.{close[0]}}}'?" if close else \
+            ("its named inputs are " + ", ".join(sorted(set(names))) if names
+             else "name an input in the rule's header: NAME=PATH")
+        raise self.error(loc, f"no input named '{ref.attr}' in {self.what(rule)}", hint)
 
     @staticmethod
     def what(rule: Rule) -> str:

@@ -46,6 +46,8 @@ class Job:
     via_rules: set[str] | frozenset = frozenset()
     kind: JobKind = JobKind.RULE
     target: str = ""
+    # the paths of each named input (`NAME=PATH`), in order; None for the many jobs with none
+    named: dict[str, list[str]] | None = None
 
     @property
     def name(self) -> str:

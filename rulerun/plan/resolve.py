@@ -324,6 +324,7 @@ class Resolver:
                         raise self._unmakeable_error(found, job)
                     return miss
                 job.inputs.append(path)
+                _name_input(job, position, path)
         job.deps = _unique(deps)
         return None
 
@@ -519,11 +520,11 @@ class Resolver:
                     _wait(job, (kind, text, position), pending)
                     new_deps.extend(pending.splits)
                     continue
-                new_deps.extend(self._input_producers(job, _not_its_own(job, paths)))
+                new_deps.extend(self._input_producers(job, _not_its_own(job, paths), position))
         job.deps = _unique(job.deps + new_deps)
         return topological(new_deps)
 
-    def _input_producers(self, job: Job, paths: list[str]) -> list[Job]:
+    def _input_producers(self, job: Job, paths: list[str], position: int = -1) -> list[Job]:
         producers = []
         for path in paths:
             found = self._resolve(path)
@@ -534,6 +535,7 @@ class Resolver:
             elif isinstance(found, Job):
                 producers.append(found)
             job.inputs.append(path)
+            _name_input(job, position, path)
         return producers
 
     # ------------------------------------------------------------------ errors
@@ -582,6 +584,17 @@ def _wait(job: Job, item: tuple[str, str, int], pending: Pending) -> None:
     job.pending = [*job.pending, item]
     job.after = set(job.after) | pending.splits
     job.via_rules = set(job.via_rules) | pending.via
+
+
+def _name_input(job: Job, position: int, path: str) -> None:
+    """`path`, found for input `position` of the job's rule, under that input's name if it has one."""
+    if job.rule is None or not 0 <= position < len(job.rule.inputs):
+        return
+    name = job.rule.inputs[position].name
+    if name is not None:
+        if job.named is None:
+            job.named = {}
+        job.named.setdefault(name, []).append(path)
 
 
 def _primary_input(rule: Rule, out: Pattern) -> Pattern | None:

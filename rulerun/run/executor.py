@@ -9,7 +9,7 @@ asks which kind of executor it has: dry runs, --touch, local and cluster runs di
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from rulerun.run import shell as shells
 
@@ -41,6 +41,7 @@ class JobSpec:
     retries: int = 0
     env: Mapping[str, str] | None = None
     shell: tuple[str, ...] = shells.DEFAULT
+    named_inputs: Mapping[str, Any] = field(default_factory=dict)  # `input.NAME`: a str or a list
 
     @property
     def label(self) -> str:

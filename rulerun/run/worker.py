@@ -16,6 +16,7 @@ import sys
 import traceback
 from typing import Any
 
+from rulerun.lang.named import InputList
 from rulerun.run.executor import JobSpec
 
 _conn = None  # the pipe to the main process, for calls made during an action (run_job)
@@ -91,7 +92,7 @@ def _run(spec: JobSpec, namespace: dict, rules, codes: dict) -> tuple[bool, str,
     if code is None:
         code = codes[spec.rule_index] = compile_block(rule.action.source, rule.action.loc)
     scope = dict(namespace)
-    scope.update(input=list(spec.inputs), output=list(spec.outputs), wildcards=Wildcards(spec.wildcards),
+    scope.update(input=InputList(spec.inputs, spec.named_inputs), output=list(spec.outputs), wildcards=Wildcards(spec.wildcards),
                  stem=spec.stem, log=_job_logger(spec))
     with _redirected(spec.log_path):
         try:

@@ -113,6 +113,8 @@ def list_rules(pipefile) -> int:
         name = rule.name if rule.is_task or rule.name_given else ""
         shown = f"{kind} {name}".strip()
         header = f"{outputs} : {inputs}".rstrip() if not rule.is_task else f": {inputs}".rstrip()
+        if rule.constraints:  # the {name,REGEX} taken out of its outputs
+            header += "  where " + " ".join(f"{{{c.name},{c.regex}}}" for c in rule.constraints)
         sys.stdout.write(f"{shown:<24} {header}  ({rule.loc})\n")
     return 0
 

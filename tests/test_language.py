@@ -136,3 +136,22 @@ def test_named_inputs_in_shell_and_python_actions(project):
     assert json.loads(project.read("py/A.txt")) == [
         "genome.fa", "raw/A.fq", ["raw/A_x.csv", "raw/A_y.csv"], [],
         ["genome.fa", "raw/A.fq", "raw/A_x.csv", "raw/A_y.csv"], "raw/A.fq"]
+
+
+def test_wildcard_constraints_choose_rules_and_say_why_none_fits(project):
+    project.write("Pipefile", """
+        wildcard n = r"\\d+"
+        results/{sample,[A-Z][0-9]+}_{n}.txt :
+            shell: echo {sample} {n} > {output}
+        deep/{path,.+}.out :
+            shell: mkdir -p "$(dirname {output})" && touch {output}
+        """)
+    done = project.run("results/A1_07.txt", "deep/x/y.out")
+    assert done.returncode == 0, done.stderr
+    assert project.read("results/A1_07.txt") == "A1 07\n" and project.exists("deep/x/y.out")
+    refused = project.run("results/a1_07.txt")
+    assert refused.returncode == 2
+    assert refused.stderr == ("rulerun: no rule to make 'results/a1_07.txt'\nhint: closest: rule "
+                              "'results/{sample}_{n}.txt' (Pipefile:3:1) matches, but its constraint "
+                              "{sample,[A-Z][0-9]+} refuses 'a1'\n")
+    assert "results/{sample}_{n}.txt :  where {sample,[A-Z][0-9]+}" in project.run("--list").stdout

@@ -430,3 +430,28 @@ def test_unclosed_expression_is_located_at_its_dollar():
     with pytest.raises(PipefileError) as caught:
         parse("all : a $(f(1)\n    shell: x\n")
     assert (caught.value.loc, caught.value.message) == (at(1, 9), "'$(' without its matching ')'")
+
+
+# ------------------------------------------------------------------ wildcard constraints
+
+def test_constraints_in_outputs_are_kept_aside_and_braces_inside_them_nest():
+    rule = parse("res/{s,[A-Z]{2}}_{n,\\d{1,3}}.txt {s}_{n}.log : in/{s}_{n}.txt\n    shell: x\n").rules[0]
+    assert texts(rule.outputs) == ["res/{s}_{n}.txt", "{s}_{n}.log"]
+    assert [(c.name, c.regex, c.loc) for c in rule.constraints] == [("s", "[A-Z]{2}", at(1, 8)),
+                                                                    ("n", "\\d{1,3}", at(1, 21))]
+    assert rule.name == "res/{s}_{n}.txt"
+
+
+def test_top_level_wildcard_constraint_is_a_python_string_literal_and_a_keyword_only_at_line_start():
+    pipefile = parse('wildcard n = r"\\d+"  # digits\nwildcard s = "[A-Z]" \'+\'\nwildcard = 3\n'
+                     'wildcards.txt : wildcard\n    shell: x\n')
+    assert {n: (c.regex, c.loc) for n, c in pipefile.wildcards.items()} == {"n": ("\\d+", at(1, 14)),
+                                                                            "s": ("[A-Z]+", at(2, 14))}
+    assert pipefile.preamble[0].name == "wildcard"
+    assert texts(pipefile.rules[0].outputs) == ["wildcards.txt"] and texts(pipefile.rules[0].inputs) == ["wildcard"]
+
+
+def test_a_wildcard_constrained_twice_at_the_top_level_is_an_error():
+    with pytest.raises(PipefileError) as caught:
+        parse('wildcard n = "a"\nwildcard n = "b"\n')
+    assert caught.value.loc == at(2, 14) and "constrained twice (first at line 1)" in caught.value.message

@@ -500,3 +500,52 @@ def test_named_input_behind_a_split_rule_is_named_once_the_split_ran(project):
     resolver.expand(summary)
     assert summary.inputs == ["README", "parts/a.txt", "parts/b.txt"]
     assert summary.named == {"head": ["README"], "parts": ["parts/a.txt", "parts/b.txt"]}
+
+
+# ------------------------------------------------------------------ wildcard constraints
+
+def test_a_constraint_that_refuses_a_target_drops_the_rule_out_of_rule_choice(project):
+    project.write("raw/AB.txt")
+    project.write("raw/ab.txt")
+    resolver = project.resolver("""
+        out/{s,[A-Z]+}.txt : raw/{s}.txt
+            name: upper
+            shell: cp {input} {output}
+        out/{s}.txt : raw/{s}.txt
+            name: any
+            shell: cp {input} {output}
+        """)
+    assert [job.rule.name for job in resolver.resolve_targets(["out/ab.txt"]).jobs] == ["any"]
+    with pytest.raises(AmbiguousRuleError):  # both match: equally specific
+        resolver.resolve_targets(["out/AB.txt"])
+
+
+def test_top_level_constraint_applies_where_a_rule_gives_none_and_a_rules_own_wins(project):
+    resolver = project.resolver("""
+        a/{n}.txt :
+            shell: touch {output}
+        b/{n,[a-z]+}.txt :
+            shell: touch {output}
+        wildcard n = r"\\d+"
+        """)
+    assert resolver.resolve_targets(["a/12.txt", "b/xy.txt"]).jobs[0].values == {"n": "12"}
+    with pytest.raises(NoRuleError) as caught:
+        resolver.resolve_targets(["a/x1.txt"])
+    assert caught.value.hint == "closest: rule 'a/{n}.txt' (Pipefile:2:1) matches, but its constraint {n,\\d+} refuses 'x1'"
+    with pytest.raises(NoRuleError):
+        resolver.resolve_targets(["b/12.txt"])
+
+
+def test_a_constraint_that_matches_slashes_lets_the_value_span_directories(project):
+    graph = project.resolver("""
+        deep/{p,.+}.out : src/{p}.in
+            shell: touch {output}
+        flat/{p}.out : src/{p}.in
+            shell: touch {output}
+        src/{p,.+}.in :
+            shell: touch {output}
+        """).resolve_targets(["deep/a/b/c.out"])
+    assert [(job.outputs, job.values) for job in graph.jobs] == [
+        (["src/a/b/c.in"], {"p": "a/b/c"}), (["deep/a/b/c.out"], {"p": "a/b/c"})]
+    with pytest.raises(NoRuleError):
+        project.resolver("flat/{p}.out :\n    shell: touch {output}\n").resolve_targets(["flat/a/b.out"])

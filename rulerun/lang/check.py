@@ -21,6 +21,7 @@ RESERVED_WILDCARDS = ("input", "output", "stem")
 OUTPUT_PLACE_HINT = ("a rule writes only below the directory rulerun runs in, outside .rulerun/ "
                      "(a failed job's outputs are moved to .rulerun/failed/)")
 _BRACE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|[{}]")
+_CONSTRAINT_OPENING = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*),")
 _STAR_IMPORT = re.compile(r"^\s*from\s+\S+\s+import\s+\*", re.MULTILINE)
 # A named input is read as an attribute of a list (`input.ref`): a list's own names can't be used.
 _LIST_NAMES = frozenset(name for name in dir(list) if not name.startswith("_"))
@@ -58,6 +59,7 @@ class _RuleChecker:
 
     def check(self, rule: Rule) -> None:
         self.check_name(rule)
+        self.check_input_constraints(rule)  # before the braces check, which would only say '{' is wrong
         for pattern in rule.outputs + rule.inputs:
             self.check_pattern(rule, pattern)
         if rule.is_task:
@@ -260,6 +262,15 @@ class _RuleChecker:
                 raise self.error(start, f"input name '{pattern.name}' given twice in {self.what(rule)} "
                                         f"(first at column {first.loc.col - len(pattern.name) - 1})",
                                  "one name stands for one path; a glob or $(...) gives several")
+
+    def check_input_constraints(self, rule: Rule) -> None:
+        """`{name,REGEX}` constrains what a rule makes: it belongs in an output."""
+        for pattern in rule.inputs:
+            found = _CONSTRAINT_OPENING.search(pattern.text)
+            if found:
+                raise self.error(self.pattern_location(pattern, found.start()),
+                                 f"wildcard constraint in input '{pattern.shown}' of {self.what(rule)}",
+                                 f"write it in an output ({{{found.group(1)},REGEX}}) and {{{found.group(1)}}} here")
 
     # ---- actions
 

@@ -27,6 +27,7 @@ class PathPattern:
     exprs: tuple = ()
     written: str = ""
     name: str | None = None
+    constraints: tuple = ()  # constraints.Constraint of each `{name,REGEX}` written in it
 
     @property
     def shown(self) -> str:
@@ -78,6 +79,7 @@ class Rule:
     cluster: str | None = None
     queue: str | None = None
     retries: int = 0
+    constraints: tuple = ()  # constraints.Constraint of the `{name,REGEX}` in its outputs
 
     @property
     def is_cluster(self) -> bool:
@@ -129,3 +131,5 @@ class Pipefile:
     unknown_overrides: frozenset[str] = field(default_factory=frozenset)
     # Every name a `$(...)` in a path reads (the no-op record trusts only fixed ones).
     path_names: frozenset[str] = field(default_factory=frozenset)
+    # `wildcard NAME = "REGEX"`: by NAME, the constraint of every rule that gives none of its own
+    wildcards: Mapping[str, object] = field(default_factory=dict)

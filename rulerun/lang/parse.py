@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from rulerun.errors import PipefileError, UsageError
 from rulerun.lang.model import Limit, Pipefile, PathPattern, PythonAction, PythonBlock, Rule, ShellAction, Variable
 from rulerun.lang.pathexpr import UnclosedExpression, mask_expressions, read_word
+from rulerun.lang.constraints import BadConstraint, Constraint, check_regex, strip_constraints
 from rulerun.source import Location, source_line
 
 BOM = "\ufeff"
@@ -87,6 +88,13 @@ def _grammar_text() -> str:
     importlib.resources (15 ms); resources are the fallback for a zipped install."""
     from importlib.util import find_spec
 
+    # The grammar of this copy of rulerun first: grammar/ beside the package in a checkout. An
+    # editable install maps rulerun.grammar to its own checkout, which in another worktree (or
+    # another clone) is a different grammar from the code that reads it.
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    beside = os.path.join(os.path.dirname(package), "grammar", "pipefile.lark")
+    if os.path.exists(os.path.join(os.path.dirname(package), "pyproject.toml")) and os.path.exists(beside):
+        return _read_text(beside)
     try:
         spec = find_spec("rulerun.grammar")
     except ModuleNotFoundError:
@@ -223,9 +231,15 @@ class _ModelBuilder:
         preamble: list[PythonBlock | Variable] = []
         limits: dict[str, Limit] = {}
         rules: list[Rule] = []
+        wildcards: dict[str, Constraint] = {}
         for item in items:
             if isinstance(item, Rule):
                 rules.append(item)
+            elif isinstance(item, Constraint):
+                if item.name in wildcards:
+                    raise self.error(item.loc, f"wildcard '{item.name}' is constrained twice "
+                                               f"(first at line {wildcards[item.name].loc.line})")
+                wildcards[item.name] = item
             elif isinstance(item, Limit):
                 if item.name in limits:
                     raise self.error(item.loc, f"limit '{item.name}' is defined twice "
@@ -233,7 +247,7 @@ class _ModelBuilder:
                 limits[item.name] = item
             else:
                 preamble.append(item)
-        return Pipefile(self.path, self.text, tuple(preamble), limits, tuple(rules))
+        return Pipefile(self.path, self.text, tuple(preamble), limits, tuple(rules), wildcards=wildcards)
 
     def python_block(self, meta: Any, children: list[Any]) -> PythonBlock:
         source, loc = children[0]
@@ -251,7 +265,44 @@ class _ModelBuilder:
         return Limit(name.value, int(size), self.loc(name))
 
     def outputs(self, meta: Any, tokens: list[Any]) -> list[tuple[PathPattern, Any]]:
-        return [(self.pattern(t), t) for t in tokens]
+        return [(self.constrained(self.pattern(t), t), t) for t in tokens]
+
+    def wildcard_def(self, meta: Any, children: list[Any]) -> Constraint:
+        """`wildcard NAME = "REGEX"`: REGEX a Python string literal (r"\\d+" works)."""
+        import ast
+
+        name, rest = children
+        source = strip_python_comment(rest.value)
+        try:
+            regex = ast.literal_eval(source)
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            regex = None
+        if not isinstance(regex, str):
+            raise self.error(rest, f"the constraint of wildcard '{name}' must be a string literal",
+                             hint='write wildcard NAME = "REGEX", e.g. wildcard sample = r"[A-Z]\\d+"')
+        bad = check_regex(regex)
+        if bad is not None:
+            raise self.error(rest, bad.message, bad.hint)
+        return Constraint(name.value, regex, self.loc(rest))
+
+    def constrained(self, pattern: PathPattern, token: Any) -> PathPattern:
+        """An output pattern with each `{name,REGEX}` written `{name}`, its REGEX kept aside."""
+        try:
+            text, found = strip_constraints(pattern.text)
+        except BadConstraint as exc:
+            raise self.error(self.column_of(pattern, exc.offset), exc.message, exc.hint) from None
+        if not found:
+            return pattern
+        constraints = tuple(Constraint(name, regex, self.column_of(pattern, offset)) for name, regex, offset in found)
+        return replace(pattern, text=text, constraints=constraints)
+
+    def column_of(self, pattern: PathPattern, index: int) -> Location:
+        """Where character `index` of an unquoted pattern's text is (a template counts as written)."""
+        from rulerun.lang.pathexpr import written_index
+
+        if pattern.written:
+            index = written_index(pattern.written, index)
+        return Location(self.path, pattern.loc.line, pattern.loc.col + index)
 
     def inputs(self, meta: Any, tokens: list[Any]) -> list[tuple[PathPattern, Any]]:
         return [(self.pattern(t, named=True), t) for t in tokens]
@@ -323,6 +374,7 @@ class _ModelBuilder:
             index=self.rule_count,
             is_task=is_task,
             name_given="name" in seen,
+            constraints=tuple(c for p, _ in outputs for c in p.constraints),
             **fields,
         )
         self.rule_count += 1
@@ -438,6 +490,8 @@ _EXAMPLES: dict[tuple[str, str | None], list[str]] = {
         ["task t\n", "task t u\n"],
     ("a named limit is written 'limit NAME = N'", None):
         ["limit\n", "limit :\n", "limit x\n", "limit x y\n", "limit x =\n", "limit x = y\n"],
+    ("a wildcard constraint is written 'wildcard NAME = \"REGEX\"'", None):
+        ["wildcard\n", "wildcard :\n", "wildcard x\n", "wildcard x y\n", "wildcard x =\n"],
     ("expected an indented block of code on the lines after it", None):
         ["python:\n", "python:\nx = 1\n", "a : b\n  shell:\n", "a : b\n  python:\n  name: x\n"],
     ("'python:' at the top level takes an indented block on the lines after it", None):

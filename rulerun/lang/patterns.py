@@ -68,6 +68,7 @@ class Pattern:
     pieces: tuple[tuple[bool, str], ...]  # (is_wildcard, literal text or wildcard name)
     is_glob: bool
     single: bool  # exactly one wildcard occurrence: expand is prefix + value + suffix
+    constraints: tuple[tuple[str, str], ...] = ()  # (name, REGEX): values a wildcard may take
 
     @property
     def is_literal(self) -> bool:
@@ -76,7 +77,11 @@ class Pattern:
     def match(self, path: str) -> dict[str, str] | None:
         """The wildcard values that make this pattern equal `path`, or None."""
         found = self.regex.fullmatch(path)
-        return found.groupdict() if found else None
+        if found is None:
+            return None
+        if self.constraints:  # a constraint's own named groups are no wildcards
+            return {name: found.group(name) for name in self.names}
+        return found.groupdict()
 
     def expand(self, values: dict[str, str]) -> str:
         """This pattern with each wildcard replaced by its value (KeyError if one is missing)."""
@@ -102,7 +107,9 @@ class Pattern:
 
 
 @lru_cache(maxsize=None)
-def compile_pattern(text: str) -> Pattern:
+def compile_pattern(text: str, constraints: tuple[tuple[str, str], ...] = ()) -> Pattern:
+    """`text` compiled; `constraints` (name, REGEX) narrow what values a wildcard matches."""
+    regexes = dict(constraints)
     parts: list[str] = []
     pieces: list[tuple[bool, str]] = []
     seen: set[str] = set()
@@ -115,7 +122,10 @@ def compile_pattern(text: str) -> Pattern:
         if name in seen:
             parts.append(f"(?P={name})")
         else:
-            parts.append(f"(?P<{name}>.+)" if name == STEM else f"(?P<{name}>[^/]+)")
+            if name in regexes:
+                parts.append(f"(?P<{name}>(?:{regexes[name]}))")
+            else:
+                parts.append(f"(?P<{name}>.+)" if name == STEM else f"(?P<{name}>[^/]+)")
             seen.add(name)
         last = match.end()
     parts.append(re.escape(unescape_literal(text[last:])))
@@ -124,7 +134,8 @@ def compile_pattern(text: str) -> Pattern:
     prefix = unescape_literal(text[: tokens[0].start()] if tokens else text)
     suffix = unescape_literal(text[tokens[-1].end():] if tokens else text)
     return Pattern(text, re.compile("".join(parts), re.DOTALL), tuple(wildcard_names(text)), prefix, suffix,
-                   tuple(p for p in pieces if p[1] or p[0]), is_glob(text), single=len(tokens) == 1)
+                   tuple(p for p in pieces if p[1] or p[0]), is_glob(text), single=len(tokens) == 1,
+                   constraints=constraints)
 
 
 def match_with_globs(pattern: Pattern, path: str) -> dict[str, str] | None:

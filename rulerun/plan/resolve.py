@@ -24,6 +24,7 @@ from rulerun.lang.patterns import (Pattern, compile_pattern, glob_regex, globs_m
                                    match_with_globs, specificity)
 from rulerun.lang.patterns import glob_text, unescape_literal
 from rulerun.lang.pathexpr import expand_for_job
+from rulerun.lang.constraints import merged, refusal
 
 
 DEEPEST_CHAIN = 5000  # jobs in one chain of dependencies that resolution follows
@@ -53,7 +54,9 @@ class RuleIndex:
     """Rules found by what they make: literal outputs by path, pattern outputs by their
     literal suffix (one dict lookup per distinct suffix length), split rules, tasks, names."""
 
-    def __init__(self, rules: Iterable[Rule]):
+    def __init__(self, rules: Iterable[Rule], wildcards: dict | None = None):
+        self.wildcards = wildcards or {}  # top-level `wildcard NAME = "REGEX"`
+        self.constrained: list[tuple[Rule, Pattern]] = []  # the same patterns without constraints
         self.literal: dict[str, list[Rule]] = {}
         self.by_suffix: dict[str, list[tuple[Rule, Pattern]]] = {}
         self.patterns: list[tuple[Rule, Pattern]] = []
@@ -71,7 +74,7 @@ class RuleIndex:
     def _add(self, rule: Rule) -> None:
         self.names.setdefault(rule.name, rule)
         self.inputs[rule.index] = tuple(compile_pattern(normalise(i.text)) for i in rule.inputs)
-        self.outputs[rule.index] = tuple(compile_pattern(normalise(o.text)) for o in rule.outputs)
+        self.outputs[rule.index] = tuple(self._output_pattern(rule, o.text) for o in rule.outputs)
         functions = {position: i for position, i in enumerate(rule.inputs) if i.exprs}
         if functions:
             self.functions[rule.index] = functions
@@ -83,11 +86,31 @@ class RuleIndex:
             if is_glob(text):
                 self.splits.append((rule, glob_text(text)))
                 self.split_rules.add(rule.index)
-            elif (pattern := compile_pattern(text)).is_literal:
+            elif (pattern := self._output_pattern(rule, out.text)).is_literal:
                 self.literal.setdefault(pattern.expand({}), []).append(rule)
             else:
                 self.by_suffix.setdefault(pattern.suffix, []).append((rule, pattern))
                 self.patterns.append((rule, pattern))
+                if pattern.constraints:
+                    self.constrained.append((rule, compile_pattern(text)))
+
+    def _output_pattern(self, rule: Rule, text: str) -> Pattern:
+        """An output pattern with its wildcard constraints: the rule's own, else the top level's."""
+        plain = compile_pattern(normalise(text))
+        if not (rule.constraints or self.wildcards) or not plain.names:
+            return plain
+        return compile_pattern(normalise(text), merged(rule.constraints, self.wildcards, plain.names))
+
+    def refused(self, path: str) -> str | None:
+        """Why a pattern rule whose output matches `path` but for a constraint can't make it."""
+        for rule, plain in self.constrained:
+            values = plain.match(path)
+            if values is not None:
+                pattern = self._output_pattern(rule, plain.text)
+                why = refusal(values, pattern.constraints)
+                if why:
+                    return f"rule '{rule.name}' ({rule.loc}) matches, but {why}"
+        return None
 
     def candidates(self, path: str) -> list[tuple[Rule, dict[str, str]]]:
         """Pattern rules whose output matches `path`, with the wildcard values, most specific first."""
@@ -113,7 +136,7 @@ class Resolver:
         self.pipefile = pipefile
         self.namespace = namespace or {}  # what input functions, `$(...)` with wildcards, read
         self.fs = fs or DiskView()
-        self.index = RuleIndex(pipefile.rules)
+        self.index = RuleIndex(pipefile.rules, dict(pipefile.wildcards))
         self.split_is_stale = split_is_stale
         self._made: dict[str, Resolution] = {}
         self._jobs: dict[tuple[int, tuple[str, ...]], Job] = {}
@@ -219,7 +242,7 @@ class Resolver:
             return split
         if self.fs.exists(path):
             return None
-        return chosen or Unmakeable(path, "")
+        return chosen or Unmakeable(path, self.index.refused(path) or "")
 
     def _task_job(self, rule: Rule) -> Resolution:
         return self._build_job(rule, {}, strict=True)

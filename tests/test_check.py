@@ -102,7 +102,7 @@ def test_valid_patterns_pass():
 
 def test_split_rule_may_not_use_stem():
     err = error("*.part %.idx : big\n    shell: split\n")
-    assert (err.loc.col, err.message) == (8, "a split rule's outputs can't use '%' or {name}: '%.idx'")
+    assert (err.loc.col, err.message) == (8, "a split rule's outputs can't use '%': '%.idx'")
 
 
 def test_wildcard_error_column_counts_quotes_and_escapes():

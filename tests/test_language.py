@@ -155,3 +155,26 @@ def test_wildcard_constraints_choose_rules_and_say_why_none_fits(project):
                               "'results/{sample}_{n}.txt' (Pipefile:3:1) matches, but its constraint "
                               "{sample,[A-Z][0-9]+} refuses 'a1'\n")
     assert "results/{sample}_{n}.txt :  where {sample,[A-Z][0-9]+}" in project.run("--list").stdout
+
+
+def test_split_rule_with_wildcards_end_to_end(project):
+    project.write("Pipefile", """
+        task all : counts/A.txt counts/B.txt
+        chunks/{sample}/part_* : raw/{sample}.txt
+            shell: cd chunks/{sample} && split -l 1 ../../{input} part_
+        counts/{sample}.txt : chunks/{sample}/part_*
+            shell: cat {input} | wc -l | tr -d ' ' > {output}
+        """)
+    project.write("raw/A.txt", "a\nb\nc\n")
+    project.write("raw/B.txt", "x\ny\n")
+    dry = project.run("all", "-n").stdout
+    assert "split rule chunks/{sample}/part_* (outputs: whatever matches chunks/A/part_*)" in dry
+    done = project.run("all")
+    assert done.returncode == 0, done.stderr  # chunks/A/ and chunks/B/ were made before the split jobs ran
+    assert (project.read("counts/A.txt"), project.read("counts/B.txt")) == ("3\n", "2\n")
+    assert "nothing to do" in project.run("all").stdout
+    project.write("raw/A.txt", "a\nb\nc\nd\n")
+    dry = project.run("all", "-n").stdout
+    assert "chunks/A/part_*" in dry and "chunks/B/part_*" not in dry
+    assert project.run("all").returncode == 0
+    assert project.read("counts/A.txt") == "4\n"

@@ -549,3 +549,50 @@ def test_a_constraint_that_matches_slashes_lets_the_value_span_directories(proje
         (["src/a/b/c.in"], {"p": "a/b/c"}), (["deep/a/b/c.out"], {"p": "a/b/c"})]
     with pytest.raises(NoRuleError):
         project.resolver("flat/{p}.out :\n    shell: touch {output}\n").resolve_targets(["flat/a/b.out"])
+
+
+# ------------------------------------------------------------------ split rules with wildcards
+
+SPLIT_PER_SAMPLE = """
+    task all : counts/A.txt counts/B.txt
+    chunks/{sample}/part_* : raw/{sample}.txt
+        shell: split {input}
+    counts/{sample}.txt : chunks/{sample}/part_*
+        shell: cat {input} > {output}
+    """
+
+
+def test_a_split_rule_with_wildcards_is_one_split_job_per_set_of_values(project):
+    project.write("raw/A.txt")
+    project.write("raw/B.txt")
+    graph = project.resolver(SPLIT_PER_SAMPLE).resolve_targets(["all"])
+    splits = [job for job in graph.jobs if job.is_split]
+    assert [(job.values, job.inputs, job.outputs) for job in splits] == [
+        ({"sample": "A"}, ["raw/A.txt"], []), ({"sample": "B"}, ["raw/B.txt"], [])]
+    waiting = {job.outputs[0]: job.after for job in graph.jobs if job.pending}
+    assert waiting == {"counts/A.txt": {splits[0]}, "counts/B.txt": {splits[1]}}
+
+
+def test_what_reads_a_split_jobs_glob_is_resolved_after_that_job_ran(project):
+    project.write("raw/A.txt")
+    project.write("raw/B.txt")
+    resolver = project.resolver(SPLIT_PER_SAMPLE)
+    graph = resolver.resolve_targets(["all"])
+    split_a = next(job for job in graph.jobs if job.is_split and job.values == {"sample": "A"})
+    project.write("chunks/A/part_2")
+    project.write("chunks/A/part_1")
+    project.write("chunks/B/part_9")  # not yet B's: its split job has not run
+    resolver.split_finished(split_a)
+    assert split_a.outputs == ["chunks/A/part_1", "chunks/A/part_2"]
+    count_a = next(job for job in graph.jobs if job.outputs == ["counts/A.txt"])
+    resolver.expand(count_a)
+    assert count_a.inputs == ["chunks/A/part_1", "chunks/A/part_2"] and split_a in count_a.deps
+
+
+def test_split_jobs_with_files_already_there_know_their_outputs(project):
+    project.write("raw/A.txt")
+    project.write("chunks/A/part_1")
+    graph = project.resolver(SPLIT_PER_SAMPLE).resolve_targets(["counts/A.txt"])
+    assert [(job.is_split, job.outputs) for job in graph.jobs] == [
+        (True, ["chunks/A/part_1"]), (False, ["counts/A.txt"])]
+    assert graph.jobs[-1].inputs == ["chunks/A/part_1"]

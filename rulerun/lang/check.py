@@ -139,12 +139,11 @@ class _RuleChecker:
         first = rule.outputs[0]
         if globs:
             for pattern in rule.outputs:
-                if wildcard_names(pattern.text):
-                    raise self.error(self.first_wildcard_location(pattern),
-                                     f"a split rule's outputs can't use '%' or {{name}}: '{pattern.text}'",
+                if STEM in wildcard_names(pattern.text):  # {name} is fine: a split job per set of values
+                    raise self.error(self.wildcard_location(pattern, STEM),
+                                     f"a split rule's outputs can't use '%': '{pattern.text}'",
                                      f"'{globs[0].text}' makes this a split rule, whose outputs are the "
-                                     "files matching the glob after it ran")
-            return
+                                     "files matching the glob after it ran; name the part with {name}")
         names = set(wildcard_names(first.text))
         for pattern in rule.outputs[1:]:
             if set(wildcard_names(pattern.text)) != names:

@@ -60,7 +60,8 @@ class RuleIndex:
         self.literal: dict[str, list[Rule]] = {}
         self.by_suffix: dict[str, list[tuple[Rule, Pattern]]] = {}
         self.patterns: list[tuple[Rule, Pattern]] = []
-        self.splits: list[tuple[Rule, str]] = []
+        self.splits: list[tuple[Rule, str]] = []  # (rule, glob): {name} wildcards written as '*'
+        self.split_patterns: dict[int, list[Pattern]] = {}  # a split rule's glob outputs, with their wildcards
         self.tasks: dict[str, Rule] = {}
         self.names: dict[str, Rule] = {}
         self.inputs: dict[int, tuple[Pattern, ...]] = {}
@@ -84,7 +85,9 @@ class RuleIndex:
         for out in rule.outputs:
             text = normalise(out.text)
             if is_glob(text):
-                self.splits.append((rule, glob_text(text)))
+                split = compile_pattern(text)
+                self.splits.append((rule, split.as_glob()))
+                self.split_patterns.setdefault(rule.index, []).append(split)
                 self.split_rules.add(rule.index)
             elif (pattern := self._output_pattern(rule, out.text)).is_literal:
                 self.literal.setdefault(pattern.expand({}), []).append(rule)
@@ -383,24 +386,38 @@ class Resolver:
 
     # ------------------------------------------------------------------ split rules
 
-    def _split_job(self, rule: Rule) -> Job:
-        job = self._split_jobs.get(rule.index)
+    def _split_job(self, rule: Rule, values: dict[str, str] | None = None) -> Job:
+        """The split job of `rule` for these wildcard values (one per set of values)."""
+        values = values or {}
+        key = (rule.index, tuple(sorted(values.items())))
+        job = self._split_jobs.get(key)
         if job is None:
-            job = self._new_job(rule, [], [], {})
-            self._split_jobs[rule.index] = job
+            job = self._new_job(rule, [], [], dict(values))
+            self._split_jobs[key] = job
             self._rule_stack.append(rule.index)
             try:
                 self._resolve_inputs(job, strict=True)
             finally:
                 self._rule_stack.pop()
-            job.outputs = self._split_outputs(rule)
+            job.outputs = self._split_outputs(job)
         return job
 
-    def _split_outputs(self, rule: Rule) -> list[str]:
+    def _split_outputs(self, job: Job) -> list[str]:
         found: set[str] = set()
-        for out in rule.outputs:
-            found.update(self.fs.glob(glob_text(normalise(out.text))))
+        for glob in split_globs(job):
+            found.update(self.fs.glob(glob))
         return sorted(found)
+
+    def _split_values(self, rule: Rule, path_or_glob: str) -> dict[str, str] | None:
+        """The wildcard values of `rule`'s split job whose glob covers `path_or_glob` (a path, or
+        a glob of the same shape, `chunks/A/part_*`); {} for a split rule with no wildcards."""
+        for pattern in self.index.split_patterns.get(rule.index, ()):
+            if not pattern.names:
+                return {}
+            values = match_with_globs(pattern, path_or_glob)
+            if values is not None:
+                return values
+        return None
 
     def split_pending(self, job: Job) -> bool:
         """Must this split job run before its outputs are known?"""
@@ -413,7 +430,10 @@ class Resolver:
         for rule, glob in self.index.splits:
             if not glob_regex(glob).fullmatch(path) or rule.index in self._rule_stack:
                 continue
-            job = self._split_job(rule)
+            values = self._split_values(rule, path)
+            if values is None:
+                continue
+            job = self._split_job(rule, values)
             if self.split_pending(job):
                 return Pending({job}, {rule.name})
             if path in job.outputs:
@@ -446,7 +466,10 @@ class Resolver:
                 pending.via |= waiting.via | {rule.name}
         for rule, split_glob in self.index.splits:
             if globs_may_overlap(split_glob, glob):
-                job = self._split_job(rule)
+                values = self._split_values(rule, glob)
+                if values is None:
+                    continue  # a glob wider than one split job's (`chunks/*/part_*`): see docs/pipefile.md
+                job = self._split_job(rule, values)
                 if self.split_pending(job):
                     pending.splits.add(job)
                     pending.via.add(rule.name)
@@ -517,7 +540,7 @@ class Resolver:
         decided from the old directory contents."""
         self.fs.forget_all()
         self._splits_ran.add(job)
-        job.outputs = self._split_outputs(job.rule)
+        job.outputs = self._split_outputs(job)
         self._globs.clear()
         self._made = {p: r for p, r in self._made.items() if isinstance(r, Job)}
 
@@ -607,6 +630,11 @@ def _wait(job: Job, item: tuple[str, str, int], pending: Pending) -> None:
     job.pending = [*job.pending, item]
     job.after = set(job.after) | pending.splits
     job.via_rules = set(job.via_rules) | pending.via
+
+
+def split_globs(job: Job) -> list[str]:
+    """The globs a split job's outputs are found by: its rule's, with its wildcard values."""
+    return [compile_pattern(normalise(out.text)).expand_as_glob(job.values) for out in job.rule.outputs]
 
 
 def _name_input(job: Job, position: int, path: str) -> None:

@@ -596,3 +596,11 @@ def test_split_jobs_with_files_already_there_know_their_outputs(project):
     assert [(job.is_split, job.outputs) for job in graph.jobs] == [
         (True, ["chunks/A/part_1"]), (False, ["counts/A.txt"])]
     assert graph.jobs[-1].inputs == ["chunks/A/part_1"]
+
+
+def test_a_glob_over_every_split_job_waits_for_each_one_its_inputs_give(project):
+    project.write("raw/A.txt")
+    project.write("raw/B.txt")
+    graph = project.resolver(SPLIT_PER_SAMPLE.rstrip(" ") + "    task every : chunks/*/part_*\n").resolve_targets(["every"])
+    (every,) = [job for job in graph.jobs if job.is_task]
+    assert sorted(job.values["sample"] for job in every.after) == ["A", "B"]

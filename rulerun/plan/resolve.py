@@ -408,6 +408,27 @@ class Resolver:
             found.update(self.fs.glob(glob))
         return sorted(found)
 
+    def _split_values_from_inputs(self, rule: Rule) -> list[dict[str, str]]:
+        """Every set of values `rule`'s split jobs can have, from the files (existing or makeable)
+        of its primary input: a glob wider than one split job's (`chunks/*/part_*` for
+        `chunks/{sample}/part_* : raw/{sample}.txt`) waits for each of them."""
+        if rule.index in self._rule_stack:
+            return []
+        every: list[dict[str, str]] = []
+        for pattern in self.index.split_patterns.get(rule.index, ())[:1]:
+            primary = _primary_input(rule, pattern)
+            if primary is None:
+                continue
+            paths, _ = self.expand_glob(primary.as_glob())
+            match = match_with_globs if primary.is_glob else Pattern.match
+            for path in paths:
+                values = match(primary, path)
+                if values is not None:
+                    found = {name: values[name] for name in pattern.names}
+                    if found not in every:
+                        every.append(found)
+        return every
+
     def _split_values(self, rule: Rule, path_or_glob: str) -> dict[str, str] | None:
         """The wildcard values of `rule`'s split job whose glob covers `path_or_glob` (a path, or
         a glob of the same shape, `chunks/A/part_*`); {} for a split rule with no wildcards."""
@@ -415,8 +436,8 @@ class Resolver:
             if not pattern.names:
                 return {}
             values = match_with_globs(pattern, path_or_glob)
-            if values is not None:
-                return values
+            if values is not None and not any(is_glob(value) for value in values.values()):
+                return values  # (a value that is itself a glob, `*`, stands for several jobs)
         return None
 
     def split_pending(self, job: Job) -> bool:
@@ -467,12 +488,11 @@ class Resolver:
         for rule, split_glob in self.index.splits:
             if globs_may_overlap(split_glob, glob):
                 values = self._split_values(rule, glob)
-                if values is None:
-                    continue  # a glob wider than one split job's (`chunks/*/part_*`): see docs/pipefile.md
-                job = self._split_job(rule, values)
-                if self.split_pending(job):
-                    pending.splits.add(job)
-                    pending.via.add(rule.name)
+                every = [values] if values is not None else self._split_values_from_inputs(rule)
+                for job in (self._split_job(rule, v) for v in every):
+                    if self.split_pending(job):
+                        pending.splits.add(job)
+                        pending.via.add(rule.name)
         for path in sorted(candidates - found):
             if isinstance(self._resolve(path), Job):
                 found.add(path)

@@ -221,7 +221,8 @@ class _RuleChecker:
 
         inputs = {id(pattern) for pattern in rule.inputs}
         for pattern in rule.outputs + rule.inputs:
-            is_input = id(pattern) in inputs and not rule.is_task
+            in_inputs = id(pattern) in inputs
+            is_input = in_inputs and not rule.is_task  # evaluated per job: wildcards and stem allowed
             allowed = self.known | set(dir(builtins)) | (JOB_NAMES if is_input else set())
             for expression in pattern.exprs:
                 compile_block(expression.source, expression.loc, "eval", self.text)
@@ -230,12 +231,12 @@ class _RuleChecker:
                                      "a task is one named target; use a rule for a computed path")
                 for name, offset in free_names(expression.source):
                     if name not in allowed and not self.star_imports:
-                        self.refuse_unknown_name(rule, expression, name, offset, allowed, is_input)
+                        self.refuse_unknown_name(rule, expression, name, offset, allowed, in_inputs)
 
     def refuse_unknown_name(self, rule: Rule, expression, name: str, offset: int, allowed: set[str],
-                            is_input: bool) -> None:
+                            in_inputs: bool) -> None:
         loc = Location(expression.loc.file, expression.loc.line, expression.loc.col + offset)
-        where = "an input" if is_input else "an output"
+        where = "an input" if in_inputs else "an output"
         if name in JOB_NAMES:
             hint = ("only a rule's inputs are evaluated for each job" if not rule.is_task
                     else "a task has no wildcards")

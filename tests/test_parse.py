@@ -455,3 +455,12 @@ def test_a_wildcard_constrained_twice_at_the_top_level_is_an_error():
     with pytest.raises(PipefileError) as caught:
         parse('wildcard n = "a"\nwildcard n = "b"\n')
     assert caught.value.loc == at(2, 14) and "constrained twice (first at line 1)" in caught.value.message
+
+
+def test_a_named_input_may_be_a_quoted_path_right_after_the_equals_sign():
+    rule = parse('o.txt : ref="my file.txt" a=b "c d"\n    shell: x\n').rules[0]
+    assert [(p.name, p.text, p.loc.col) for p in rule.inputs] == [
+        ("ref", "my file.txt", 13), ("a", "b", 29), (None, "c d", 31)]
+    with pytest.raises(PipefileError) as caught:
+        parse('o.txt : ref= "my file.txt"\n    shell: x\n')
+    assert (caught.value.loc, caught.value.message) == (at(1, 9), "named input 'ref' has no path")

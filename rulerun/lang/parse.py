@@ -305,7 +305,27 @@ class _ModelBuilder:
         return Location(self.path, pattern.loc.line, pattern.loc.col + index)
 
     def inputs(self, meta: Any, tokens: list[Any]) -> list[tuple[PathPattern, Any]]:
-        return [(self.pattern(t, named=True), t) for t in tokens]
+        patterns = []
+        for token in tokens:
+            if patterns and token.type == "QUOTED" and self.names_quoted(patterns[-1][1], token):
+                name_token = patterns.pop()[1]  # `ref="my file.txt"`: the name, then the quoted path
+                pattern = self.pattern(token)
+                patterns.append((replace(pattern, name=name_token.value[:-1]), name_token))
+                continue
+            if token.type == "WORD" and self.names_quoted(token, None):
+                patterns.append((None, token))  # completed by the quoted path right after it
+                continue
+            patterns.append((self.pattern(token, named=True), token))
+        for pattern, token in patterns:
+            if pattern is None:
+                self.pattern(token, named=True)  # `NAME=` with no path: raises
+        return patterns
+
+    def names_quoted(self, token: Any, quoted: Any) -> bool:
+        """Is `token` a bare `NAME=` (followed, without a blank, by `quoted` when given)?"""
+        if token.type != "WORD" or not _NAMED_INPUT.fullmatch(token.value):
+            return False
+        return quoted is None or quoted.start_pos == token.end_pos
 
     def pattern(self, token: Any, named: bool = False) -> PathPattern:
         text = self.text[token.start_pos:token.end_pos]  # as written: the lexer saw $(...) masked

@@ -68,6 +68,7 @@ class RuleIndex:
         self.outputs: dict[int, tuple[Pattern, ...]] = {}
         self.split_rules: set[int] = set()
         self.functions: dict[int, dict[int, object]] = {}  # rule index -> {input position: PathPattern}
+        self.named_rules: set[int] = set()  # rules with a named input (NAME=PATH)
         for rule in rules:
             self._add(rule)
         self.suffix_lengths = sorted({len(s) for s in self.by_suffix})
@@ -79,6 +80,8 @@ class RuleIndex:
         functions = {position: i for position, i in enumerate(rule.inputs) if i.exprs}
         if functions:
             self.functions[rule.index] = functions
+        if any(i.name for i in rule.inputs):
+            self.named_rules.add(rule.index)
         if rule.is_task:
             self.tasks[rule.name] = rule
             return
@@ -350,7 +353,8 @@ class Resolver:
                         raise self._unmakeable_error(found, job)
                     return miss
                 job.inputs.append(path)
-                _name_input(job, position, path)
+                if job.rule.index in self.index.named_rules:
+                    _name_input(job, position, path)
         job.deps = _unique(deps)
         return None
 

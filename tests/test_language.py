@@ -169,6 +169,7 @@ def test_split_rule_with_wildcards_end_to_end(project):
     project.write("raw/B.txt", "x\ny\n")
     dry = project.run("all", "-n").stdout
     assert "split rule chunks/{sample}/part_* (outputs: whatever matches chunks/A/part_*)" in dry
+    assert 'label="chunks/{sample}/part_* sample=B"' in project.run("all", "--graph").stdout
     done = project.run("all")
     assert done.returncode == 0, done.stderr  # chunks/A/ and chunks/B/ were made before the split jobs ran
     assert (project.read("counts/A.txt"), project.read("counts/B.txt")) == ("3\n", "2\n")

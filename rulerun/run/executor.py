@@ -45,7 +45,8 @@ class JobSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.rule} {' '.join(self.outputs)}".strip()
+        shown = " ".join(self.outputs) or " ".join(f"{k}={v}" for k, v in self.wildcards.items())
+        return f"{self.rule} {shown}".strip()
 
 
 @dataclass

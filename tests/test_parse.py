@@ -464,3 +464,9 @@ def test_a_named_input_may_be_a_quoted_path_right_after_the_equals_sign():
     with pytest.raises(PipefileError) as caught:
         parse('o.txt : ref= "my file.txt"\n    shell: x\n')
     assert (caught.value.loc, caught.value.message) == (at(1, 9), "named input 'ref' has no path")
+
+
+def test_a_constraint_may_not_name_its_groups():
+    with pytest.raises(PipefileError) as caught:
+        parse("o/{s,(?P<t>a)}_{t}.txt :\n    shell: x\n")
+    assert (caught.value.loc, caught.value.message) == (at(1, 6), "a wildcard constraint can't name its groups")

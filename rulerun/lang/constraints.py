@@ -80,6 +80,10 @@ def _closing_brace(text: str, start: int) -> int | None:
 def _refuse_bad_regex(regex: str, offset: int) -> None:
     if not regex:
         raise BadConstraint("empty wildcard constraint", offset, "write {name,REGEX}, or {name} for any value")
+    named = regex.find("(?P<")
+    if named >= 0:  # the pattern's own groups are named after its wildcards
+        raise BadConstraint("a wildcard constraint can't name its groups", offset + named,
+                            "write (?:...) for a group")
     try:
         re.compile(regex)
     except re.error as exc:

@@ -197,3 +197,8 @@ def test_missing_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError) as caught:
         load_pipefile(str(tmp_path / "nope"))
     assert "can't read the Pipefile: No such file or directory" in caught.value.message
+
+
+def test_path_names_are_the_names_expressions_read_from_outside():
+    pipefile = load('S = ["a"]\nall : $([s + "x" for s in S]) $(T)\n    shell: x\nT = 1\n')
+    assert pipefile.path_names == {"S", "T"}  # not s: the comprehension's own

@@ -198,12 +198,12 @@ def free_names(source: str) -> list[tuple[str, int]]:
 
 
 def names_in_paths(rules: Iterable[Any]) -> set[str]:
-    """Every name any `$(...)` of these rules reads."""
+    """Every name any `$(...)` of these rules reads from outside it (not a comprehension's own)."""
     names: set[str] = set()
     for rule in rules:
         for pattern in rule.outputs + rule.inputs:
             for expression in pattern.exprs:
-                names |= _names_read(expression.source)
+                names |= {name for name, _ in free_names(expression.source)}
     return names
 
 

@@ -362,14 +362,18 @@ class Resolver:
         """(position, pattern) of each input of `job`'s rule: an input function gives as many
         patterns as its value has elements (none for an empty one), all at its position."""
         functions = self.index.functions.get(job.rule.index)
+        if not functions:  # most rules: no generator in the loop that runs once per job
+            return enumerate(self.index.inputs[job.rule.index])
+        patterns = []
+        target = job.outputs[0] if job.outputs else job.name
         for position, pattern in enumerate(self.index.inputs[job.rule.index]):
-            written = functions.get(position) if functions else None
+            written = functions.get(position)
             if written is None:
-                yield position, pattern
+                patterns.append((position, pattern))
                 continue
-            target = job.outputs[0] if job.outputs else job.name
             for text in expand_for_job(written, self.pipefile.text, self.namespace, job.values, target):
-                yield position, compile_pattern(normalise(text))
+                patterns.append((position, compile_pattern(normalise(text))))
+        return patterns
 
     def _miss(self, job: Job, path: str, found: Unmakeable) -> Unmakeable:
         target = job.outputs[0] if job.outputs else job.name

@@ -116,6 +116,8 @@ def list_rules(pipefile) -> int:
         if rule.constraints:  # the {name,REGEX} taken out of its outputs
             header += "  where " + " ".join(f"{{{c.name},{c.regex}}}" for c in rule.constraints)
         sys.stdout.write(f"{shown:<24} {header}  ({rule.loc})\n")
+    for constraint in pipefile.wildcards.values():  # top-level `wildcard NAME = "REGEX"`
+        sys.stdout.write(f"{'wildcard ' + constraint.name:<24} {{{constraint.name},{constraint.regex}}}  ({constraint.loc})\n")
     return 0
 
 

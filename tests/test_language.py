@@ -154,7 +154,9 @@ def test_wildcard_constraints_choose_rules_and_say_why_none_fits(project):
     assert refused.stderr == ("rulerun: no rule to make 'results/a1_07.txt'\nhint: closest: rule "
                               "'results/{sample}_{n}.txt' (Pipefile:3:1) matches, but its constraint "
                               "{sample,[A-Z][0-9]+} refuses 'a1'\n")
-    assert "results/{sample}_{n}.txt :  where {sample,[A-Z][0-9]+}" in project.run("--list").stdout
+    listed = project.run("--list").stdout
+    assert "results/{sample}_{n}.txt :  where {sample,[A-Z][0-9]+}" in listed
+    assert f"{'wildcard n':<24} {{n,\\d+}}  (Pipefile:2:14)" in listed
 
 
 def test_split_rule_with_wildcards_end_to_end(project):

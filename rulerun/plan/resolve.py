@@ -22,7 +22,7 @@ from rulerun.plan.graph import Job, JobGraph, JobKind, topological
 from rulerun.lang.model import Pipefile, Rule
 from rulerun.lang.patterns import (Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob,
                                    match_with_globs, specificity)
-from rulerun.lang.patterns import glob_text, unescape_literal
+from rulerun.lang.patterns import unescape_literal
 from rulerun.lang.pathexpr import expand_for_job
 from rulerun.lang.constraints import merged, refusal
 

@@ -36,6 +36,7 @@ def load(options: Options) -> Loaded:
     PipefileError for a mistake in it, UsageError when there is none."""
     from rulerun.lang.namespace import build_namespace
     from rulerun.lang.parse import load_pipefile
+    from rulerun.lang.pathexpr import expand_pipefile
 
     if not os.path.exists(options.file):
         raise UsageError(f"no Pipefile here: '{options.file}' does not exist in {os.getcwd()}",
@@ -45,6 +46,7 @@ def load(options: Options) -> Loaded:
 
     pipefile = load_pipefile(options.file, overrides=options.overrides)
     namespace = build_namespace(pipefile, options.overrides)
+    pipefile = expand_pipefile(pipefile, namespace)  # $(EXPR) in paths, now that the namespace exists
     # here, as the Pipefile loads: a missing shell is said before anything runs
     needed = any(isinstance(rule.action, ShellAction) for rule in pipefile.rules)
     return Loaded(pipefile, namespace, shell.from_namespace(namespace, required=needed))
@@ -102,14 +104,20 @@ def run(options: Options, basis=None) -> int:
 
 
 def list_rules(pipefile) -> int:
+    from rulerun.lang.pathexpr import shown_path
+
     for rule in pipefile.rules:
         kind = "task" if rule.is_task else "rule"
-        outputs = " ".join(o.text for o in rule.outputs)
-        inputs = " ".join(i.text for i in rule.inputs)
+        outputs = " ".join(shown_path(o) for o in rule.outputs)
+        inputs = " ".join(shown_path(i) for i in rule.inputs)
         name = rule.name if rule.is_task or rule.name_given else ""
         shown = f"{kind} {name}".strip()
         header = f"{outputs} : {inputs}".rstrip() if not rule.is_task else f": {inputs}".rstrip()
+        if rule.constraints:  # the {name,REGEX} taken out of its outputs
+            header += "  where " + " ".join(f"{{{c.name},{c.regex}}}" for c in rule.constraints)
         sys.stdout.write(f"{shown:<24} {header}  ({rule.loc})\n")
+    for constraint in pipefile.wildcards.values():  # top-level `wildcard NAME = "REGEX"`
+        sys.stdout.write(f"{'wildcard ' + constraint.name:<24} {{{constraint.name},{constraint.regex}}}  ({constraint.loc})\n")
     return 0
 
 

@@ -13,6 +13,7 @@ from rulerun.lang.model import ShellAction
 from rulerun.lang.namespace import build_namespace
 from rulerun.lang.parse import load_pipefile
 from rulerun.source import Location
+from rulerun.lang.pathexpr import expand_pipefile
 
 ERRORS = Path(__file__).parent / "errors"
 ERROR_CASES = sorted(p.stem for p in ERRORS.glob("*.pipefile"))
@@ -40,7 +41,8 @@ def test_error_message(name: str, monkeypatch):
     text = (ERRORS / f"{name}.pipefile").read_text()
     expected = (ERRORS / f"{name}.expected").read_text()
     with pytest.raises(PipefileError) as caught:
-        build_namespace(load(text))
+        pipefile = load(text)
+        expand_pipefile(pipefile, build_namespace(pipefile))  # $(...) in paths run at load too
     assert caught.value.show() + "\n" == expected
 
 
@@ -100,7 +102,7 @@ def test_valid_patterns_pass():
 
 def test_split_rule_may_not_use_stem():
     err = error("*.part %.idx : big\n    shell: split\n")
-    assert (err.loc.col, err.message) == (8, "a split rule's outputs can't use '%' or {name}: '%.idx'")
+    assert (err.loc.col, err.message) == (8, "a split rule's outputs can't use '%': '%.idx'")
 
 
 def test_wildcard_error_column_counts_quotes_and_escapes():
@@ -195,3 +197,8 @@ def test_missing_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError) as caught:
         load_pipefile(str(tmp_path / "nope"))
     assert "can't read the Pipefile: No such file or directory" in caught.value.message
+
+
+def test_path_names_are_the_names_expressions_read_from_outside():
+    pipefile = load('S = ["a"]\nall : $([s + "x" for s in S]) $(T)\n    shell: x\nT = 1\n')
+    assert pipefile.path_names == {"S", "T"}  # not s: the comprehension's own

@@ -387,3 +387,86 @@ def test_any_text_parses_or_is_a_pipefile_error(text):
         shown = exc.show()
         assert shown.startswith("Pipefile:") and "Token(" not in shown and "_NL" not in shown
         assert 1 <= exc.loc.line <= text.count("\n") + 1
+
+
+# ------------------------------------------------------------------ $(EXPR) in paths and named inputs
+
+def test_expression_with_blanks_colons_quotes_and_hashes_is_one_path_word():
+    rule = parse('out/$( f("a b", {"k": [1, (2)]}) )_x.txt : $("#:") "q $(1 + 1).txt" b\n'
+                 "    shell: x\n").rules[0]
+    (out,) = rule.outputs
+    assert out.text == "out/\ue000_x.txt" and out.written == 'out/$( f("a b", {"k": [1, (2)]}) )_x.txt'
+    assert [(e.source, e.loc) for e in out.exprs] == [('f("a b", {"k": [1, (2)]}) ', at(1, 8))]
+    assert rule.name == out.written
+    assert [(p.text, [e.source for e in p.exprs]) for p in rule.inputs] == [
+        ("\ue000", ['"#:"']), ("q \ue000.txt", ["1 + 1"]), ("b", [])]
+
+
+def test_double_dollar_is_a_dollar_and_a_lone_dollar_stays():
+    rule = parse("a$$b$(X)$$ c$d : e\n    shell: x\n").rules[0]
+    assert [(p.text, len(p.exprs)) for p in rule.outputs] == [("a$b\ue000$", 1), ("c$d", 0)]
+
+
+def test_expressions_that_use_wildcards_or_stem_are_per_job():
+    rule = parse("o/{s}.txt : $(f(wildcards.s)) $(stem) $(g(1))\n    shell: x\n").rules[0]
+    assert [p.exprs[0].per_job for p in rule.inputs] == [True, True, False]
+
+
+def test_shell_substitution_and_variables_keep_their_dollars():
+    pipefile = parse('X = "$(a b)"\nall : $(X)\n    shell: echo $(date +%s) "$(ls -l)"\n')
+    assert pipefile.preamble[0].expression == '"$(a b)"'
+    assert pipefile.rules[0].action.script == 'echo $(date +%s) "$(ls -l)"'
+
+
+def test_named_inputs_only_after_the_colon_and_a_line_starting_with_name_equals_is_a_variable():
+    pipefile = parse('ref=genome.fa\nout.txt : ref=genome.fa reads=raw/{s}.fq "x=y.txt" fq=$(F)\n    shell: x\n')
+    assert pipefile.preamble[0].name == "ref"
+    (rule,) = pipefile.rules
+    assert [(p.name, p.text, p.loc.col) for p in rule.inputs] == [
+        ("ref", "genome.fa", 15), ("reads", "raw/{s}.fq", 31), (None, "x=y.txt", 42), ("fq", "\ue000", 55)]
+
+
+def test_unclosed_expression_is_located_at_its_dollar():
+    with pytest.raises(PipefileError) as caught:
+        parse("all : a $(f(1)\n    shell: x\n")
+    assert (caught.value.loc, caught.value.message) == (at(1, 9), "'$(' without its matching ')'")
+
+
+# ------------------------------------------------------------------ wildcard constraints
+
+def test_constraints_in_outputs_are_kept_aside_and_braces_inside_them_nest():
+    rule = parse("res/{s,[A-Z]{2}}_{n,\\d{1,3}}.txt {s}_{n}.log : in/{s}_{n}.txt\n    shell: x\n").rules[0]
+    assert texts(rule.outputs) == ["res/{s}_{n}.txt", "{s}_{n}.log"]
+    assert [(c.name, c.regex, c.loc) for c in rule.constraints] == [("s", "[A-Z]{2}", at(1, 8)),
+                                                                    ("n", "\\d{1,3}", at(1, 21))]
+    assert rule.name == "res/{s}_{n}.txt"
+
+
+def test_top_level_wildcard_constraint_is_a_python_string_literal_and_a_keyword_only_at_line_start():
+    pipefile = parse('wildcard n = r"\\d+"  # digits\nwildcard s = "[A-Z]" \'+\'\nwildcard = 3\n'
+                     'wildcards.txt : wildcard\n    shell: x\n')
+    assert {n: (c.regex, c.loc) for n, c in pipefile.wildcards.items()} == {"n": ("\\d+", at(1, 14)),
+                                                                            "s": ("[A-Z]+", at(2, 14))}
+    assert pipefile.preamble[0].name == "wildcard"
+    assert texts(pipefile.rules[0].outputs) == ["wildcards.txt"] and texts(pipefile.rules[0].inputs) == ["wildcard"]
+
+
+def test_a_wildcard_constrained_twice_at_the_top_level_is_an_error():
+    with pytest.raises(PipefileError) as caught:
+        parse('wildcard n = "a"\nwildcard n = "b"\n')
+    assert caught.value.loc == at(2, 14) and "constrained twice (first at line 1)" in caught.value.message
+
+
+def test_a_named_input_may_be_a_quoted_path_right_after_the_equals_sign():
+    rule = parse('o.txt : ref="my file.txt" a=b "c d"\n    shell: x\n').rules[0]
+    assert [(p.name, p.text, p.loc.col) for p in rule.inputs] == [
+        ("ref", "my file.txt", 13), ("a", "b", 29), (None, "c d", 31)]
+    with pytest.raises(PipefileError) as caught:
+        parse('o.txt : ref= "my file.txt"\n    shell: x\n')
+    assert (caught.value.loc, caught.value.message) == (at(1, 9), "named input 'ref' has no path")
+
+
+def test_a_constraint_may_not_name_its_groups():
+    with pytest.raises(PipefileError) as caught:
+        parse("o/{s,(?P<t>a)}_{t}.txt :\n    shell: x\n")
+    assert (caught.value.loc, caught.value.message) == (at(1, 6), "a wildcard constraint can't name its groups")

@@ -111,14 +111,22 @@ def test_job_kinds_say_what_a_node_is(disk):
     assert not any(plan.decisions.runs(job) for job in plan.graph.jobs if job.kind is not JobKind.RULE)
 
 
-def test_the_recorded_graph_keeps_every_field_of_every_job(tmp_path, disk):
+# CHAIN with named inputs (Job.named must survive the record too)
+CHAIN_NAMED = CHAIN.replace("%.out : %.mid", "%.out : mid=%.mid").replace("%.mid : %.txt", "%.mid : t=%.txt")
+
+
+@pytest.mark.parametrize("chain", [CHAIN, CHAIN_NAMED])
+def test_the_recorded_graph_keeps_every_field_of_every_job(tmp_path, disk, chain):
     from rulerun.plan.recorded_graph import affected_graph, save
 
-    plan = plan_on(disk, CHAIN)
+    plan = plan_on(disk, chain)
+    if chain is CHAIN_NAMED:
+        assert {job.label: job.named for job in plan.graph.jobs if job.rule and not job.is_task}["%.out src/a.out"] \
+            == {"mid": ["src/a.mid"]}
     files = sorted({p for job in plan.graph.jobs for p in (*job.inputs, *job.outputs)})
     path = str(tmp_path / "graph.db")
     save(path, 1, plan.graph, files)
-    back, _ = affected_graph(path, 1, plan.graph.jobs[0].rule and load_pipefile("Pipefile", text=CHAIN),
+    back, _ = affected_graph(path, 1, plan.graph.jobs[0].rule and load_pipefile("Pipefile", text=chain),
                              [files.index("src/a.txt"), files.index("src/b.txt"), files.index("src/c.txt")], files)
     original = {job.label: job for job in plan.graph.jobs}
     assert set(original) == {job.label for job in back.jobs}

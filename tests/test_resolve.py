@@ -362,3 +362,245 @@ def test_a_rules_own_output_never_counts_in_its_input_glob(project):
     assert project.resolver(text).resolve_targets(["site/index.html"]).jobs[-1].inputs == ["site/a.html", "site/b.html"]
     project.write("site/index.html")  # the second run: no cycle, the same inputs
     assert project.resolver(text).resolve_targets(["site/index.html"]).jobs[-1].inputs == ["site/a.html", "site/b.html"]
+
+
+# ------------------------------------------------------------------ $(EXPR) in paths
+
+def resolver_with_namespace(project, text: str):
+    """A resolver as app.load and make_plan build it: `$(...)` expanded with the namespace."""
+    from rulerun.lang.namespace import build_namespace
+    from rulerun.lang.pathexpr import expand_pipefile
+    from rulerun.plan.resolve import Resolver
+    from rulerun.plan.view import DiskView
+
+    pipefile = project.pipefile(text)
+    namespace = build_namespace(pipefile)
+    return Resolver(expand_pipefile(pipefile, namespace), DiskView(), namespace=namespace)
+
+
+def test_expressions_expand_in_order_first_varying_slowest_with_names_defined_later(project):
+    graph = resolver_with_namespace(project, """
+        task all : plots/$(SAMPLES)_$(["a", "b"]).png $(EMPTY).txt
+        plots/{s}_{k}.png :
+            shell: touch {output}
+        SAMPLES = ("B", "A")
+        EMPTY = []
+        """).resolve_targets(["all"])
+    assert graph.jobs[-1].inputs == ["plots/B_a.png", "plots/B_b.png", "plots/A_a.png", "plots/A_b.png"]
+
+
+def test_expression_in_an_output_pattern(project):
+    project.write("src/x.c")
+    graph = resolver_with_namespace(project, """
+        BUILD = "build"
+        $(BUILD)/%.o : src/%.c
+            shell: cc -c {input} -o {output}
+        """).resolve_targets(["build/x.o"])
+    assert [(job.outputs, job.inputs, job.stem) for job in graph.jobs] == [(["build/x.o"], ["src/x.c"], "x")]
+
+
+def test_inserted_values_are_literal_never_wildcards_or_globs(project):
+    project.write("in/a%{b}*?[c].txt")
+    project.write("in/axxxx.txt")
+    graph = resolver_with_namespace(project, """
+        task all : out/$(NAME).txt
+        out/{n}.txt : in/{n}.txt
+            shell: cp {input} {output}
+        out/$(NAME).txt : in/$(NAME).txt
+            shell: cp {input} {output}
+        NAME = "a%{b}*?[c]"
+        """).resolve_targets(["all"])
+    (job,) = [job for job in graph.jobs if not job.is_task]
+    assert job.rule.index == 2  # the literal rule wins: its output is no pattern
+    assert (job.outputs, job.inputs) == (["out/a%{b}*?[c].txt"], ["in/a%{b}*?[c].txt"])
+
+
+def test_input_function_is_evaluated_per_job_with_wildcards_and_stem(project):
+    graph = resolver_with_namespace(project, """
+        python:
+            calls = []
+            def fastqs_of(sample):
+                calls.append(sample)
+                return [f"raw/{sample}_{i}.fq" for i in (2, 1)]
+        mapped/{sample}.bam : genome.fa $(fastqs_of(wildcards.sample)) $(stem_of(stem))
+            shell: touch {output}
+        task all : mapped/A.bam mapped/B.bam
+        raw/%.fq :
+            shell: touch {output}
+        genome.fa :
+            shell: touch {output}
+        stem_of = lambda s: [] if s is None else [s]
+        """).resolve_targets(["all"])
+    jobs = {tuple(job.outputs): job for job in graph.jobs}
+    assert jobs[("mapped/A.bam",)].inputs == ["genome.fa", "raw/A_2.fq", "raw/A_1.fq"]
+    assert jobs[("mapped/B.bam",)].inputs == ["genome.fa", "raw/B_2.fq", "raw/B_1.fq"]
+
+
+def test_the_written_part_of_an_input_function_may_glob_but_its_value_never_does(project):
+    project.write("data/A/1.csv")
+    project.write("data/A/2.csv")
+    project.write("data/A/{s}*.csv")
+    graph = resolver_with_namespace(project, """
+        sum/{s}.txt : data/$(wildcards.s.upper())/*.csv data/A/$("{s}*.csv")
+            shell: cat {input} > {output}
+        """).resolve_targets(["sum/a.txt"])
+    assert graph.jobs[-1].inputs == ["data/A/1.csv", "data/A/2.csv", "data/A/{s}*.csv", "data/A/{s}*.csv"]
+
+
+def test_an_exception_in_an_input_function_names_the_jobs_target(project):
+    from rulerun.errors import PipefileError
+
+    resolver = resolver_with_namespace(project, """
+        o/{s}.txt : $(TABLE[wildcards.s])
+            shell: touch {output}
+        TABLE = {"a": "in.txt"}
+        """)
+    with pytest.raises(PipefileError) as caught:
+        resolver.resolve_targets(["o/b.txt"])
+    assert caught.value.message == "error in $(TABLE[wildcards.s]) for 'o/b.txt': KeyError: 'b'"
+    assert (caught.value.loc.line, caught.value.loc.col) == (2, 15)
+
+
+# ------------------------------------------------------------------ named inputs
+
+def test_named_inputs_keep_their_paths_in_order_and_positions_count_every_input(project):
+    project.write("raw/A_2.csv")
+    project.write("raw/A_1.csv")
+    project.write("genome.fa")
+    graph = resolver_with_namespace(project, """
+        out/{s}.txt : ref=genome.fa tables=raw/{s}_*.csv extra=$(["x", "y"]) fn=$(wildcards.s + ".fq")
+            shell: cat {input.tables} > {output}
+        x y A.fq :
+            shell: touch {output}
+        """).resolve_targets(["out/A.txt"])
+    job = graph.jobs[-1]
+    assert job.inputs == ["genome.fa", "raw/A_1.csv", "raw/A_2.csv", "x", "y", "A.fq"]
+    assert job.named == {"ref": ["genome.fa"], "tables": ["raw/A_1.csv", "raw/A_2.csv"], "extra": ["x", "y"],
+                         "fn": ["A.fq"]}
+
+
+def test_named_input_behind_a_split_rule_is_named_once_the_split_ran(project):
+    from rulerun.plan.graph import JobKind
+
+    resolver = resolver_with_namespace(project, """
+        task all : sum.txt
+        parts/*.txt :
+            shell: touch parts/a.txt parts/b.txt
+        sum.txt : head=README parts=parts/*.txt
+            shell: cat {input.parts} > {output}
+        README :
+            shell: touch {output}
+        """)
+    graph = resolver.resolve_targets(["all"])
+    (split,) = [job for job in graph.jobs if job.is_split]
+    project.write("parts/a.txt")
+    project.write("parts/b.txt")
+    resolver.split_finished(split)
+    (summary,) = [job for job in graph.jobs if job.kind is JobKind.RULE and job.outputs == ["sum.txt"]]
+    resolver.expand(summary)
+    assert summary.inputs == ["README", "parts/a.txt", "parts/b.txt"]
+    assert summary.named == {"head": ["README"], "parts": ["parts/a.txt", "parts/b.txt"]}
+
+
+# ------------------------------------------------------------------ wildcard constraints
+
+def test_a_constraint_that_refuses_a_target_drops_the_rule_out_of_rule_choice(project):
+    project.write("raw/AB.txt")
+    project.write("raw/ab.txt")
+    resolver = project.resolver("""
+        out/{s,[A-Z]+}.txt : raw/{s}.txt
+            name: upper
+            shell: cp {input} {output}
+        out/{s}.txt : raw/{s}.txt
+            name: any
+            shell: cp {input} {output}
+        """)
+    assert [job.rule.name for job in resolver.resolve_targets(["out/ab.txt"]).jobs] == ["any"]
+    with pytest.raises(AmbiguousRuleError):  # both match: equally specific
+        resolver.resolve_targets(["out/AB.txt"])
+
+
+def test_top_level_constraint_applies_where_a_rule_gives_none_and_a_rules_own_wins(project):
+    resolver = project.resolver("""
+        a/{n}.txt :
+            shell: touch {output}
+        b/{n,[a-z]+}.txt :
+            shell: touch {output}
+        wildcard n = r"\\d+"
+        """)
+    assert resolver.resolve_targets(["a/12.txt", "b/xy.txt"]).jobs[0].values == {"n": "12"}
+    with pytest.raises(NoRuleError) as caught:
+        resolver.resolve_targets(["a/x1.txt"])
+    assert caught.value.hint == "closest: rule 'a/{n}.txt' (Pipefile:2:1) matches, but its constraint {n,\\d+} refuses 'x1'"
+    with pytest.raises(NoRuleError):
+        resolver.resolve_targets(["b/12.txt"])
+
+
+def test_a_constraint_that_matches_slashes_lets_the_value_span_directories(project):
+    graph = project.resolver("""
+        deep/{p,.+}.out : src/{p}.in
+            shell: touch {output}
+        flat/{p}.out : src/{p}.in
+            shell: touch {output}
+        src/{p,.+}.in :
+            shell: touch {output}
+        """).resolve_targets(["deep/a/b/c.out"])
+    assert [(job.outputs, job.values) for job in graph.jobs] == [
+        (["src/a/b/c.in"], {"p": "a/b/c"}), (["deep/a/b/c.out"], {"p": "a/b/c"})]
+    with pytest.raises(NoRuleError):
+        project.resolver("flat/{p}.out :\n    shell: touch {output}\n").resolve_targets(["flat/a/b.out"])
+
+
+# ------------------------------------------------------------------ split rules with wildcards
+
+SPLIT_PER_SAMPLE = """
+    task all : counts/A.txt counts/B.txt
+    chunks/{sample}/part_* : raw/{sample}.txt
+        shell: split {input}
+    counts/{sample}.txt : chunks/{sample}/part_*
+        shell: cat {input} > {output}
+    """
+
+
+def test_a_split_rule_with_wildcards_is_one_split_job_per_set_of_values(project):
+    project.write("raw/A.txt")
+    project.write("raw/B.txt")
+    graph = project.resolver(SPLIT_PER_SAMPLE).resolve_targets(["all"])
+    splits = [job for job in graph.jobs if job.is_split]
+    assert [(job.values, job.inputs, job.outputs) for job in splits] == [
+        ({"sample": "A"}, ["raw/A.txt"], []), ({"sample": "B"}, ["raw/B.txt"], [])]
+    waiting = {job.outputs[0]: job.after for job in graph.jobs if job.pending}
+    assert waiting == {"counts/A.txt": {splits[0]}, "counts/B.txt": {splits[1]}}
+
+
+def test_what_reads_a_split_jobs_glob_is_resolved_after_that_job_ran(project):
+    project.write("raw/A.txt")
+    project.write("raw/B.txt")
+    resolver = project.resolver(SPLIT_PER_SAMPLE)
+    graph = resolver.resolve_targets(["all"])
+    split_a = next(job for job in graph.jobs if job.is_split and job.values == {"sample": "A"})
+    project.write("chunks/A/part_2")
+    project.write("chunks/A/part_1")
+    project.write("chunks/B/part_9")  # not yet B's: its split job has not run
+    resolver.split_finished(split_a)
+    assert split_a.outputs == ["chunks/A/part_1", "chunks/A/part_2"]
+    count_a = next(job for job in graph.jobs if job.outputs == ["counts/A.txt"])
+    resolver.expand(count_a)
+    assert count_a.inputs == ["chunks/A/part_1", "chunks/A/part_2"] and split_a in count_a.deps
+
+
+def test_split_jobs_with_files_already_there_know_their_outputs(project):
+    project.write("raw/A.txt")
+    project.write("chunks/A/part_1")
+    graph = project.resolver(SPLIT_PER_SAMPLE).resolve_targets(["counts/A.txt"])
+    assert [(job.is_split, job.outputs) for job in graph.jobs] == [
+        (True, ["chunks/A/part_1"]), (False, ["counts/A.txt"])]
+    assert graph.jobs[-1].inputs == ["chunks/A/part_1"]
+
+
+def test_a_glob_over_every_split_job_waits_for_each_one_its_inputs_give(project):
+    project.write("raw/A.txt")
+    project.write("raw/B.txt")
+    graph = project.resolver(SPLIT_PER_SAMPLE.rstrip(" ") + "    task every : chunks/*/part_*\n").resolve_targets(["every"])
+    (every,) = [job for job in graph.jobs if job.is_task]
+    assert sorted(job.values["sample"] for job in every.after) == ["A", "B"]

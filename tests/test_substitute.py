@@ -96,3 +96,12 @@ def test_nasty_values_reach_the_shell_as_one_word(value):
 def test_rendered_paths_split_back_to_the_same_list(paths):
     as_paths = ["./" + p if p.startswith("-") else p for p in paths]  # never taken for an option
     assert shlex.split(render("{input}", inputs=paths)) == as_paths
+
+
+def test_named_input_is_every_path_under_its_name_each_quoted():
+    named = {"ref": ["genome.fa"], "reads": ["r 1.fq", "-r2.fq"]}
+    script = "bwa {input.ref} {input.reads} {input[1]} {input}"
+    assert render_shell(script, ["genome.fa", "r 1.fq", "-r2.fq"], ["o"], {}, None, {}, named=named) == \
+        "bwa genome.fa 'r 1.fq' ./-r2.fq 'r 1.fq' genome.fa 'r 1.fq' ./-r2.fq"
+    assert parse_shell_template("{input.ref}") == (Reference("input", None, 0, "{input.ref}", "ref"),)
+    assert render_shell("[{input.none}]", [], [], {}, None, {}, named={}) == "[]"

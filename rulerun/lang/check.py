@@ -13,6 +13,7 @@ from rulerun.lang.confine import place_problem
 from rulerun.lang.model import PathPattern, Pipefile, PythonAction, PythonBlock, Rule, ShellAction, Variable
 from rulerun.lang.namespace import bound_names, compile_block, compile_preamble_item
 from rulerun.lang.patterns import STEM, is_glob, split_glob, wildcard_names
+from rulerun.lang.pathexpr import JOB_NAMES, free_names, names_in_paths, written_index
 from rulerun.source import Location, source_line
 from rulerun.lang.template import INDEXABLE, Reference, TemplateError, parse_shell_template
 
@@ -20,6 +21,10 @@ RESERVED_WILDCARDS = ("input", "output", "stem")
 OUTPUT_PLACE_HINT = ("a rule writes only below the directory rulerun runs in, outside .rulerun/ "
                      "(a failed job's outputs are moved to .rulerun/failed/)")
 _BRACE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|[{}]")
+_CONSTRAINT_OPENING = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*),")
+_STAR_IMPORT = re.compile(r"^\s*from\s+\S+\s+import\s+\*", re.MULTILINE)
+# A named input is read as an attribute of a list (`input.ref`): a list's own names can't be used.
+_LIST_NAMES = frozenset(name for name in dir(list) if not name.startswith("_"))
 
 
 def check_pipefile(pipefile: Pipefile, overrides: Mapping[str, str]) -> Pipefile:
@@ -32,10 +37,13 @@ def check_pipefile(pipefile: Pipefile, overrides: Mapping[str, str]) -> Pipefile
         if isinstance(item, PythonBlock):
             known |= bound_names(item.source)
     checker = _RuleChecker(pipefile, frozenset(known))
+    checker.star_imports = any(isinstance(item, PythonBlock) and _STAR_IMPORT.search(item.source)
+                               for item in pipefile.preamble)
     for rule in pipefile.rules:
         checker.check(rule)
     return replace(pipefile, known_names=frozenset(known),
-                   unknown_overrides=frozenset(set(overrides) - variables))
+                   unknown_overrides=frozenset(set(overrides) - variables),
+                   path_names=frozenset(names_in_paths(pipefile.rules)))
 
 
 class _RuleChecker:
@@ -44,12 +52,14 @@ class _RuleChecker:
         self.text = pipefile.text
         self.known = known
         self.named: dict[str, Rule] = {}
+        self.star_imports = False  # a `from M import *` binds names no check can list
 
     def error(self, loc: Location, message: str, hint: str | None = None) -> PipefileError:
         return PipefileError(loc, message, self.text, hint)
 
     def check(self, rule: Rule) -> None:
         self.check_name(rule)
+        self.check_input_constraints(rule)  # before the braces check, which would only say '{' is wrong
         for pattern in rule.outputs + rule.inputs:
             self.check_pattern(rule, pattern)
         if rule.is_task:
@@ -60,6 +70,8 @@ class _RuleChecker:
         self.check_outputs(rule)
         self.check_inputs(rule)
         self.check_limit(rule)
+        self.check_expressions(rule)
+        self.check_input_names(rule)
         self.check_action(rule)
 
     # ---- names and limits
@@ -127,12 +139,11 @@ class _RuleChecker:
         first = rule.outputs[0]
         if globs:
             for pattern in rule.outputs:
-                if wildcard_names(pattern.text):
-                    raise self.error(self.first_wildcard_location(pattern),
-                                     f"a split rule's outputs can't use '%' or {{name}}: '{pattern.text}'",
+                if STEM in wildcard_names(pattern.text):  # {name} is fine: a split job per set of values
+                    raise self.error(self.wildcard_location(pattern, STEM),
+                                     f"a split rule's outputs can't use '%': '{pattern.text}'",
                                      f"'{globs[0].text}' makes this a split rule, whose outputs are the "
-                                     "files matching the glob after it ran")
-            return
+                                     "files matching the glob after it ran; name the part with {name}")
         names = set(wildcard_names(first.text))
         for pattern in rule.outputs[1:]:
             if set(wildcard_names(pattern.text)) != names:
@@ -182,6 +193,8 @@ class _RuleChecker:
 
     def pattern_location(self, pattern: PathPattern, index: int) -> Location:
         """The Pipefile column of character `index` of `pattern.text` (quotes and escapes counted)."""
+        if pattern.written:  # a template: count in the word as written
+            index = written_index(pattern.written, index)
         line = source_line(self.text, pattern.loc.line) or ""
         start = pattern.loc.col - 1
         if line[start:start + 1] != '"':
@@ -198,6 +211,66 @@ class _RuleChecker:
 
     def first_wildcard_location(self, pattern: PathPattern) -> Location:
         return self.wildcard_location(pattern, wildcard_names(pattern.text)[0])
+
+    # ---- $(EXPR) in paths and named inputs
+
+    def check_expressions(self, rule: Rule) -> None:
+        """Each `$(EXPR)` compiles, and reads only names the namespace will have (a name it
+        binds itself, a builtin, and in a rule's inputs `wildcards` and `stem`)."""
+        import builtins
+
+        inputs = {id(pattern) for pattern in rule.inputs}
+        for pattern in rule.outputs + rule.inputs:
+            in_inputs = id(pattern) in inputs
+            is_input = in_inputs and not rule.is_task  # evaluated per job: wildcards and stem allowed
+            allowed = self.known | set(dir(builtins)) | (JOB_NAMES if is_input else set())
+            for expression in pattern.exprs:
+                compile_block(expression.source, expression.loc, "eval", self.text)
+                if rule.is_task and pattern is rule.outputs[0]:
+                    raise self.error(expression.loc, f"a task's name can't use $(...): '{pattern.shown}'",
+                                     "a task is one named target; use a rule for a computed path")
+                for name, offset in free_names(expression.source):
+                    if name not in allowed and not self.star_imports:
+                        self.refuse_unknown_name(rule, expression, name, offset, allowed, in_inputs)
+
+    def refuse_unknown_name(self, rule: Rule, expression, name: str, offset: int, allowed: set[str],
+                            in_inputs: bool) -> None:
+        loc = Location(expression.loc.file, expression.loc.line, expression.loc.col + offset)
+        where = "an input" if in_inputs else "an output"
+        if name in JOB_NAMES:
+            hint = ("only a rule's inputs are evaluated for each job" if not rule.is_task
+                    else "a task has no wildcards")
+            raise self.error(loc, f"'{name}' in $({expression.source.strip()}) in {where} of {self.what(rule)}", hint)
+        close = _close(name, allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else \
+            "$(...) may use top-level variables and names a python: block binds"
+        raise self.error(loc, f"unknown name '{name}' in $({expression.source.strip()}) in {where} "
+                              f"of {self.what(rule)}", hint)
+
+    def check_input_names(self, rule: Rule) -> None:
+        """Each input name once in a rule, and none a list's own attribute (`input.count`)."""
+        seen: dict[str, PathPattern] = {}
+        for pattern in rule.inputs:
+            if pattern.name is None:
+                continue
+            start = Location(pattern.loc.file, pattern.loc.line, pattern.loc.col - len(pattern.name) - 1)
+            if pattern.name in _LIST_NAMES or pattern.name in INDEXABLE:
+                raise self.error(start, f"an input can't be named '{pattern.name}' in {self.what(rule)}",
+                                 "that is a name of the input list itself; choose another")
+            first = seen.setdefault(pattern.name, pattern)
+            if first is not pattern:
+                raise self.error(start, f"input name '{pattern.name}' given twice in {self.what(rule)} "
+                                        f"(first at column {first.loc.col - len(pattern.name) - 1})",
+                                 "one name stands for one path; a glob or $(...) gives several")
+
+    def check_input_constraints(self, rule: Rule) -> None:
+        """`{name,REGEX}` constrains what a rule makes: it belongs in an output."""
+        for pattern in rule.inputs:
+            found = _CONSTRAINT_OPENING.search(pattern.text)
+            if found:
+                raise self.error(self.pattern_location(pattern, found.start()),
+                                 f"wildcard constraint in input '{pattern.shown}' of {self.what(rule)}",
+                                 f"write it in an output ({{{found.group(1)},REGEX}}) and {{{found.group(1)}}} here")
 
     # ---- actions
 
@@ -225,6 +298,8 @@ class _RuleChecker:
 
     def check_reference(self, rule: Rule, action: ShellAction, ref: Reference, wildcards: set[str]) -> None:
         loc = script_location(self.text, action, ref.offset)
+        if ref.attr is not None:
+            return self.check_named_reference(rule, ref, loc)
         if ref.index is not None and ref.key not in INDEXABLE:
             raise self.error(loc, f"'{ref.text}' in the shell action of {self.what(rule)}: "
                                   "only input and output take an index")
@@ -236,6 +311,20 @@ class _RuleChecker:
         close = _close(ref.key, candidates, n=1)
         hint = f"did you mean '{{{close[0]}}}'?" if close else _valid_names_hint(wildcards)
         raise self.error(loc, f"unknown name '{ref.text}' in the shell action of {self.what(rule)}", hint)
+
+    def check_named_reference(self, rule: Rule, ref: Reference, loc: Location) -> None:
+        """`{input.NAME}` names a named input of the rule."""
+        names = [p.name for p in rule.inputs if p.name]
+        if ref.key == "input" and ref.attr in names:
+            return
+        if ref.key != "input":
+            raise self.error(loc, f"'{ref.text}' in the shell action of {self.what(rule)}: "
+                                  "only input has named parts ({input.NAME})")
+        close = _close(ref.attr, names, n=1)
+        hint = f"did you mean '{{input.{close[0]}}}'?" if close else \
+            ("its named inputs are " + ", ".join(sorted(set(names))) if names
+             else "name an input in the rule's header: NAME=PATH")
+        raise self.error(loc, f"no input named '{ref.attr}' in {self.what(rule)}", hint)
 
     @staticmethod
     def what(rule: Rule) -> str:

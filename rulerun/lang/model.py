@@ -17,10 +17,22 @@ class PathPattern:
     """One whitespace-separated word of a rule header: a path, a `%`/`{name}` pattern or a glob.
 
     `text` is the word as the user meant it: quotes removed, escapes resolved.
+    With `$(EXPR)` in it, `text` is a template (pathexpr.EXPRESSION_MARK where each stood),
+    `exprs` the expressions in order and `written` the word as written.
+    `name` is the NAME of a named input `NAME=PATH`.
     """
 
     text: str
     loc: Location
+    exprs: tuple = ()
+    written: str = ""
+    name: str | None = None
+    constraints: tuple = ()  # constraints.Constraint of each `{name,REGEX}` written in it
+
+    @property
+    def shown(self) -> str:
+        """The word as a person wrote it (for names and messages)."""
+        return self.written or self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +79,7 @@ class Rule:
     cluster: str | None = None
     queue: str | None = None
     retries: int = 0
+    constraints: tuple = ()  # constraints.Constraint of the `{name,REGEX}` in its outputs
 
     @property
     def is_cluster(self) -> bool:
@@ -116,3 +129,7 @@ class Pipefile:
     # Command-line NAME=VALUE names that are no variable of the Pipefile: accepted (defined as
     # strings before the preamble runs) but worth a warning from the CLI.
     unknown_overrides: frozenset[str] = field(default_factory=frozenset)
+    # Every name a `$(...)` in a path reads (the no-op record trusts only fixed ones).
+    path_names: frozenset[str] = field(default_factory=frozenset)
+    # `wildcard NAME = "REGEX"`: by NAME, the constraint of every rule that gives none of its own
+    wildcards: Mapping[str, object] = field(default_factory=dict)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from rulerun.errors import PipefileError, UsageError
 from rulerun.lang.model import Limit, Pipefile, PathPattern, PythonAction, PythonBlock, Rule, ShellAction, Variable
+from rulerun.lang.pathexpr import UnclosedExpression, mask_expressions, read_word
+from rulerun.lang.constraints import BadConstraint, Constraint, check_regex, strip_constraints
 from rulerun.source import Location, source_line
 
 BOM = "\ufeff"
@@ -20,6 +22,7 @@ BODY_KEYS = ("name", "limit", "cluster", "queue", "retries", "shell", "python")
 ACTION_KEYS = ("shell", "python")
 
 _parser_singleton: Any = None
+_NAMED_INPUT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")  # `NAME=PATH` in INPUTS
 
 
 def load_pipefile(path: str, text: str | None = None, overrides: Mapping[str, str] | None = None) -> Pipefile:
@@ -44,7 +47,7 @@ def parse_text(text: str, path: str) -> Pipefile:
     _check_first_line(text, path)
     parser = _parser()
     try:
-        tree = parser.parse(text + "\n")
+        tree = parser.parse(mask_expressions(text) + "\n")  # $(...) as one path word
     except _TabInIndent as tab:
         raise _tab_error(path, text, tab.line, tab.col) from None
     except UnexpectedInput as exc:
@@ -85,6 +88,13 @@ def _grammar_text() -> str:
     importlib.resources (15 ms); resources are the fallback for a zipped install."""
     from importlib.util import find_spec
 
+    # The grammar of this copy of rulerun first: grammar/ beside the package in a checkout. An
+    # editable install maps rulerun.grammar to its own checkout, which in another worktree (or
+    # another clone) is a different grammar from the code that reads it.
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    beside = os.path.join(os.path.dirname(package), "grammar", "pipefile.lark")
+    if os.path.exists(os.path.join(os.path.dirname(package), "pyproject.toml")) and os.path.exists(beside):
+        return _read_text(beside)
     try:
         spec = find_spec("rulerun.grammar")
     except ModuleNotFoundError:
@@ -221,9 +231,15 @@ class _ModelBuilder:
         preamble: list[PythonBlock | Variable] = []
         limits: dict[str, Limit] = {}
         rules: list[Rule] = []
+        wildcards: dict[str, Constraint] = {}
         for item in items:
             if isinstance(item, Rule):
                 rules.append(item)
+            elif isinstance(item, Constraint):
+                if item.name in wildcards:
+                    raise self.error(item.loc, f"wildcard '{item.name}' is constrained twice "
+                                               f"(first at line {wildcards[item.name].loc.line})")
+                wildcards[item.name] = item
             elif isinstance(item, Limit):
                 if item.name in limits:
                     raise self.error(item.loc, f"limit '{item.name}' is defined twice "
@@ -231,7 +247,7 @@ class _ModelBuilder:
                 limits[item.name] = item
             else:
                 preamble.append(item)
-        return Pipefile(self.path, self.text, tuple(preamble), limits, tuple(rules))
+        return Pipefile(self.path, self.text, tuple(preamble), limits, tuple(rules), wildcards=wildcards)
 
     def python_block(self, meta: Any, children: list[Any]) -> PythonBlock:
         source, loc = children[0]
@@ -249,21 +265,97 @@ class _ModelBuilder:
         return Limit(name.value, int(size), self.loc(name))
 
     def outputs(self, meta: Any, tokens: list[Any]) -> list[tuple[PathPattern, Any]]:
-        return [(self.pattern(t), t) for t in tokens]
+        return [(self.constrained(self.pattern(t), t), t) for t in tokens]
 
-    inputs = outputs
+    def wildcard_def(self, meta: Any, children: list[Any]) -> Constraint:
+        """`wildcard NAME = "REGEX"`: REGEX a Python string literal (r"\\d+" works)."""
+        import ast
 
-    def pattern(self, token: Any) -> PathPattern:
-        text = token.value
+        name, rest = children
+        source = strip_python_comment(rest.value)
+        try:
+            regex = ast.literal_eval(source)
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            regex = None
+        if not isinstance(regex, str):
+            raise self.error(rest, f"the constraint of wildcard '{name}' must be a string literal",
+                             hint='write wildcard NAME = "REGEX", e.g. wildcard sample = r"[A-Z]\\d+"')
+        bad = check_regex(regex)
+        if bad is not None:
+            raise self.error(rest, bad.message, bad.hint)
+        return Constraint(name.value, regex, self.loc(rest))
+
+    def constrained(self, pattern: PathPattern, token: Any) -> PathPattern:
+        """An output pattern with each `{name,REGEX}` written `{name}`, its REGEX kept aside."""
+        try:
+            text, found = strip_constraints(pattern.text)
+        except BadConstraint as exc:
+            raise self.error(self.column_of(pattern, exc.offset), exc.message, exc.hint) from None
+        if not found:
+            return pattern
+        constraints = tuple(Constraint(name, regex, self.column_of(pattern, offset)) for name, regex, offset in found)
+        return replace(pattern, text=text, constraints=constraints)
+
+    def column_of(self, pattern: PathPattern, index: int) -> Location:
+        """Where character `index` of an unquoted pattern's text is (a template counts as written)."""
+        from rulerun.lang.pathexpr import written_index
+
+        if pattern.written:
+            index = written_index(pattern.written, index)
+        return Location(self.path, pattern.loc.line, pattern.loc.col + index)
+
+    def inputs(self, meta: Any, tokens: list[Any]) -> list[tuple[PathPattern, Any]]:
+        patterns = []
+        for token in tokens:
+            if patterns and token.type == "QUOTED" and self.names_quoted(patterns[-1][1], token):
+                name_token = patterns.pop()[1]  # `ref="my file.txt"`: the name, then the quoted path
+                pattern = self.pattern(token)
+                patterns.append((replace(pattern, name=name_token.value[:-1]), name_token))
+                continue
+            if token.type == "WORD" and self.names_quoted(token, None):
+                patterns.append((None, token))  # completed by the quoted path right after it
+                continue
+            patterns.append((self.pattern(token, named=True), token))
+        for pattern, token in patterns:
+            if pattern is None:
+                self.pattern(token, named=True)  # `NAME=` with no path: raises
+        return patterns
+
+    def names_quoted(self, token: Any, quoted: Any) -> bool:
+        """Is `token` a bare `NAME=` (followed, without a blank, by `quoted` when given)?"""
+        if token.type != "WORD" or not _NAMED_INPUT.fullmatch(token.value):
+            return False
+        return quoted is None or quoted.start_pos == token.end_pos
+
+    def pattern(self, token: Any, named: bool = False) -> PathPattern:
+        text = self.text[token.start_pos:token.end_pos]  # as written: the lexer saw $(...) masked
+        col = token.column
+        name = None
         if token.type == "QUOTED":
             text = re.sub(r'\\(["\\])', r"\1", text[1:-1])
-        return PathPattern(text, self.loc(token))
+            col += 1
+        elif named and (found := _NAMED_INPUT.match(text)):
+            name, text = found.group(1), text[found.end():]
+            col += found.end()
+            if not text:
+                raise self.error(token, f"named input '{name}' has no path",
+                                 hint="a named input is written NAME=PATH, with no blank around '='")
+        loc = Location(self.path, token.line, col) if name else self.loc(token)
+        if "$" not in text:
+            return PathPattern(text, loc, name=name)
+        try:
+            template, exprs = read_word(text, loc, col)
+        except UnclosedExpression as exc:
+            raise self.error(Location(self.path, token.line, col + exc.offset),
+                             "'$(' without its matching ')'",
+                             hint="$(EXPR) is a Python expression in a path; write $$ for a literal '$'") from None
+        return PathPattern(template, loc, exprs=exprs, written=text, name=name)
 
     def rule(self, meta: Any, children: list[Any]) -> Rule:
         outputs, inputs, *body = children
         first_pattern, first_token = outputs[0]
         self.refuse_stray_body_line(first_token)
-        head = {"name": first_pattern.text, "loc": Location(self.path, first_token.line, 1)}
+        head = {"name": first_pattern.shown, "loc": Location(self.path, first_token.line, 1)}
         return self.make_rule(head, outputs, inputs, body[0] if body else [], is_task=False)
 
     def task(self, meta: Any, children: list[Any]) -> Rule:
@@ -302,6 +394,7 @@ class _ModelBuilder:
             index=self.rule_count,
             is_task=is_task,
             name_given="name" in seen,
+            constraints=tuple(c for p, _ in outputs for c in p.constraints),
             **fields,
         )
         self.rule_count += 1
@@ -417,6 +510,8 @@ _EXAMPLES: dict[tuple[str, str | None], list[str]] = {
         ["task t\n", "task t u\n"],
     ("a named limit is written 'limit NAME = N'", None):
         ["limit\n", "limit :\n", "limit x\n", "limit x y\n", "limit x =\n", "limit x = y\n"],
+    ("a wildcard constraint is written 'wildcard NAME = \"REGEX\"'", None):
+        ["wildcard\n", "wildcard :\n", "wildcard x\n", "wildcard x y\n", "wildcard x =\n"],
     ("expected an indented block of code on the lines after it", None):
         ["python:\n", "python:\nx = 1\n", "a : b\n  shell:\n", "a : b\n  python:\n  name: x\n"],
     ("'python:' at the top level takes an indented block on the lines after it", None):

@@ -14,6 +14,31 @@ _TOKEN = re.compile(r"%|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 STEM = "stem"
 
+# Characters inserted by `$(...)` are literal: each special one is kept in a pattern's text as a
+# private-use character that no token or glob rule reads, and turned back into itself where the
+# pattern becomes a path (expand, match) or a glob (where it is escaped).
+_LITERAL = {"%": "\ue025", "{": "\ue07b", "}": "\ue07d", "*": "\ue02a", "?": "\ue03f", "[": "\ue05b"}
+_UNLITERAL = {escaped: char for char, escaped in _LITERAL.items()}
+_LITERAL_IN = re.compile("[" + "".join(_LITERAL).replace("[", "\\[") + "]")
+_ESCAPED = re.compile("[" + "".join(_UNLITERAL) + "]")
+
+
+def escape_literal(value: str) -> str:
+    """`value` as pattern text that stands for itself: no wildcard, no glob."""
+    return _LITERAL_IN.sub(lambda m: _LITERAL[m.group()], value) if _LITERAL_IN.search(value) else value
+
+
+def unescape_literal(text: str) -> str:
+    """Pattern text (without wildcards) as the path it names."""
+    return _ESCAPED.sub(lambda m: _UNLITERAL[m.group()], text) if _ESCAPED.search(text) else text
+
+
+def glob_text(text: str) -> str:
+    """Pattern text as a shell glob: escaped literal characters match only themselves."""
+    if not _ESCAPED.search(text):
+        return text
+    return _ESCAPED.sub(lambda m: escape_glob(_UNLITERAL[m.group()]), text)
+
 
 def is_glob(text: str) -> bool:
     """True when `text` has a glob character outside of `{name}` wildcards."""
@@ -43,6 +68,7 @@ class Pattern:
     pieces: tuple[tuple[bool, str], ...]  # (is_wildcard, literal text or wildcard name)
     is_glob: bool
     single: bool  # exactly one wildcard occurrence: expand is prefix + value + suffix
+    constraints: tuple[tuple[str, str], ...] = ()  # (name, REGEX): values a wildcard may take
 
     @property
     def is_literal(self) -> bool:
@@ -51,49 +77,65 @@ class Pattern:
     def match(self, path: str) -> dict[str, str] | None:
         """The wildcard values that make this pattern equal `path`, or None."""
         found = self.regex.fullmatch(path)
-        return found.groupdict() if found else None
+        if found is None:
+            return None
+        if self.constraints:  # a constraint's own named groups are no wildcards
+            return {name: found.group(name) for name in self.names}
+        return found.groupdict()
 
     def expand(self, values: dict[str, str]) -> str:
         """This pattern with each wildcard replaced by its value (KeyError if one is missing)."""
         if not self.names:
-            return self.text
+            return self.prefix  # the whole text, escaped literal characters turned back
         if self.single:  # the common case, decided once at compile time: expand runs per job
             return self.prefix + values[self.names[0]] + self.suffix
         return "".join([values[text] if wild else text for wild, text in self.pieces])
 
     def expand_as_glob(self, values: dict[str, str]) -> str:
         """Like expand, for a glob pattern: glob characters in the values match only themselves."""
-        return self.expand({name: escape_glob(value) for name, value in values.items()})
+        if not _ESCAPED.search(self.text):
+            return self.expand({name: escape_glob(value) for name, value in values.items()})
+        parts, last = [], 0
+        for match in _TOKEN.finditer(self.text):
+            parts += [glob_text(self.text[last:match.start()]), escape_glob(values[match.group(1) or STEM])]
+            last = match.end()
+        return "".join(parts + [glob_text(self.text[last:])])
 
     def as_glob(self) -> str:
         """This pattern with every wildcard turned into `*`: the files it could name in one directory."""
-        return _TOKEN.sub("*", self.text)
+        return glob_text(_TOKEN.sub("*", self.text))
 
 
 @lru_cache(maxsize=None)
-def compile_pattern(text: str) -> Pattern:
+def compile_pattern(text: str, constraints: tuple[tuple[str, str], ...] = ()) -> Pattern:
+    """`text` compiled; `constraints` (name, REGEX) narrow what values a wildcard matches."""
+    regexes = dict(constraints)
     parts: list[str] = []
     pieces: list[tuple[bool, str]] = []
     seen: set[str] = set()
     last = 0
     for match in _TOKEN.finditer(text):
-        parts.append(re.escape(text[last:match.start()]))
-        pieces.append((False, text[last:match.start()]))
+        parts.append(re.escape(unescape_literal(text[last:match.start()])))
+        pieces.append((False, unescape_literal(text[last:match.start()])))
         name = match.group(1) or STEM
         pieces.append((True, name))
         if name in seen:
             parts.append(f"(?P={name})")
         else:
-            parts.append(f"(?P<{name}>.+)" if name == STEM else f"(?P<{name}>[^/]+)")
+            if name in regexes:
+                parts.append(f"(?P<{name}>(?:{regexes[name]}))")
+            else:
+                parts.append(f"(?P<{name}>.+)" if name == STEM else f"(?P<{name}>[^/]+)")
             seen.add(name)
         last = match.end()
-    parts.append(re.escape(text[last:]))
-    pieces.append((False, text[last:]))
+    parts.append(re.escape(unescape_literal(text[last:])))
+    pieces.append((False, unescape_literal(text[last:])))
     tokens = list(_TOKEN.finditer(text))
-    prefix = text[: tokens[0].start()] if tokens else text
-    suffix = text[tokens[-1].end():] if tokens else text
+    prefix = unescape_literal(text[: tokens[0].start()] if tokens else text)
+    suffix = unescape_literal(text[tokens[-1].end():] if tokens else text)
     return Pattern(text, re.compile("".join(parts), re.DOTALL), tuple(wildcard_names(text)), prefix, suffix,
-                   tuple(p for p in pieces if p[1] or p[0]), is_glob(text), single=len(tokens) == 1)
+                   tuple(p for p in pieces if p[1] or p[0]), is_glob(text), single=len(tokens) == 1,
+                   constraints=constraints)
 
 
 def match_with_globs(pattern: Pattern, path: str) -> dict[str, str] | None:
@@ -109,7 +151,7 @@ def _wildcard_glob_regex(text: str) -> re.Pattern[str]:
     seen: set[str] = set()
     last = 0
     for match in _TOKEN.finditer(text):
-        parts.append(glob_regex(text[last:match.start()]).pattern if match.start() > last else "")
+        parts.append(glob_regex(glob_text(text[last:match.start()])).pattern if match.start() > last else "")
         name = match.group(1) or STEM
         if name in seen:
             parts.append(f"(?P={name})")
@@ -117,7 +159,7 @@ def _wildcard_glob_regex(text: str) -> re.Pattern[str]:
             parts.append(f"(?P<{name}>.+)" if name == STEM else f"(?P<{name}>[^/]+)")
             seen.add(name)
         last = match.end()
-    parts.append(glob_regex(text[last:]).pattern if last < len(text) else "")
+    parts.append(glob_regex(glob_text(text[last:])).pattern if last < len(text) else "")
     return re.compile("".join(parts), re.DOTALL)
 
 

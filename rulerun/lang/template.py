@@ -3,6 +3,7 @@ runner's action signature) and the command a job runs.
 
     {input} {output}         every input/output, space separated, each shell-quoted
     {input[N]} {output[N]}   one of them, shell-quoted (a path starting with '-' as './-…')
+    {input.NAME}             every path of a named input (`NAME=PATH`), each shell-quoted
     {stem} {wildcard}        a `%` or `{wildcard}` value, shell-quoted
     {NAME}                   a top-level variable or Python name, inserted as str(value), unquoted
     {{ }}                    literal braces
@@ -20,7 +21,7 @@ INDEXABLE = ("input", "output")
 
 # One match per special piece: an escaped brace, a whole {...} on one line, or a stray brace.
 _PIECE = re.compile(r"\{\{|\}\}|\{[^{}\n]*\}|[{}]")
-_REFERENCE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?\}")
+_REFERENCE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\]|\.([A-Za-z_][A-Za-z0-9_]*))?\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class Reference:
     index: int | None
     offset: int
     text: str
+    attr: str | None = None  # `{key.attr}`: `{input.NAME}`, a named input
 
 
 Piece = Literal | Reference
@@ -92,7 +94,7 @@ def _reference(text: str, offset: int) -> Reference:
     if not match:
         raise TemplateError(f"'{text}' is not a substitution", offset)
     key, index = match.group(1), match.group(2)
-    return Reference(key, int(index) if index is not None else None, offset, text)
+    return Reference(key, int(index) if index is not None else None, offset, text, match.group(3))
 
 
 def referenced_names(script: str) -> set[str]:
@@ -101,7 +103,8 @@ def referenced_names(script: str) -> set[str]:
 
 
 def render_shell(script: str, inputs: Sequence[str], outputs: Sequence[str],
-                 wildcards: Mapping[str, str], stem: str | None, namespace: Mapping[str, Any]) -> str:
+                 wildcards: Mapping[str, str], stem: str | None, namespace: Mapping[str, Any],
+                 named: Mapping[str, Sequence[str]] | None = None) -> str:
     """`script` with every substitution made for one job. Raises ValueError for an index past
     the end of the inputs/outputs or a name with no value (which load-time checks prevent)."""
     parts: list[str] = []
@@ -109,7 +112,8 @@ def render_shell(script: str, inputs: Sequence[str], outputs: Sequence[str],
         if isinstance(piece, Literal):
             parts.append(piece.text)
         else:
-            parts.append(_value(piece, inputs, outputs, wildcards, stem, namespace))
+            parts.append(_named(piece, named) if piece.attr is not None else
+                         _value(piece, inputs, outputs, wildcards, stem, namespace))
     return "".join(parts)
 
 
@@ -117,6 +121,15 @@ def _path_argument(path: str) -> str:
     """`path` as one shell word that no command can take for an option: a relative path
     starting with '-' ('-n.txt', '--help.txt') is written './-n.txt', the same file."""
     return shlex.quote("./" + path if path.startswith("-") else path)
+
+
+def _named(ref: Reference, named: Mapping[str, Sequence[str]] | None) -> str:
+    """`{input.NAME}`: every path of the named input, each shell-quoted."""
+    if ref.key != "input":
+        raise ValueError(f"{ref.text}: only input has named parts")
+    if named is None or ref.attr not in named:
+        return ""  # a name whose glob or $(...) gave no path (load-time checks know every name)
+    return " ".join(_path_argument(path) for path in named[ref.attr])
 
 
 def _value(ref: Reference, inputs: Sequence[str], outputs: Sequence[str],

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from rulerun.lang.pathexpr import shown_path
 from rulerun.plan.graph import Job
+from rulerun.plan.resolve import split_globs
 from rulerun.plan.planner import Plan
 from rulerun.plan.record import NOTHING_TO_DO
 
@@ -39,7 +41,7 @@ def _describe(job: Job) -> str:
     if job.is_task:
         return f"task {job.rule.name}"
     if job.is_split:
-        globs = " ".join(o.text for o in job.rule.outputs)
+        globs = " ".join(split_globs(job)) if job.values else " ".join(shown_path(o) for o in job.rule.outputs)
         return f"split rule {job.rule.name} (outputs: whatever matches {globs})"
     return f"rule {job.rule.name}: {' '.join(job.outputs)}"
 

@@ -46,6 +46,8 @@ class Job:
     via_rules: set[str] | frozenset = frozenset()
     kind: JobKind = JobKind.RULE
     target: str = ""
+    # the paths of each named input (`NAME=PATH`), in order; None for the many jobs with none
+    named: dict[str, list[str]] | None = None
 
     @property
     def name(self) -> str:
@@ -73,6 +75,8 @@ class Job:
     @property
     def label(self) -> str:
         shown = " ".join(self.outputs) if self.outputs else ""
+        if not shown and self.is_split and self.values:  # a split job of a rule with {name}: which one
+            shown = " ".join(f"{name}={value}" for name, value in self.values.items())
         return f"{self.name} {shown}".strip()
 
     def __repr__(self) -> str:

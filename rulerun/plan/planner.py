@@ -50,7 +50,8 @@ def make_plan(pipefile, namespace, targets: list[str], state, force: bool = Fals
     incomplete = state.incomplete() if state is not None else set()
     recorded = state.signature if state is not None else (lambda key: None)
     decisions = Decisions(view, recorded, incomplete, signatures, job_key, forced=force)
-    resolver = Resolver(pipefile, view, split_is_stale=lambda job: bool(decisions.reasons(job)))
+    resolver = Resolver(pipefile, view, split_is_stale=lambda job: bool(decisions.reasons(job)),
+                        namespace=namespace)
     if graph is None:
         try:
             graph = resolver.resolve_targets(targets or [default_target(resolver, pipefile)])

@@ -169,10 +169,14 @@ def remember(loaded, plan, options, outcome, state, basis: Basis | None = None) 
 def _recordable(loaded, plan, options) -> bool:
     """Whether the answer for this plan's request can be kept at all: no task with an action
     (it runs every time), nothing waiting on a split rule, and every variable its jobs use
-    follows from the Pipefile's text and the command line (see namespace.fixed_names)."""
+    follows from the Pipefile's text and the command line (see namespace.fixed_names), as does
+    every name a `$(...)` in a path reads (besides a job's `wildcards` and `stem`)."""
     from rulerun.lang.namespace import fixed_names
+    from rulerun.lang.pathexpr import JOB_NAMES
 
     fixed = fixed_names(loaded.pipefile, options.overrides)
+    if not loaded.pipefile.path_names <= fixed | JOB_NAMES:
+        return False  # a $(...) in a path read a value (a function, a list a block built) that may change
     one_job_per_rule = {}
     for job in plan.graph.jobs:
         if job.pending or (job.is_task and job.has_action):

@@ -95,7 +95,8 @@ def _row(job: Job, outputs: tuple[int, ...], inputs: tuple[int, ...], deps: tupl
     are never recorded (can_record); tests/test_uptodate.py checks the round trip field by field."""
     return {"kind": job.kind.value, "rule": job.rule.index if job.rule is not None else -1,
             "target": job.target, "outputs": outputs, "inputs": inputs, "values": tuple(job.values.items()),
-            "deps": deps, "dependents": dependents, "is_split": job.is_split, "via_rules": tuple(job.via_rules)}
+            "deps": deps, "dependents": dependents, "is_split": job.is_split, "via_rules": tuple(job.via_rules),
+            "named": tuple((name, tuple(paths)) for name, paths in (job.named or {}).items())}
 
 
 def _job(position: int, row: dict, rules: dict, names: list[str], jobs: dict[int, Job], rows: dict) -> Job:
@@ -103,7 +104,8 @@ def _job(position: int, row: dict, rules: dict, names: list[str], jobs: dict[int
     return Job(position, rules[row["rule"]] if row["rule"] >= 0 else None,
                [names[i] for i in row["outputs"]], [names[i] for i in row["inputs"]], dict(row["values"]),
                [jobs[d] for d in row["deps"] if d in rows], is_split=row["is_split"],
-               via_rules=frozenset(row["via_rules"]), kind=JobKind(row["kind"]), target=row["target"])
+               via_rules=frozenset(row["via_rules"]), kind=JobKind(row["kind"]), target=row["target"],
+               named={name: list(paths) for name, paths in row["named"]} if row.get("named") else None)
 
 
 def _chunks(items: list) -> list[tuple[int, bytes]]:

@@ -22,6 +22,9 @@ from rulerun.plan.graph import Job, JobGraph, JobKind, topological
 from rulerun.lang.model import Pipefile, Rule
 from rulerun.lang.patterns import (Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob,
                                    match_with_globs, specificity)
+from rulerun.lang.patterns import unescape_literal
+from rulerun.lang.pathexpr import expand_for_job
+from rulerun.lang.constraints import merged, refusal
 
 
 DEEPEST_CHAIN = 5000  # jobs in one chain of dependencies that resolution follows
@@ -51,16 +54,21 @@ class RuleIndex:
     """Rules found by what they make: literal outputs by path, pattern outputs by their
     literal suffix (one dict lookup per distinct suffix length), split rules, tasks, names."""
 
-    def __init__(self, rules: Iterable[Rule]):
+    def __init__(self, rules: Iterable[Rule], wildcards: dict | None = None):
+        self.wildcards = wildcards or {}  # top-level `wildcard NAME = "REGEX"`
+        self.constrained: list[tuple[Rule, Pattern]] = []  # the same patterns without constraints
         self.literal: dict[str, list[Rule]] = {}
         self.by_suffix: dict[str, list[tuple[Rule, Pattern]]] = {}
         self.patterns: list[tuple[Rule, Pattern]] = []
-        self.splits: list[tuple[Rule, str]] = []
+        self.splits: list[tuple[Rule, str]] = []  # (rule, glob): {name} wildcards written as '*'
+        self.split_patterns: dict[int, list[Pattern]] = {}  # a split rule's glob outputs, with their wildcards
         self.tasks: dict[str, Rule] = {}
         self.names: dict[str, Rule] = {}
         self.inputs: dict[int, tuple[Pattern, ...]] = {}
         self.outputs: dict[int, tuple[Pattern, ...]] = {}
         self.split_rules: set[int] = set()
+        self.functions: dict[int, dict[int, object]] = {}  # rule index -> {input position: PathPattern}
+        self.named_rules: set[int] = set()  # rules with a named input (NAME=PATH)
         for rule in rules:
             self._add(rule)
         self.suffix_lengths = sorted({len(s) for s in self.by_suffix})
@@ -68,20 +76,47 @@ class RuleIndex:
     def _add(self, rule: Rule) -> None:
         self.names.setdefault(rule.name, rule)
         self.inputs[rule.index] = tuple(compile_pattern(normalise(i.text)) for i in rule.inputs)
-        self.outputs[rule.index] = tuple(compile_pattern(normalise(o.text)) for o in rule.outputs)
+        self.outputs[rule.index] = tuple(self._output_pattern(rule, o.text) for o in rule.outputs)
+        functions = {position: i for position, i in enumerate(rule.inputs) if i.exprs}
+        if functions:
+            self.functions[rule.index] = functions
+        if any(i.name for i in rule.inputs):
+            self.named_rules.add(rule.index)
         if rule.is_task:
             self.tasks[rule.name] = rule
             return
         for out in rule.outputs:
             text = normalise(out.text)
             if is_glob(text):
-                self.splits.append((rule, text))
+                split = compile_pattern(text)
+                self.splits.append((rule, split.as_glob()))
+                self.split_patterns.setdefault(rule.index, []).append(split)
                 self.split_rules.add(rule.index)
-            elif (pattern := compile_pattern(text)).is_literal:
-                self.literal.setdefault(text, []).append(rule)
+            elif (pattern := self._output_pattern(rule, out.text)).is_literal:
+                self.literal.setdefault(pattern.expand({}), []).append(rule)
             else:
                 self.by_suffix.setdefault(pattern.suffix, []).append((rule, pattern))
                 self.patterns.append((rule, pattern))
+                if pattern.constraints:
+                    self.constrained.append((rule, compile_pattern(text)))
+
+    def _output_pattern(self, rule: Rule, text: str) -> Pattern:
+        """An output pattern with its wildcard constraints: the rule's own, else the top level's."""
+        plain = compile_pattern(normalise(text))
+        if not (rule.constraints or self.wildcards) or not plain.names:
+            return plain
+        return compile_pattern(normalise(text), merged(rule.constraints, self.wildcards, plain.names))
+
+    def refused(self, path: str) -> str | None:
+        """Why a pattern rule whose output matches `path` but for a constraint can't make it."""
+        for rule, plain in self.constrained:
+            values = plain.match(path)
+            if values is not None:
+                pattern = self._output_pattern(rule, plain.text)
+                why = refusal(values, pattern.constraints)
+                if why:
+                    return f"rule '{rule.name}' ({rule.loc}) matches, but {why}"
+        return None
 
     def candidates(self, path: str) -> list[tuple[Rule, dict[str, str]]]:
         """Pattern rules whose output matches `path`, with the wildcard values, most specific first."""
@@ -103,10 +138,11 @@ class Resolver:
     though files matching its outputs exist (its inputs or action changed, or -B)."""
 
     def __init__(self, pipefile: Pipefile, fs: DiskView | None = None,
-                 split_is_stale: Callable[[Job], bool] = lambda job: False):
+                 split_is_stale: Callable[[Job], bool] = lambda job: False, namespace: dict | None = None):
         self.pipefile = pipefile
+        self.namespace = namespace or {}  # what input functions, `$(...)` with wildcards, read
         self.fs = fs or DiskView()
-        self.index = RuleIndex(pipefile.rules)
+        self.index = RuleIndex(pipefile.rules, dict(pipefile.wildcards))
         self.split_is_stale = split_is_stale
         self._made: dict[str, Resolution] = {}
         self._jobs: dict[tuple[int, tuple[str, ...]], Job] = {}
@@ -129,7 +165,7 @@ class Resolver:
                 return rule.name
             texts = [o.text for o in rule.outputs]
             if not any(compile_pattern(t).names or is_glob(t) for t in texts):
-                return normalise(texts[0])
+                return normalise(unescape_literal(texts[0]))
         return None
 
     def resolve_targets(self, targets: list[str]) -> JobGraph:
@@ -212,7 +248,7 @@ class Resolver:
             return split
         if self.fs.exists(path):
             return None
-        return chosen or Unmakeable(path, "")
+        return chosen or Unmakeable(path, self.index.refused(path) or "")
 
     def _task_job(self, rule: Rule) -> Resolution:
         return self._build_job(rule, {}, strict=True)
@@ -290,7 +326,7 @@ class Resolver:
         """Fill job.inputs and job.deps; return why it can't be made, or Pending when every
         input is known except some that wait on a split that is not optional."""
         deps: list[Job] = []
-        for position, pattern in enumerate(self.index.inputs[job.rule.index]):
+        for position, pattern in self._input_patterns(job):
             if pattern.is_glob:
                 text = pattern.expand_as_glob(job.values)
                 paths, pending = self.expand_glob(text)
@@ -317,8 +353,27 @@ class Resolver:
                         raise self._unmakeable_error(found, job)
                     return miss
                 job.inputs.append(path)
+                if job.rule.index in self.index.named_rules:
+                    _name_input(job, position, path)
         job.deps = _unique(deps)
         return None
+
+    def _input_patterns(self, job: Job) -> Iterable[tuple[int, Pattern]]:
+        """(position, pattern) of each input of `job`'s rule: an input function gives as many
+        patterns as its value has elements (none for an empty one), all at its position."""
+        functions = self.index.functions.get(job.rule.index)
+        if not functions:  # most rules: no generator in the loop that runs once per job
+            return enumerate(self.index.inputs[job.rule.index])
+        patterns = []
+        target = job.outputs[0] if job.outputs else job.name
+        for position, pattern in enumerate(self.index.inputs[job.rule.index]):
+            written = functions.get(position)
+            if written is None:
+                patterns.append((position, pattern))
+                continue
+            for text in expand_for_job(written, self.pipefile.text, self.namespace, job.values, target):
+                patterns.append((position, compile_pattern(normalise(text))))
+        return patterns
 
     def _miss(self, job: Job, path: str, found: Unmakeable) -> Unmakeable:
         target = job.outputs[0] if job.outputs else job.name
@@ -339,24 +394,59 @@ class Resolver:
 
     # ------------------------------------------------------------------ split rules
 
-    def _split_job(self, rule: Rule) -> Job:
-        job = self._split_jobs.get(rule.index)
+    def _split_job(self, rule: Rule, values: dict[str, str] | None = None) -> Job:
+        """The split job of `rule` for these wildcard values (one per set of values)."""
+        values = values or {}
+        key = (rule.index, tuple(sorted(values.items())))
+        job = self._split_jobs.get(key)
         if job is None:
-            job = self._new_job(rule, [], [], {})
-            self._split_jobs[rule.index] = job
+            job = self._new_job(rule, [], [], dict(values))
+            self._split_jobs[key] = job
             self._rule_stack.append(rule.index)
             try:
                 self._resolve_inputs(job, strict=True)
             finally:
                 self._rule_stack.pop()
-            job.outputs = self._split_outputs(rule)
+            job.outputs = self._split_outputs(job)
         return job
 
-    def _split_outputs(self, rule: Rule) -> list[str]:
+    def _split_outputs(self, job: Job) -> list[str]:
         found: set[str] = set()
-        for out in rule.outputs:
-            found.update(self.fs.glob(normalise(out.text)))
+        for glob in split_globs(job):
+            found.update(self.fs.glob(glob))
         return sorted(found)
+
+    def _split_values_from_inputs(self, rule: Rule) -> list[dict[str, str]]:
+        """Every set of values `rule`'s split jobs can have, from the files (existing or makeable)
+        of its primary input: a glob wider than one split job's (`chunks/*/part_*` for
+        `chunks/{sample}/part_* : raw/{sample}.txt`) waits for each of them."""
+        if rule.index in self._rule_stack:
+            return []
+        every: list[dict[str, str]] = []
+        for pattern in self.index.split_patterns.get(rule.index, ())[:1]:
+            primary = _primary_input(rule, pattern)
+            if primary is None:
+                continue
+            paths, _ = self.expand_glob(primary.as_glob())
+            match = match_with_globs if primary.is_glob else Pattern.match
+            for path in paths:
+                values = match(primary, path)
+                if values is not None:
+                    found = {name: values[name] for name in pattern.names}
+                    if found not in every:
+                        every.append(found)
+        return every
+
+    def _split_values(self, rule: Rule, path_or_glob: str) -> dict[str, str] | None:
+        """The wildcard values of `rule`'s split job whose glob covers `path_or_glob` (a path, or
+        a glob of the same shape, `chunks/A/part_*`); {} for a split rule with no wildcards."""
+        for pattern in self.index.split_patterns.get(rule.index, ()):
+            if not pattern.names:
+                return {}
+            values = match_with_globs(pattern, path_or_glob)
+            if values is not None and not any(is_glob(value) for value in values.values()):
+                return values  # (a value that is itself a glob, `*`, stands for several jobs)
+        return None
 
     def split_pending(self, job: Job) -> bool:
         """Must this split job run before its outputs are known?"""
@@ -369,7 +459,10 @@ class Resolver:
         for rule, glob in self.index.splits:
             if not glob_regex(glob).fullmatch(path) or rule.index in self._rule_stack:
                 continue
-            job = self._split_job(rule)
+            values = self._split_values(rule, path)
+            if values is None:
+                continue
+            job = self._split_job(rule, values)
             if self.split_pending(job):
                 return Pending({job}, {rule.name})
             if path in job.outputs:
@@ -402,10 +495,12 @@ class Resolver:
                 pending.via |= waiting.via | {rule.name}
         for rule, split_glob in self.index.splits:
             if globs_may_overlap(split_glob, glob):
-                job = self._split_job(rule)
-                if self.split_pending(job):
-                    pending.splits.add(job)
-                    pending.via.add(rule.name)
+                values = self._split_values(rule, glob)
+                every = [values] if values is not None else self._split_values_from_inputs(rule)
+                for job in (self._split_job(rule, v) for v in every):
+                    if self.split_pending(job):
+                        pending.splits.add(job)
+                        pending.via.add(rule.name)
         for path in sorted(candidates - found):
             if isinstance(self._resolve(path), Job):
                 found.add(path)
@@ -420,6 +515,8 @@ class Resolver:
             return False
         for rule, values in self.index.candidates(path):
             for pattern in rule.inputs:
+                if pattern.exprs:
+                    continue  # an input function: its files are no rule's primary input
                 source = normalise(compile_pattern(pattern.text).expand(values))
                 if not self.fs.exists(source) and any(glob_regex(g).fullmatch(source) for _, g in self.index.splits):
                     return True
@@ -471,7 +568,7 @@ class Resolver:
         decided from the old directory contents."""
         self.fs.forget_all()
         self._splits_ran.add(job)
-        job.outputs = self._split_outputs(job.rule)
+        job.outputs = self._split_outputs(job)
         self._globs.clear()
         self._made = {p: r for p, r in self._made.items() if isinstance(r, Job)}
 
@@ -497,11 +594,11 @@ class Resolver:
                     _wait(job, (kind, text, position), pending)
                     new_deps.extend(pending.splits)
                     continue
-                new_deps.extend(self._input_producers(job, _not_its_own(job, paths)))
+                new_deps.extend(self._input_producers(job, _not_its_own(job, paths), position))
         job.deps = _unique(job.deps + new_deps)
         return topological(new_deps)
 
-    def _input_producers(self, job: Job, paths: list[str]) -> list[Job]:
+    def _input_producers(self, job: Job, paths: list[str], position: int = -1) -> list[Job]:
         producers = []
         for path in paths:
             found = self._resolve(path)
@@ -512,6 +609,7 @@ class Resolver:
             elif isinstance(found, Job):
                 producers.append(found)
             job.inputs.append(path)
+            _name_input(job, position, path)
         return producers
 
     # ------------------------------------------------------------------ errors
@@ -562,13 +660,29 @@ def _wait(job: Job, item: tuple[str, str, int], pending: Pending) -> None:
     job.via_rules = set(job.via_rules) | pending.via
 
 
+def split_globs(job: Job) -> list[str]:
+    """The globs a split job's outputs are found by: its rule's, with its wildcard values."""
+    return [compile_pattern(normalise(out.text)).expand_as_glob(job.values) for out in job.rule.outputs]
+
+
+def _name_input(job: Job, position: int, path: str) -> None:
+    """`path`, found for input `position` of the job's rule, under that input's name if it has one."""
+    if job.rule is None or not 0 <= position < len(job.rule.inputs):
+        return
+    name = job.rule.inputs[position].name
+    if name is not None:
+        if job.named is None:
+            job.named = {}
+        job.named.setdefault(name, []).append(path)
+
+
 def _primary_input(rule: Rule, out: Pattern) -> Pattern | None:
     """The first input pattern that uses every wildcard of `out`: the one whose files decide
     which outputs the rule can make. A plain pattern is preferred; a glob with the wildcards
     (`summary_{s}.txt : data/{s}/*.csv`) serves when there is none: the wildcard values then come
     from the files its glob finds."""
     needed = set(out.names)
-    inputs = [compile_pattern(normalise(pattern.text)) for pattern in rule.inputs]
+    inputs = [compile_pattern(normalise(pattern.text)) for pattern in rule.inputs if not pattern.exprs]
     fitting = [pattern for pattern in inputs if needed <= set(pattern.names)]
     plain = [pattern for pattern in fitting if not pattern.is_glob]
     return (plain or fitting or [None])[0]

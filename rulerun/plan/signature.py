@@ -27,8 +27,9 @@ def job_key(job: Job) -> str:
     """The job's name in the state database."""
     if job.is_task:
         return f"task:{job.rule.name}"
-    if job.is_split:
-        return f"split:{job.rule.name}"
+    if job.is_split:  # one per set of wildcard values when its globs have {name}
+        values = "".join(f"\0{name}={value}" for name, value in sorted(job.values.items()))
+        return f"split:{job.rule.name}{values}"
     return "\0".join(job.outputs)
 
 

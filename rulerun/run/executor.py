@@ -10,7 +10,7 @@ cluster runs differ only here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from rulerun.run import shell as shells
 from rulerun.proc import ProcessId
@@ -41,10 +41,12 @@ class JobSpec:
     queue: str | None = None
     retries: int = 0
     shell: tuple[str, ...] = shells.DEFAULT
+    named_inputs: Mapping[str, Any] = field(default_factory=dict)  # `input.NAME`: a str or a list
 
     @property
     def label(self) -> str:
-        return f"{self.rule} {' '.join(self.outputs)}".strip()
+        shown = " ".join(self.outputs) or " ".join(f"{k}={v}" for k, v in self.wildcards.items())
+        return f"{self.rule} {shown}".strip()
 
 
 @dataclass

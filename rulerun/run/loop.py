@@ -23,6 +23,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from rulerun.lang.patterns import split_glob
+from rulerun.plan.resolve import split_globs
 from rulerun.plan.conflicts import refuse_conflicting_outputs
 from rulerun.plan.graph import Job
 from rulerun.plan.planner import Plan
@@ -257,6 +259,11 @@ class Scheduler:
         so that only what this run makes counts as its outputs."""
         if job.is_split:
             quarantine(job.outputs)  # moved, not deleted: its glob may match files it did not make
+            for glob in split_globs(job):  # where its files will be, as for every rule
+                directory = split_glob(glob)[0]
+                if directory and directory not in self._made_dirs:
+                    self.disk.makedirs(directory)
+                    self._made_dirs.add(directory)
         for output in job.outputs:
             directory = os.path.dirname(output)
             if directory and directory not in self._made_dirs:
@@ -297,7 +304,7 @@ class Scheduler:
             self.plan.split_finished(job)
             if not job.outputs:
                 return JobResult(result.key, False, "split rule made no file matching its output glob "
-                                 + " ".join(o.text for o in job.rule.outputs))
+                                 + " ".join(split_globs(job)))
             return result
         view = self.plan.view
         missing = [o for o in job.outputs if view.made(o) is None and not self.disk.exists(o)]

@@ -9,6 +9,7 @@ import re
 from typing import Any, Mapping
 
 from rulerun.lang.model import PythonAction, ShellAction
+from rulerun.lang.named import named_values
 from rulerun.plan.graph import Job
 from rulerun.run import shell as shells
 from rulerun.run.executor import JobSpec
@@ -41,7 +42,8 @@ class Specs:
             key=job.id, rule=rule.name, kind=kind, command=self.command(job) if command is None else command,
             outputs=tuple(job.outputs), inputs=tuple(job.inputs), log_path=log_path(job),
             workdir=self.workdir, wildcards=job.wildcards, stem=job.stem, rule_index=rule.index,
-            native_spec=_native_spec(rule), queue=rule.queue, retries=rule.retries, shell=self.shell)
+            native_spec=_native_spec(rule), queue=rule.queue, retries=rule.retries, shell=self.shell,
+            named_inputs=named_values(rule, job.named))
 
     def command(self, job: Job) -> str:
         """The shell script with every {…} substituted, or the Python action's source."""
@@ -49,7 +51,8 @@ class Specs:
 
         action = job.rule.action
         if isinstance(action, ShellAction):
-            return render_shell(action.script, job.inputs, job.outputs, job.wildcards, job.stem, self.namespace)
+            return render_shell(action.script, job.inputs, job.outputs, job.wildcards, job.stem, self.namespace,
+                                named=job.named)
         if isinstance(action, PythonAction):
             return action.source
         return ""

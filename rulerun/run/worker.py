@@ -27,6 +27,7 @@ import traceback
 from multiprocessing.connection import Connection
 
 from rulerun import proc
+from rulerun.lang.named import InputList
 from rulerun.run.executor import JobSpec
 from rulerun.run.orphans import MARK
 
@@ -195,7 +196,8 @@ class _Loaded:
         cluster.set_shell(spec.shell)  # run_job's commands run with the Pipefile's shell too
         rule = self.rules[spec.rule_index]
         scope = dict(self.namespace)
-        scope.update(input=list(spec.inputs), output=list(spec.outputs), wildcards=Wildcards(spec.wildcards),
+        scope.update(input=InputList(spec.inputs, spec.named_inputs), output=list(spec.outputs),
+                     wildcards=Wildcards(spec.wildcards),
                      stem=spec.stem, log=_job_logger(spec))
         with _redirected(spec.log_path):
             try:

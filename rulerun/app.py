@@ -43,7 +43,7 @@ def load(options: Options) -> Loaded:
     from rulerun.lang.model import ShellAction
     from rulerun.run import shell
 
-    pipefile = load_pipefile(options.file, overrides=options.overrides)
+    pipefile = load_pipefile(options.file, overrides=options.overrides, limit_sizes=options.limit_sizes)
     namespace = build_namespace(pipefile, options.overrides)
     # here, as the Pipefile loads: a missing shell is said before anything runs
     needed = any(isinstance(rule.action, ShellAction) for rule in pipefile.rules)
@@ -161,8 +161,10 @@ def _run_jobs(loaded: Loaded, plan, options: Options, reporter, state):
     try:
         if cluster_runs(plan, options, loaded.pipefile):  # no drmaa, no library, scheduler down:
             executor.cluster().session()                    # say so before any job starts
-        limits = Limits(options.jobs, {name: limit.size for name, limit in loaded.pipefile.limits.items()})
-        scheduler = Scheduler(plan, Specs(loaded.namespace, loaded.shell), state, executor, ReadyQueue(limits),
+        sizes = {name: limit.size for name, limit in loaded.pipefile.limits.items()} | options.limit_sizes
+        limits = Limits(options.jobs, sizes)
+        specs = Specs(loaded.namespace, loaded.shell, values=plan.signatures.values, max_threads=options.jobs)
+        scheduler = Scheduler(plan, specs, state, executor, ReadyQueue(limits),
                               reporter, keep_going=options.keep_going)
         outcome = scheduler.run()
         reporter.run_finished(outcome)

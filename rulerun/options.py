@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 class Options:
     targets: list[str] = field(default_factory=list)
     overrides: dict[str, str] = field(default_factory=dict)
+    limit_sizes: dict[str, int] = field(default_factory=dict)  # --limit NAME=N
     file: str = "Pipefile"
     directory: str | None = None
     jobs: int = 0

@@ -16,15 +16,20 @@ from rulerun.lang.patterns import STEM, is_glob, split_glob, wildcard_names
 from rulerun.source import Location, source_line
 from rulerun.lang.template import INDEXABLE, Reference, TemplateError, parse_shell_template
 
+JOB_OWN = ("threads",)  # a job's own values a shell action may name bare (lang/params.py)
+
 RESERVED_WILDCARDS = ("input", "output", "stem")
 OUTPUT_PLACE_HINT = ("a rule writes only below the directory rulerun runs in, outside .rulerun/ "
                      "(a failed job's outputs are moved to .rulerun/failed/)")
 _BRACE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|[{}]")
 
 
-def check_pipefile(pipefile: Pipefile, overrides: Mapping[str, str]) -> Pipefile:
+def check_pipefile(pipefile: Pipefile, overrides: Mapping[str, str],
+                   limit_sizes: Mapping[str, int] | None = None) -> Pipefile:
     """`pipefile` with known_names and unknown_overrides filled in, once every check passed.
-    Raises PipefileError for the first mistake: the preamble's Python, then rule by rule."""
+    Raises PipefileError for the first mistake: the preamble's Python, then rule by rule.
+    `limit_sizes`: the limits' sizes for this run (the file's, as --limit changed them); None
+    checks no resource amount (a worker process loading what the run already checked)."""
     variables = {item.name for item in pipefile.preamble if isinstance(item, Variable)}
     known = set(variables) | set(overrides)
     for item in pipefile.preamble:
@@ -32,8 +37,12 @@ def check_pipefile(pipefile: Pipefile, overrides: Mapping[str, str]) -> Pipefile
         if isinstance(item, PythonBlock):
             known |= bound_names(item.source)
     checker = _RuleChecker(pipefile, frozenset(known))
+    checker.limit_names = None if limit_sizes is None else set(limit_sizes)
     for rule in pipefile.rules:
         checker.check(rule)
+    if limit_sizes is not None:
+        for rule in pipefile.rules:
+            refuse_unfitting_amounts(pipefile, rule, limit_sizes)
     return replace(pipefile, known_names=frozenset(known),
                    unknown_overrides=frozenset(set(overrides) - variables))
 
@@ -44,6 +53,8 @@ class _RuleChecker:
         self.text = pipefile.text
         self.known = known
         self.named: dict[str, Rule] = {}
+        # the limits this run has (the file's and --limit's); None: any name (already checked)
+        self.limit_names: set[str] | None = set(pipefile.limits)
 
     def error(self, loc: Location, message: str, hint: str | None = None) -> PipefileError:
         return PipefileError(loc, message, self.text, hint)
@@ -77,6 +88,8 @@ class _RuleChecker:
 
     def check_limit(self, rule: Rule) -> None:
         if not isinstance(rule.limit, str) or rule.limit in self.pipefile.limits:
+            return
+        if self.limit_names is None or rule.limit in self.limit_names:  # defined by --limit
             return
         close = _close(rule.limit, list(self.pipefile.limits), n=1)
         if close:
@@ -228,7 +241,10 @@ class _RuleChecker:
         if ref.index is not None and ref.key not in INDEXABLE:
             raise self.error(loc, f"'{ref.text}' in the shell action of {self.what(rule)}: "
                                   "only input and output take an index")
-        if ref.key in INDEXABLE or ref.key in wildcards or ref.key in self.known:
+        if ref.attr is not None:
+            self.check_dotted_reference(rule, ref, loc)
+            return
+        if ref.key in INDEXABLE or ref.key in wildcards or ref.key in self.known or ref.key in JOB_OWN:
             return
         if ref.key == STEM:
             raise self.error(loc, f"'{{stem}}' in the shell action of {self.what(rule)}, whose outputs have no '%'")
@@ -237,9 +253,35 @@ class _RuleChecker:
         hint = f"did you mean '{{{close[0]}}}'?" if close else _valid_names_hint(wildcards)
         raise self.error(loc, f"unknown name '{ref.text}' in the shell action of {self.what(rule)}", hint)
 
+    def check_dotted_reference(self, rule: Rule, ref: Reference, loc: Location) -> None:
+        """{params.NAME} and {resources.NAME} name one of the rule's own."""
+        own = {"params": [p.name for p in rule.params], "resources": [r.name for r in rule.resources]}
+        if ref.key not in own:
+            raise self.error(loc, f"'{ref.text}' in the shell action of {self.what(rule)}: "
+                                  "only params and resources take '.NAME'")
+        if ref.attr in own[ref.key]:
+            return
+        close = _close(ref.attr, own[ref.key], n=1)
+        line = "params:" if ref.key == "params" else "resources:"
+        hint = f"did you mean '{{{ref.key}.{close[0]}}}'?" if close else \
+            f"give it in the rule's '{line}'" + (f" (it has {', '.join(own[ref.key])})" if own[ref.key] else "")
+        raise self.error(loc, f"unknown name '{ref.text}' in the shell action of {self.what(rule)}", hint)
+
     @staticmethod
     def what(rule: Rule) -> str:
         return f"{'task' if rule.is_task else 'rule'} '{rule.name}'"
+
+
+def refuse_unfitting_amounts(pipefile: Pipefile, rule: Rule, sizes: Mapping[str, int]) -> None:
+    """A job asking more of a limit than the limit's size could never start: said before anything runs."""
+    for resource in rule.resources:
+        size = sizes.get(resource.name)
+        if size is not None and resource.amount > size:
+            what = f"{'task' if rule.is_task else 'rule'} '{rule.name}'"
+            raise PipefileError(resource.loc, f"{what} asks for {resource.amount} of limit '{resource.name}', "
+                                              f"which is {size} in all: its jobs could never start",
+                                pipefile.text, hint=f"ask for at most {size}, or raise the limit "
+                                                    f"(--limit {resource.name}=N for one run)")
 
 
 def _valid_names_hint(wildcards: Iterable[str]) -> str:

@@ -67,10 +67,32 @@ class Rule:
     cluster: str | None = None
     queue: str | None = None
     retries: int = 0
+    params: tuple["Param", ...] = ()
+    threads: int | None = None
+    resources: tuple["Resource", ...] = ()
 
     @property
     def is_cluster(self) -> bool:
         return self.cluster is not None or self.queue is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """`NAME = EXPRESSION` in a rule's `params:` block, evaluated once per job (lang/params.py);
+    `loc` is where the expression starts."""
+
+    name: str
+    expression: str
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """`NAME=AMOUNT` on a rule's `resources:` line: what each job counts against limit NAME."""
+
+    name: str
+    amount: int
+    loc: Location
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,18 +13,22 @@ from typing import Any, Mapping
 
 from rulerun.errors import PipefileError, UsageError
 from rulerun.lang.model import Limit, Pipefile, PathPattern, PythonAction, PythonBlock, Rule, ShellAction, Variable
+from rulerun.lang.model import Param, Resource
 from rulerun.source import Location, source_line
 
 BOM = "\ufeff"
 BODY_KEYS = ("name", "limit", "cluster", "queue", "retries", "shell", "python")
 ACTION_KEYS = ("shell", "python")
+BODY_KEYS += ("params", "threads", "resources")
 
 _parser_singleton: Any = None
 
 
-def load_pipefile(path: str, text: str | None = None, overrides: Mapping[str, str] | None = None) -> Pipefile:
+def load_pipefile(path: str, text: str | None = None, overrides: Mapping[str, str] | None = None,
+                  limit_sizes: Mapping[str, int] | None = None, check_amounts: bool = True) -> Pipefile:
     """The checked Pipefile at `path` (read from disk unless `text` is given), with `overrides`
-    (command-line NAME=VALUE) counted among its known names.
+    (command-line NAME=VALUE) counted among its known names. Resource amounts are checked
+    against its limits as `limit_sizes` (--limit) change them, unless not `check_amounts`.
 
     Raises PipefileError for any mistake in it, UsageError when it can't be read.
     """
@@ -32,7 +36,9 @@ def load_pipefile(path: str, text: str | None = None, overrides: Mapping[str, st
 
     if text is None:
         text = _read(path)
-    return check_pipefile(parse_text(text, path), overrides or {})
+    pipefile = parse_text(text, path)
+    sizes = {name: limit.size for name, limit in pipefile.limits.items()} | dict(limit_sizes or {})
+    return check_pipefile(pipefile, overrides or {}, sizes if check_amounts else None)
 
 
 def parse_text(text: str, path: str) -> Pipefile:
@@ -85,6 +91,9 @@ def _grammar_text() -> str:
     importlib.resources (15 ms); resources are the fallback for a zipped install."""
     from importlib.util import find_spec
 
+    beside = _checkout_grammar()
+    if beside is not None:
+        return _read_text(beside)
     try:
         spec = find_spec("rulerun.grammar")
     except ModuleNotFoundError:
@@ -99,6 +108,14 @@ def _grammar_text() -> str:
         return files("rulerun.grammar").joinpath("pipefile.lark").read_text(encoding="utf-8")
     here = os.path.dirname(os.path.abspath(__file__))
     return _read_text(os.path.join(os.path.dirname(here), "grammar", "pipefile.lark"))
+
+
+def _checkout_grammar() -> str | None:
+    """grammar/pipefile.lark beside this rulerun/ when it is a checkout: it wins over an
+    editable install's mapping of rulerun.grammar, which may point at another worktree."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidate = os.path.join(os.path.dirname(here), "grammar", "pipefile.lark")
+    return candidate if os.path.exists(candidate) else None
 
 
 def _read_text(path: str) -> str:
@@ -369,6 +386,55 @@ class _ModelBuilder:
         source, loc = children[0]
         return self.setting(meta, "python", PythonAction(source, loc))
 
+    def params_block(self, meta: Any, children: list[Any]) -> _Setting:
+        source, loc = children[0]
+        return self.setting(meta, "params", self.params(source, loc))
+
+    def params(self, source: str, loc: Location) -> tuple[Param, ...]:
+        """The `NAME = EXPRESSION` lines of a params: block, read by Python's own parser so an
+        expression may run over several lines."""
+        import ast
+
+        from rulerun.lang.namespace import compile_block
+
+        compile_block(source, loc, "exec", self.text)  # a syntax error, at its Pipefile line
+        tree = ast.parse(source)
+        found: dict[str, Param] = {}
+        for statement in tree.body:
+            # the block's lines lost the first line's indentation, loc.col - 1
+            where = Location(self.path, loc.line + statement.lineno - 1, loc.col + statement.col_offset)
+            target = statement.targets[0] if isinstance(statement, ast.Assign) and len(statement.targets) == 1 else None
+            if not isinstance(target, ast.Name):
+                raise self.error(where, "a params: block holds only 'NAME = EXPRESSION' lines",
+                                 hint="compute anything longer in a function of a top-level python: block")
+            if target.id in found:
+                raise self.error(where, f"param '{target.id}' is given twice (first at line {found[target.id].loc.line})")
+            value = statement.value
+            expression = ast.get_source_segment(source, value) or ""
+            at = Location(self.path, loc.line + value.lineno - 1, loc.col + value.col_offset)
+            found[target.id] = Param(target.id, expression, at)
+        return tuple(found.values())
+
+    def threads_line(self, meta: Any, children: list[Any]) -> _Setting:
+        (value,) = children
+        if int(value) < 1:
+            raise self.error(value, f"threads must be at least 1, not {int(value)}")
+        return self.setting(meta, "threads", int(value))
+
+    def resources_line(self, meta: Any, children: list[Any]) -> _Setting:
+        seen: dict[str, Resource] = {}
+        for resource in children:
+            if resource.name in seen:
+                raise self.error(resource.loc, f"resource '{resource.name}' is given twice on this line")
+            seen[resource.name] = resource
+        return self.setting(meta, "resources", tuple(children))
+
+    def resource(self, meta: Any, children: list[Any]) -> Resource:
+        name, amount = children
+        if int(amount) < 0:
+            raise self.error(amount, f"resource '{name}' can't take a negative amount ({int(amount)})")
+        return Resource(name.value, int(amount), self.loc(name))
+
     def block(self, meta: Any, lines: list[Any]) -> tuple[str, Location]:
         """The block's text from its first to its last line of code, kept verbatim (comments
         and blank lines inside it too) but for the first line's indentation."""
@@ -429,6 +495,13 @@ _EXAMPLES: dict[tuple[str, str | None], list[str]] = {
         ["a : b\n  limit:\n", "a : b\n  limit: 3 4\n", "a : b\n  limit: x.y\n"],
     ("'retries:' takes a number", None):
         ["a : b\n  retries:\n", "a : b\n  retries: x\n", "a : b\n  retries: 3 4\n"],
+    ("'threads:' takes a number", None):
+        ["a : b\n  threads:\n", "a : b\n  threads: x\n", "a : b\n  threads: 3 4\n"],
+    ("'resources:' takes NAME=AMOUNT words (a whole number each)", None):
+        ["a : b\n  resources:\n", "a : b\n  resources: x\n", "a : b\n  resources: x=\n",
+         "a : b\n  resources: x=y\n", "a : b\n  resources: x=1 y\n"],
+    ("'params:' takes an indented block of 'NAME = EXPRESSION' lines", None):
+        ["a : b\n  params: x\n"],
 }
 
 

@@ -151,6 +151,10 @@ def changes(old: dict, new: dict) -> list[str]:
     for name, value in new["variables"].items():
         if name in old_vars and old_vars[name] != value:
             reasons.append(f"variable '{name}' changed")
+    old_params = old.get("params", {})
+    for name, value in new.get("params", {}).items():
+        if old_params.get(name) != value:
+            reasons.append(f"param '{name}' changed")
     if old.get("inputs") != new["inputs"]:
         reasons.append("its list of inputs changed")
     return reasons

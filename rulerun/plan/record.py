@@ -55,7 +55,7 @@ def request(options) -> tuple | None:
     if options.dry_run or options.force or options.watch or options.graph or options.list_rules:
         return None
     return (FORMAT, __version__, os.path.abspath(options.file), tuple(options.targets),
-            tuple(sorted(options.overrides.items())))
+            tuple(sorted(options.overrides.items())), tuple(sorted(options.limit_sizes.items())))
 
 
 class Basis:

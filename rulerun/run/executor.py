@@ -9,7 +9,7 @@ asks which kind of executor it has: dry runs, --touch, local and cluster runs di
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from rulerun.run import shell as shells
 
@@ -41,6 +41,10 @@ class JobSpec:
     retries: int = 0
     env: Mapping[str, str] | None = None
     shell: tuple[str, ...] = shells.DEFAULT
+    # the job's own values (lang/params.py): params cross to a Python action's worker pickled
+    params: Mapping[str, Any] = field(default_factory=dict)
+    threads: int = 1
+    resources: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

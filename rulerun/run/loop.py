@@ -30,6 +30,7 @@ from rulerun.plan.signature import job_key
 from rulerun.run.executor import Executor, JobResult, JobSpec
 from rulerun.run.outputs import SetAside, quarantine
 from rulerun.run.ready import ReadyQueue
+from rulerun.run.spec import UnpicklableParam
 from rulerun.store.state import State
 
 
@@ -234,6 +235,8 @@ class Scheduler:
         others go on."""
         try:
             return self.specs(job), None
+        except UnpicklableParam as exc:
+            return self.specs(job, command=job.rule.action.source), str(exc)
         except ValueError as exc:
             return self.specs(job, command=job.rule.action.script), f"its command can't be made: {exc}"
 

@@ -77,7 +77,7 @@ def _load(path: str, overrides: dict[str, str]):
     from rulerun.lang.namespace import build_namespace
     from rulerun.lang.parse import load_pipefile
 
-    pipefile = load_pipefile(path, overrides=overrides)
+    pipefile = load_pipefile(path, overrides=overrides, check_amounts=False)  # the run checked them
     return build_namespace(pipefile, overrides), pipefile.rules
 
 
@@ -92,7 +92,8 @@ def _run(spec: JobSpec, namespace: dict, rules, codes: dict) -> tuple[bool, str,
         code = codes[spec.rule_index] = compile_block(rule.action.source, rule.action.loc)
     scope = dict(namespace)
     scope.update(input=list(spec.inputs), output=list(spec.outputs), wildcards=Wildcards(spec.wildcards),
-                 stem=spec.stem, log=_job_logger(spec))
+                 stem=spec.stem, log=_job_logger(spec), params=spec.params, threads=spec.threads,
+                 resources=spec.resources)
     with _redirected(spec.log_path):
         try:
             exec(code, scope)

@@ -1,0 +1,267 @@
+"""Part 2 body forms: params:, threads:, resources: and --limit (PIPEFILE.md "Per-job values",
+"Threads and resources"): parsed, checked, evaluated per job, in the signature, limited by amount."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from rulerun.errors import PipefileError
+from rulerun.lang.params import job_values
+from rulerun.lang.parse import load_pipefile
+from rulerun.lang.template import render_shell
+from rulerun.plan.decide import changes
+from rulerun.plan.planner import make_plan
+from rulerun.plan.view import DiskView
+from rulerun.run.loop import Scheduler
+from rulerun.run.ready import Limits, ReadyQueue
+from rulerun.run.spec import Specs
+from rulerun.store.disk import FakeDisk
+from rulerun.ui import make_reporter
+from tests.test_loop import FakeExecutor, _State
+
+REPO = Path(__file__).resolve().parent.parent
+
+PARAMS = """\
+limit mem = 10
+out/{s}.txt : in/{s}.txt
+    params:
+        rg = f"@RG {wildcards.s}"
+        n = (len(input) +
+             threads)
+    threads: 4
+    resources: mem=3 gpu=1
+    shell: echo {params.rg} {params.n} {threads} {resources.gpu} > {output}
+"""
+
+
+def load(text: str, **kwargs):
+    return load_pipefile("Pipefile", text=text, **kwargs)
+
+
+def error(text: str, **kwargs) -> PipefileError:
+    with pytest.raises(PipefileError) as caught:
+        load(text, **kwargs)
+    return caught.value
+
+
+# ---------------------------------------------------------------- parsing and checks
+
+def test_params_threads_and_resources_are_parsed_with_their_places():
+    rule = load(PARAMS).rules[0]
+    assert [(p.name, p.expression, p.loc.line, p.loc.col) for p in rule.params] == [
+        ("rg", 'f"@RG {wildcards.s}"', 4, 14), ("n", "len(input) +\n     threads", 5, 14)]
+    assert rule.threads == 4
+    assert [(r.name, r.amount, r.loc.col) for r in rule.resources] == [("mem", 3, 16), ("gpu", 1, 22)]
+
+
+@pytest.mark.parametrize("body, message", [
+    ("    params:\n        x = 1\n        x = 2\n", "param 'x' is given twice"),
+    ("    params:\n        x += 1\n", "a params: block holds only 'NAME = EXPRESSION' lines"),
+    ("    params:\n        x = (\n", "Python syntax error"),
+    ("    threads: 0\n", "threads must be at least 1, not 0"),
+    ("    threads: x\n", "'threads:' takes a number"),
+    ("    resources: a=1 a=2\n", "resource 'a' is given twice"),
+    ("    resources: a\n", "'resources:' takes NAME=AMOUNT words"),
+])
+def test_mistakes_in_the_new_body_lines_are_located(body, message):
+    err = error(f"o : i\n{body}    shell: true\n")
+    assert message in err.message and err.loc.line >= 2
+
+
+def test_an_unknown_param_in_shell_is_an_error_with_a_close_name():
+    err = error("o : i\n    params:\n        rate = 1\n    shell: echo {params.rat}\n")
+    assert (err.loc.line, err.loc.col) == (4, 17)
+    assert err.message == "unknown name '{params.rat}' in the shell action of rule 'o'"
+    assert err.hint == "did you mean '{params.rate}'?"
+
+
+def test_a_resource_larger_than_its_limit_is_an_error_unless_limit_raises_it():
+    text = "limit mem = 4\no : i\n    resources: mem=5\n    shell: true\n"
+    err = error(text)
+    assert (err.loc.line, err.loc.col) == (3, 16)
+    assert "asks for 5 of limit 'mem', which is 4 in all" in err.message
+    assert load(text, limit_sizes={"mem": 8}).rules[0].resources[0].amount == 5
+    assert "which is 2 in all" in error("o : i\n    resources: gpu=3\n    shell: true\n",
+                                        limit_sizes={"gpu": 2}).message
+
+
+# ---------------------------------------------------------------- values per job
+
+def test_params_are_evaluated_per_job_and_substituted_quoted():
+    rule = load(PARAMS).rules[0]
+    values = job_values(rule, ["in/a.txt"], ["out/a.txt"], {"s": "a"}, None, {})
+    assert values.params == {"rg": "@RG a", "n": 5} and values.params.rg == "@RG a"
+    own = {"params": values.params, "threads": 2, "resources": values.resources}
+    command = render_shell(rule.action.script, ["in/a.txt"], ["out/a.txt"], {"s": "a"}, None, {}, own)
+    assert command == "echo '@RG a' 5 2 1 > out/a.txt"
+
+
+def test_a_param_that_raises_is_an_error_at_its_expression_naming_the_job():
+    rule = load("o/{s} : i\n    params:\n        x = 1 / 0\n    shell: true\n").rules[0]
+    with pytest.raises(PipefileError) as caught:
+        job_values(rule, ["i"], ["o/a"], {"s": "a"}, None, {})
+    assert (caught.value.loc.line, caught.value.loc.col) == (3, 13)
+    assert "param 'x' of rule 'o/{s}' for 'o/a' raised ZeroDivisionError" in caught.value.message
+
+
+def test_threads_are_capped_at_j_and_cluster_options_see_them():
+    pipefile = load("o : i\n    threads: 8\n    resources: mem_gb=3\n    cluster: -pe smp {threads} -l m={resources.mem_gb}G\n    shell: true\n")
+    disk = FakeDisk()
+    disk.write("i")
+    plan = make_plan(pipefile, {}, ["o"], _State(), view=DiskView(disk=disk))
+    spec = Specs({}, values=plan.signatures.values, max_threads=3)(plan.graph.targets[0])
+    assert spec.threads == 3 and spec.native_spec == "-pe smp 3 -l m=3G"
+
+
+def test_an_unpicklable_param_fails_its_python_job_naming_the_rule():
+    pipefile = load("o : i\n    params:\n        f = lambda: 1\n    python:\n        pass\n")
+    disk = FakeDisk()
+    disk.write("i")
+    plan = make_plan(pipefile, {}, ["o"], _State(), view=DiskView(disk=disk))
+    executor = FakeExecutor(disk, lambda spec: ["-j"])
+    scheduler = Scheduler(plan, Specs({}, values=plan.signatures.values), _State(), executor,
+                          ReadyQueue(Limits(2, {})), make_reporter(-1, io.StringIO(), io.StringIO()))
+    outcome = scheduler.run()
+    assert outcome.exit_code == 1 and executor.started == []
+    assert "param 'f' of rule 'o' can't be sent" in outcome.failures[0].result.reason
+
+
+# ---------------------------------------------------------------- the signature
+
+def test_a_changed_param_is_named_and_an_unchanged_one_is_not():
+    pipefile = load("o/{s} : i\n    params:\n        rg = TAG + wildcards.s\n        k = 1\n    shell: true\n")
+    disk = FakeDisk()
+    disk.write("i")
+
+    def signature(tag: str):
+        plan = make_plan(pipefile, {"TAG": tag}, ["o/a"], _State(), view=DiskView(disk=disk))
+        return plan.signatures(plan.graph.targets[0])
+
+    old, new = signature("x"), signature("y")
+    assert signature("x") == old  # the same values fingerprint the same
+    assert changes(old, new) == ["variable 'TAG' changed", "param 'rg' changed"]
+    assert changes(old, signature("x")) == []
+
+
+# ---------------------------------------------------------------- limits as amounts
+
+AMOUNTS = """\
+limit mem = 10
+task all : $ALL
+
+%.a : %.in
+    name: heavy
+    threads: 3
+    resources: mem=6 disk=2
+    shell: x
+%.b : %.a
+    name: light
+    threads: 1
+    resources: mem=3
+    shell: x
+%.c : %.b
+    name: joiner
+    limit: disk
+    shell: x
+"""
+
+
+def _amounts(spec):
+    return ["-j"] * spec.threads + [name for name, amount in spec.resources.items() for _ in range(amount)] \
+        + (["disk"] if spec.rule == "joiner" else [])
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("jobs", [2, 4, 7])
+def test_amounts_never_pass_any_limit_in_any_finishing_order(seed, jobs):
+    import random
+
+    disk = FakeDisk()
+    for i in range(8):
+        disk.write(f"{i}.in")
+    text = AMOUNTS.replace("$ALL", " ".join(f"{i}.c" for i in range(8)))
+    pipefile = load(text, limit_sizes={"disk": 3})
+    plan = make_plan(pipefile, {}, ["all"], _State(), view=DiskView(disk=disk))
+    pick = random.Random(seed)
+    executor = FakeExecutor(disk, _amounts, order=lambda running: pick.randrange(len(running)))
+    limits = Limits(jobs, {"mem": 10, "disk": 3})
+    scheduler = Scheduler(plan, Specs({}, values=plan.signatures.values, max_threads=jobs), _State(), executor,
+                          ReadyQueue(limits), make_reporter(-1, io.StringIO(), io.StringIO()))
+    outcome = scheduler.run()
+    assert outcome.exit_code == 0 and outcome.ran == 24
+    assert executor.most["-j"] <= jobs and executor.most["mem"] <= 10 and executor.most["disk"] <= 3
+    if jobs >= 4:
+        assert executor.most["mem"] >= 9  # a heavy and a light job, or three light ones, did fit together
+
+
+def test_the_ready_queue_counts_amounts_and_caps_threads():
+    class Rule:
+        def __init__(self, index, threads=None, resources=(), limit=None):
+            self.index, self.threads, self.resources, self.limit = index, threads, resources, limit
+
+    from rulerun.lang.model import Resource
+
+    mem = (Resource("mem", 4, None),)
+    limits = Limits(4, {"mem": 8})
+    assert limits.keys(Rule(0, threads=16)) == (("", 4),)
+    assert limits.keys(Rule(0, resources=(Resource("nolimit", 5, None),))) == (("", 1),)
+    ready = ReadyQueue(limits)
+    for job in range(3):
+        ready.add(job, Rule(0, threads=1, resources=mem))
+    assert ready.take() == [0, 1]  # a third would need 12 of mem 8
+    ready.done(0)
+    assert ready.take() == [2] and limits.used == {"": 2, "mem": 8}
+
+
+# ---------------------------------------------------------------- end to end
+
+E2E = """\
+limit mem = 10
+task all : out/a.txt out/b.txt py/a.txt
+
+out/{s}.txt : in/{s}.txt
+    params:
+        rg = f"@RG\\t{wildcards.s}"
+        rate = RATE * 2
+    threads: 4
+    resources: mem=3
+    shell: printf '%s|%s|%s|%s\\n' {params.rg} {params.rate} {threads} {resources.mem} > {output}
+
+py/{s}.txt : in/{s}.txt
+    params:
+        tag = {"s": wildcards.s, "n": threads}
+    threads: 2
+    python:
+        open(output[0], "w").write(repr(params.tag) + " " + str(threads))
+"""
+
+
+def _rulerun(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "rulerun", *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=60)
+
+
+def test_end_to_end_params_threads_resources_and_limit(tmp_path):
+    (tmp_path / "in").mkdir()
+    for name in "ab":
+        (tmp_path / "in" / f"{name}.txt").write_text(name)
+    (tmp_path / "Pipefile").write_text("RATE = 3\n" + E2E)
+    done = _rulerun(tmp_path, "-j", "3")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out/a.txt").read_text() == "@RG\ta|6|3|3\n"
+    assert (tmp_path / "py/a.txt").read_text() == "{'s': 'a', 'n': 2} 2"
+    dry = _rulerun(tmp_path, "-n", "-j", "3", "RATE=4")
+    assert "param 'rate' changed" in dry.stdout and "py/a.txt" not in dry.stdout
+    refused = _rulerun(tmp_path, "--limit", "mem=2")
+    assert refused.returncode == 2 and "asks for 3 of limit 'mem', which is 2 in all" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    bad = _rulerun(tmp_path, "--limit", "mem")
+    assert bad.returncode == 2 and "--limit mem: expected NAME=N" in bad.stderr

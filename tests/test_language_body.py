@@ -19,6 +19,7 @@ from rulerun.lang.template import render_shell
 from rulerun.plan.decide import changes
 from rulerun.plan.planner import make_plan
 from rulerun.plan.view import DiskView
+from rulerun.run.executor import JobResult
 from rulerun.run.loop import Scheduler
 from rulerun.run.ready import Limits, ReadyQueue
 from rulerun.run.spec import Specs
@@ -265,3 +266,97 @@ def test_end_to_end_params_threads_resources_and_limit(tmp_path):
     assert "Traceback" not in refused.stderr
     bad = _rulerun(tmp_path, "--limit", "mem")
     assert bad.returncode == 2 and "--limit mem: expected NAME=N" in bad.stderr
+
+
+# ---------------------------------------------------------------- log: and directory outputs
+
+def test_log_and_directory_outputs_are_parsed_and_checked():
+    rule = load("index/{s}/ : in/{s}.txt\n    log: logs/{s}.log\n    shell: mkdir {output}\n").rules[0]
+    assert [o.text for o in rule.outputs] == ["index/{s}"] and rule.directories == {"index/{s}"}
+    assert rule.log.text == "logs/{s}.log"
+    assert load("r/{s} : index/{s}/\n    shell: ls {input}\n").rules[0].inputs[0].text == "index/{s}"
+    err = error("o/{s} : i\n    log: logs/{t}.log\n    shell: true\n")
+    assert (err.loc.line, err.loc.col) == (2, 15) and "'{t}' in log 'logs/{t}.log'" in err.message
+    assert "also one of its outputs" in error("o : i\n    log: o\n    shell: true\n").message
+    err = error("o : i\n    shell: echo {log}\n")
+    assert err.message == "'{log}' in the shell action of rule 'o', which has no 'log:'"
+
+
+def test_a_directory_output_counts_as_made_when_its_job_finished():
+    disk = FakeDisk()
+    disk.write("in/a.txt")
+    pipefile = load("task all : r/a\nindex/{s}/ : in/{s}.txt\n    shell: x\nr/{s} : index/{s}/\n    shell: y\n")
+    plan = make_plan(pipefile, {}, ["all"], _State(), view=DiskView(disk=disk))
+
+    class DirectoryMaker(FakeExecutor):
+        """Makes the index job's directory (and a file in it) instead of writing a file."""
+
+        def wait(self, stop_requested, timeout=0.1):
+            spec = self.running[0] if self.running else None
+            if spec is None or spec.rule != "index/{s}/":
+                return super().wait(stop_requested, timeout)
+            self.running.pop(0)
+            self.disk.makedirs(spec.outputs[0])
+            self.disk.tick()
+            self.disk.write(spec.outputs[0] + "/x")
+            self.disk.tick()
+            return [JobResult(spec.key, True, "")]
+
+    executor = DirectoryMaker(disk, lambda spec: ["-j"])
+    scheduler = Scheduler(plan, Specs({}, values=plan.signatures.values), _State(), executor,
+                          ReadyQueue(Limits(1, {})), make_reporter(-1, io.StringIO(), io.StringIO()))
+    assert scheduler.run().exit_code == 0
+    assert executor.started == ["index/a", "r/a"]
+    assert disk.is_dir("index/a") and disk.mtime("index/a") > disk.mtime("index/a/x")  # touched as it finished
+
+
+def test_end_to_end_log_and_directory_outputs(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("a")
+    (tmp_path / "Pipefile").write_text("""\
+task all : report/a.txt
+
+index/{s}/ : in/{s}.txt
+    log: logs/index/{s}.log
+    shell: mkdir {output} && cp {input} {output}/x && echo "made {output}" && echo oops >&2
+
+report/{s}.txt : index/{s}/
+    log: logs/report/{s}.log
+    python:
+        import os
+        print("listing", input[0])
+        log.info("told")
+        open(output[0], "w").write(" ".join(sorted(os.listdir(input[0]))))
+
+task broken :
+    log: logs/broken.log
+    shell: echo about to fail; exit 3
+""")
+    done = _rulerun(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "logs/index/a.log").read_text() == "made index/a\noops\n"
+    assert "listing index/a" in (tmp_path / "logs/report/a.log").read_text()
+    assert "told" in (tmp_path / "logs/report/a.log").read_text()
+    assert (tmp_path / "report/a.txt").read_text() == "x"
+    (tmp_path / "logs/index/a.log").unlink()  # not an output: nothing runs again
+    assert "nothing to do" in _rulerun(tmp_path, "-n").stdout
+    failed = _rulerun(tmp_path, "broken")
+    assert failed.returncode == 1 and "logs/broken.log" in failed.stdout + failed.stderr
+    assert (tmp_path / "logs/broken.log").read_text() == "about to fail\n"
+
+
+# ---------------------------------------------------------------- typed overrides
+
+def test_overrides_take_the_type_of_the_variable(tmp_path):
+    from rulerun.errors import UsageError
+    from rulerun.lang.namespace import build_namespace
+
+    pipefile = load("N = 3\nR = 0.5\nB = False\nS = 'x'\nL = [1]\ntask all :\n")
+    namespace = build_namespace(pipefile, {"N": "5", "R": "2", "B": "YES", "S": "7", "L": "z"})
+    assert (namespace["N"], namespace["R"], namespace["B"], namespace["S"], namespace["L"]) == (5, 2.0, True, "7", "z")
+    assert build_namespace(pipefile, {"B": "0"})["B"] is False
+    for word, kind in [("N=five", "a whole number"), ("B=maybe", "true/false"), ("R=x", "a number")]:
+        name, value = word.split("=")
+        with pytest.raises(UsageError) as caught:
+            build_namespace(pipefile, {name: value})
+        assert caught.value.exit_code == 2 and f"'{name}' is" in str(caught.value) and kind in str(caught.value)

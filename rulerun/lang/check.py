@@ -71,6 +71,7 @@ class _RuleChecker:
         self.check_outputs(rule)
         self.check_inputs(rule)
         self.check_limit(rule)
+        self.check_log(rule)
         self.check_action(rule)
 
     # ---- names and limits
@@ -98,6 +99,27 @@ class _RuleChecker:
             hint = f"define it at the top level: 'limit {rule.limit} = N'"
         raise self.error(self.body_value_location(rule, "limit"),
                          f"unknown limit '{rule.limit}' in {self.what(rule)}", hint)
+
+    def check_log(self, rule: Rule) -> None:
+        """A log is one file per job: named from the outputs' wildcards, no glob, no output."""
+        log = rule.log
+        if log is None:
+            return
+        defined = set(wildcard_names(rule.outputs[0].text)) if not rule.is_task else set()
+        for name in wildcard_names(log.text):
+            if name not in defined:
+                token = "'%'" if name == STEM else f"'{{{name}}}'"
+                raise self.error(self.wildcard_location(log, name),
+                                 f"{token} in log '{log.text}' is not in the outputs of {self.what(rule)}",
+                                 "a log is named from the wildcards of the rule's outputs")
+        if is_glob(log.text):
+            raise self.error(log.loc, f"log '{log.text}' of {self.what(rule)} is a glob", "a log is one file per job")
+        if os.path.normpath(log.text) in {os.path.normpath(o.text) for o in rule.outputs}:
+            raise self.error(log.loc, f"log '{log.text}' of {self.what(rule)} is also one of its outputs",
+                             "a log is not an output: a missing log runs nothing again; name another file")
+        problem = place_problem(log.text) if not wildcard_names(log.text) else None
+        if problem:
+            raise self.error(log.loc, f"log '{log.text}' of {self.what(rule)} is {problem}", OUTPUT_PLACE_HINT)
 
     def body_value_location(self, rule: Rule, key: str) -> Location:
         """Where the value of body line `key:` of `rule` is written."""
@@ -246,6 +268,11 @@ class _RuleChecker:
             return
         if ref.key in INDEXABLE or ref.key in wildcards or ref.key in self.known or ref.key in JOB_OWN:
             return
+        if ref.key == "log" and rule.log is not None:
+            return
+        if ref.key == "log":
+            raise self.error(loc, f"'{{log}}' in the shell action of {self.what(rule)}, which has no 'log:'",
+                             "name the job's log file with 'log: PATH' in the rule's body")
         if ref.key == STEM:
             raise self.error(loc, f"'{{stem}}' in the shell action of {self.what(rule)}, whose outputs have no '%'")
         candidates = sorted(set(INDEXABLE) | wildcards | self.known)

@@ -70,6 +70,9 @@ class Rule:
     params: tuple["Param", ...] = ()
     threads: int | None = None
     resources: tuple["Resource", ...] = ()
+    log: PathPattern | None = None  # where a job's stdout and stderr go (not an output)
+    # outputs written with a trailing '/' (kept without it in `outputs`): directories the job makes
+    directories: frozenset[str] = frozenset()
 
     @property
     def is_cluster(self) -> bool:

@@ -115,10 +115,41 @@ def build_namespace(pipefile: Pipefile, overrides: Mapping[str, str] | None = No
     with _no_os_exit():
         for item in pipefile.preamble:
             if isinstance(item, Variable) and item.name in overrides:
-                namespace[item.name] = overrides[item.name]
+                namespace[item.name] = typed_override(item, overrides[item.name], pipefile, namespace)
                 continue
             _run_preamble_item(item, pipefile, namespace)
     return namespace
+
+
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def typed_override(variable: Variable, raw: str, pipefile: Pipefile, namespace: dict[str, Any]) -> Any:
+    """NAME=VALUE from the command line takes the type of the variable's own value when that is
+    an int, a float or a bool; otherwise it is the string. Raises UsageError naming the variable
+    when VALUE can't be read as its type."""
+    from rulerun.errors import UsageError
+
+    try:
+        value = eval(compile_preamble_item(variable, pipefile.text), dict(namespace))
+    except Exception:  # noqa: BLE001 - a value that can't be made has no type to take
+        return raw
+    kind = type(value)
+    if kind is bool:
+        word = raw.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+    elif kind in (int, float):
+        try:
+            return kind(raw.strip())
+        except ValueError:
+            pass
+    else:
+        return raw
+    what = {bool: "true/false/yes/no/1/0", int: "a whole number", float: "a number"}[kind]
+    raise UsageError(f"{variable.name}={raw}: '{variable.name}' is {kind.__name__} {value!r} in the Pipefile "
+                     f"(line {variable.loc.line}); '{raw}' is not {what}",
+                     hint=f"give {variable.name} {what}")
 
 
 def _run_preamble_item(item: PythonBlock | Variable, pipefile: Pipefile, namespace: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from rulerun.source import Location, source_line
 BOM = "\ufeff"
 BODY_KEYS = ("name", "limit", "cluster", "queue", "retries", "shell", "python")
 ACTION_KEYS = ("shell", "python")
-BODY_KEYS += ("params", "threads", "resources")
+BODY_KEYS += ("params", "threads", "resources", "log")
 
 _parser_singleton: Any = None
 
@@ -310,6 +310,7 @@ class _ModelBuilder:
                 fields[setting.key] = setting.value
         if "queue" in fields and "cluster" not in fields:
             fields["cluster"] = ""
+        outputs, inputs, fields["directories"] = _without_directory_slashes(outputs, inputs)
         rule = Rule(
             name=fields.pop("name", head["name"]),
             outputs=tuple(p for p, _ in outputs),
@@ -429,6 +430,9 @@ class _ModelBuilder:
             seen[resource.name] = resource
         return self.setting(meta, "resources", tuple(children))
 
+    def log_line(self, meta: Any, children: list[Any]) -> _Setting:
+        return self.setting(meta, "log", self.pattern(children[0]))
+
     def resource(self, meta: Any, children: list[Any]) -> Resource:
         name, amount = children
         if int(amount) < 0:
@@ -444,6 +448,17 @@ class _ModelBuilder:
         for line in self.lines[first.line - 1:last.line]:
             kept.append(line[len(indent):] if line.startswith(indent) else line.lstrip())
         return "\n".join(kept), self.loc(first)
+
+
+def _without_directory_slashes(outputs: list[Any], inputs: list[Any]) -> tuple[list[Any], list[Any], frozenset[str]]:
+    """`index/{sample}/` names a directory: the graph knows it without the '/' (as {output} and
+    {input} give it); the rule keeps which outputs are directories, for the run loop."""
+    def bare(pattern: PathPattern) -> PathPattern:
+        text = pattern.text
+        return PathPattern(text.rstrip("/"), pattern.loc) if text.endswith("/") and text.strip("/") else pattern
+
+    directories = frozenset(bare(p).text for p, _ in outputs if bare(p) is not p)
+    return ([(bare(p), t) for p, t in outputs], [(bare(p), t) for p, t in inputs], directories)
 
 
 def strip_python_comment(expression: str) -> str:
@@ -500,6 +515,8 @@ _EXAMPLES: dict[tuple[str, str | None], list[str]] = {
     ("'resources:' takes NAME=AMOUNT words (a whole number each)", None):
         ["a : b\n  resources:\n", "a : b\n  resources: x\n", "a : b\n  resources: x=\n",
          "a : b\n  resources: x=y\n", "a : b\n  resources: x=1 y\n"],
+    ("'log:' takes one path", None):
+        ["a : b\n  log:\n", "a : b\n  log: x y\n"],
     ("'params:' takes an indented block of 'NAME = EXPRESSION' lines", None):
         ["a : b\n  params: x\n"],
 }

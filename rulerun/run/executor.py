@@ -45,6 +45,7 @@ class JobSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     threads: int = 1
     resources: Mapping[str, int] = field(default_factory=dict)
+    keep_log: bool = False  # log_path is the rule's `log:`: it exists after the job, empty or not
 
     @property
     def label(self) -> str:

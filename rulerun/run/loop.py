@@ -302,6 +302,20 @@ class Scheduler:
         if missing:
             return JobResult(result.key, False, f"it succeeded but did not create its declared output "
                              f"'{missing[0]}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        return self._directories_made(job, result)
+
+    def _directories_made(self, job: Job, result: JobResult) -> JobResult:
+        """An output directory counts as made when its job succeeded, at the time it finished:
+        its own time only says when an entry was last added or removed."""
+        if not job.rule.directories:
+            return result
+        for pattern, path in zip(job.rule.outputs, job.outputs):
+            if pattern.text not in job.rule.directories:
+                continue
+            if not self.disk.is_dir(path):
+                return JobResult(result.key, False, f"its output '{path}/' is not a directory")
+            self.disk.touch(path)
+            self.plan.view.made(path)
         return result
 
     def _signature(self, job: Job) -> dict:

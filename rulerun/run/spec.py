@@ -16,6 +16,15 @@ from rulerun.store.layout import LOG_DIR
 
 
 def log_path(job: Job) -> str:
+    """The rule's `log:` for this job, or one under .rulerun/logs/."""
+    if job.rule is not None and job.rule.log is not None:
+        from rulerun.lang.patterns import compile_pattern
+
+        return os.path.normpath(compile_pattern(job.rule.log.text).expand(job.values))
+    return _internal_log_path(job)
+
+
+def _internal_log_path(job: Job) -> str:
     what = job.outputs[0] if job.outputs else job.name
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", what)[:80]
     digest = hashlib.sha1("\0".join(job.outputs or [job.name]).encode("utf-8", "surrogateescape")).hexdigest()[:8]
@@ -48,13 +57,14 @@ class Specs:
             outputs=tuple(job.outputs), inputs=tuple(job.inputs), log_path=log_path(job),
             workdir=self.workdir, wildcards=job.wildcards, stem=job.stem, rule_index=rule.index,
             native_spec=_native_spec(rule, own), queue=rule.queue, retries=rule.retries, shell=self.shell,
-            params=own["params"], threads=own["threads"], resources=own["resources"])
+            params=own["params"], threads=own["threads"], resources=own["resources"],
+            keep_log=rule.log is not None)
 
     def own(self, job: Job) -> dict[str, Any]:
         """The job's own values as its action sees them: threads capped at -j."""
         values = self.values(job)
         threads = min(values.threads, self.max_threads) if self.max_threads else values.threads
-        return {"params": values.params, "threads": threads, "resources": values.resources}
+        return {"params": values.params, "threads": threads, "resources": values.resources, "log": log_path(job)}
 
     def _evaluate(self, job: Job):
         from rulerun.lang.params import job_values

@@ -44,7 +44,7 @@ def load(options: Options) -> Loaded:
     from rulerun.run import shell
 
     pipefile = load_pipefile(options.file, overrides=options.overrides, limit_sizes=options.limit_sizes)
-    namespace = build_namespace(pipefile, options.overrides)
+    namespace = build_namespace(pipefile, options.namespace_overrides)
     # here, as the Pipefile loads: a missing shell is said before anything runs
     needed = any(isinstance(rule.action, ShellAction) for rule in pipefile.rules)
     return Loaded(pipefile, namespace, shell.from_namespace(namespace, required=needed))
@@ -230,5 +230,5 @@ def make_executor(options: Options):
     from rulerun.run.route import LazyCluster, Router
 
     cluster = None if options.local else LazyCluster()
-    local = LocalExecutor(os.path.abspath(options.file), options.overrides, services(cluster))
+    local = LocalExecutor(os.path.abspath(options.file), options.namespace_overrides, services(cluster))
     return Router(local, cluster, every_shell_job=options.cluster)

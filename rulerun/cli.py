@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="print every command")
     p.add_argument("--limit", dest="limits", action="append", default=[], metavar="NAME=N",
                    help="set the size of limit NAME for this run (repeatable)")
+    p.add_argument("--config", dest="config", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a top-level key of the config (VALUE read as YAML; repeatable)")
     p.add_argument("--version", action="version", version=f"rulerun {__version__}")
     return p
 
@@ -55,6 +57,11 @@ def parse_args(argv: list[str]) -> Options:
                       local=args.local, cluster=args.cluster, watch=args.watch, graph=args.graph,
                       list_rules=args.list_rules, verbosity=args.verbose - args.quiet)
     options.limit_sizes = _limit_sizes(args.limits)
+    for word in args.config:
+        key, equals, value = word.partition("=")
+        if not equals or not key.strip():
+            raise UsageError(f"--config {word}: expected KEY=VALUE", hint="e.g. --config threads=8")
+        options.config_overrides[key.strip()] = value
     for word in args.words:
         match = _OVERRIDE.match(word)
         if match:

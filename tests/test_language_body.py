@@ -360,3 +360,90 @@ def test_overrides_take_the_type_of_the_variable(tmp_path):
         with pytest.raises(UsageError) as caught:
             build_namespace(pipefile, {name: value})
         assert caught.value.exit_code == 2 and f"'{name}' is" in str(caught.value) and kind in str(caught.value)
+
+
+# ---------------------------------------------------------------- config
+
+def test_config_files_of_each_format_and_command_line_keys(tmp_path, monkeypatch):
+    from rulerun.lang.namespace import build_namespace
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text("samples: [a, b]\nrate: 0.5\n")
+    (tmp_path / "c.json").write_text('{"rate": 1, "name": "j"}')
+    (tmp_path / "c.toml").write_text('name = "t"\n')
+    pipefile = load_pipefile("Pipefile", "config c.yaml\nconfig c.json\nconfig c.toml\nN = len(config['samples'])\n")
+    namespace = build_namespace(pipefile, {"--config rate": "7", "--config flag": "yes"})
+    assert namespace["config"] == {"samples": ["a", "b"], "rate": 7, "name": "t", "flag": True}
+    assert namespace["N"] == 2
+
+
+@pytest.mark.parametrize("name, content, shown", [
+    ("bad.yaml", "samples: [a, b\nrate: 1\n", "bad.yaml:2:5: YAML syntax error: expected ',' or ']', but got ':'\n"
+                                              "    rate: 1\n        ^\n"),
+    ("bad.json", '{"a": 1,}', 'bad.json:1:9: JSON syntax error: Expecting property name enclosed in double quotes\n'
+                              '    {"a": 1,}\n            ^\n'),
+    ("bad.toml", "a = 1\nb = \n", "bad.toml:2:5: TOML syntax error: Invalid value\n    b = \n        ^\n"),
+])
+def test_a_config_that_does_not_parse_is_an_error_at_its_own_line(tmp_path, monkeypatch, name, content, shown):
+    from rulerun.lang.namespace import build_namespace
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text(content)
+    with pytest.raises(PipefileError) as caught:
+        build_namespace(load_pipefile("Pipefile", f"config {name}\n"))
+    assert caught.value.show() == shown + f"hint: {name} is read as {name.split('.')[1].upper()} (by its extension)"
+
+
+def test_end_to_end_config_reruns_what_uses_it(tmp_path):
+    (tmp_path / "cfg.yaml").write_text("rate: 1\n")
+    (tmp_path / "Pipefile").write_text("config cfg.yaml\n\nout.txt :\n    python:\n"
+                                       "        open(output[0], 'w').write(str(config['rate']))\n"
+                                       "other.txt :\n    shell: echo same > {output}\n")
+    assert _rulerun(tmp_path, "out.txt", "other.txt").returncode == 0
+    assert (tmp_path / "out.txt").read_text() == "1"
+    assert "nothing to do" in _rulerun(tmp_path, "out.txt", "other.txt").stdout
+    (tmp_path / "cfg.yaml").write_text("rate: 2\n")
+    dry = _rulerun(tmp_path, "-n", "out.txt", "other.txt")
+    assert "variable 'config' changed" in dry.stdout and "other.txt" not in dry.stdout
+    _rulerun(tmp_path, "out.txt", "--config", "rate=3")
+    assert (tmp_path / "out.txt").read_text() == "3"
+
+
+# ---------------------------------------------------------------- include
+
+def test_an_included_file_is_read_in_place_and_never_the_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "common.pf").write_text("GREETING = 'hi'\nlimit net = 2\nlib_default :\n    shell: true\n"
+                                              "%.up : %.txt\n    shell: tr a-z A-Z < {input} > {output}\n")
+    pipefile = load_pipefile("Pipefile", "include lib/common.pf\nfirst : a.up\n    shell: echo {GREETING}\n")
+    assert [r.name for r in pipefile.rules] == ["lib_default", "%.up", "first"]
+    assert [r.index for r in pipefile.rules] == [0, 1, 2] and pipefile.rules[0].included
+    assert pipefile.rules[1].loc.file == "lib/common.pf" and "net" in pipefile.limits
+    assert pipefile.included == ("lib/common.pf",)
+    from rulerun.plan.resolve import Resolver
+
+    assert Resolver(pipefile, DiskView(disk=FakeDisk())).default_target() == "first"
+
+
+def test_errors_in_an_included_file_name_it_and_show_its_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.pf").write_text("# a\nx :\n    shell: echo {NOPE}\n")
+    err = error("include a.pf\n")
+    assert (err.loc.file, err.loc.line, err.loc.col) == ("a.pf", 3, 17)
+    assert "        shell: echo {NOPE}" in err.show()
+    (tmp_path / "b.pf").write_text("include c.pf\n")
+    (tmp_path / "c.pf").write_text("include b.pf\n")
+    err = error("include b.pf\n")
+    assert err.loc.file == "c.pf" and err.message == "include cycle: Pipefile includes b.pf includes c.pf includes b.pf"
+    assert "does not exist" in error("include nope.pf\n").message
+
+
+def test_end_to_end_an_edit_of_an_included_file_is_an_edit_of_the_pipefile(tmp_path):
+    (tmp_path / "rules.pf").write_text("%.up : %.txt\n    shell: tr a-z A-Z < {input} > {output}\n")
+    (tmp_path / "Pipefile").write_text("include rules.pf\ntask all : a.up\n")
+    (tmp_path / "a.txt").write_text("abc\n")
+    assert _rulerun(tmp_path).returncode == 0 and (tmp_path / "a.up").read_text() == "ABC\n"
+    assert "nothing to do" in _rulerun(tmp_path).stdout
+    (tmp_path / "rules.pf").write_text("%.up : %.txt\n    shell: tr a-z B-Z < {input} > {output}\n")
+    assert _rulerun(tmp_path).returncode == 0 and (tmp_path / "a.up").read_text() == "BCD\n"

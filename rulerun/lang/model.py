@@ -73,6 +73,7 @@ class Rule:
     log: PathPattern | None = None  # where a job's stdout and stderr go (not an output)
     # outputs written with a trailing '/' (kept without it in `outputs`): directories the job makes
     directories: frozenset[str] = frozenset()
+    included: bool = False  # written in an included file: never the default target
 
     @property
     def is_cluster(self) -> bool:
@@ -116,6 +117,14 @@ class Variable:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """`config PATH`: a YAML, JSON or TOML file read into the dict `config` (lang/config.py)."""
+
+    path: str
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
 class Limit:
     """`limit NAME = N`: at most N running jobs across every rule that says `limit: NAME`."""
 
@@ -141,3 +150,5 @@ class Pipefile:
     # Command-line NAME=VALUE names that are no variable of the Pipefile: accepted (defined as
     # strings before the preamble runs) but worth a warning from the CLI.
     unknown_overrides: frozenset[str] = field(default_factory=frozenset)
+    configs: tuple[ConfigFile, ...] = ()  # `config PATH` lines, in file order
+    included: tuple[str, ...] = ()  # the files `include` read, in the order they were read

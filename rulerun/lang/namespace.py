@@ -108,10 +108,14 @@ def build_namespace(pipefile: Pipefile, overrides: Mapping[str, str] | None = No
     variable named in `overrides` is that string instead of its expression. Command-line names
     that are no variable are set first, so the preamble can read them. Raises PipefileError at
     the Pipefile line of an exception raised while the preamble runs."""
-    overrides = dict(overrides or {})
+    from rulerun.lang.config import load_configs, split_overrides
+
+    overrides, config_overrides = split_overrides(overrides or {})
     variables = {item.name for item in pipefile.preamble if isinstance(item, Variable)}
     namespace: dict[str, Any] = {"__name__": "__pipefile__", "__file__": pipefile.path}
     namespace.update({name: value for name, value in overrides.items() if name not in variables})
+    if pipefile.configs or config_overrides:  # before the preamble, which may read it
+        namespace["config"] = load_configs(pipefile.configs, config_overrides, pipefile.text)
     with _no_os_exit():
         for item in pipefile.preamble:
             if isinstance(item, Variable) and item.name in overrides:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from rulerun.errors import PipefileError, UsageError
 from rulerun.lang.model import Limit, Pipefile, PathPattern, PythonAction, PythonBlock, Rule, ShellAction, Variable
-from rulerun.lang.model import Param, Resource
-from rulerun.source import Location, source_line
+from rulerun.lang.model import ConfigFile, Param, Resource
+from rulerun.source import Location, remember_text, source_line
 
 BOM = "\ufeff"
 BODY_KEYS = ("name", "limit", "cluster", "queue", "retries", "shell", "python")
@@ -41,9 +41,10 @@ def load_pipefile(path: str, text: str | None = None, overrides: Mapping[str, st
     return check_pipefile(pipefile, overrides or {}, sizes if check_amounts else None)
 
 
-def parse_text(text: str, path: str) -> Pipefile:
+def parse_text(text: str, path: str, including: tuple[str, ...] = ()) -> Pipefile:
     """The Pipefile written in `text` (named `path` in errors), parsed but not yet checked
-    (see rulerun.lang.check). Raises PipefileError for a syntax error."""
+    (see rulerun.lang.check). Raises PipefileError for a syntax error. `including`: the files
+    whose `include` lines led here (absolute), to refuse a cycle."""
     from lark.exceptions import UnexpectedInput
 
     text = text.removeprefix(BOM).replace("\r\n", "\n")  # editors don't show the BOM: columns count without it
@@ -55,7 +56,7 @@ def parse_text(text: str, path: str) -> Pipefile:
         raise _tab_error(path, text, tab.line, tab.col) from None
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, path) from None
-    return _ModelBuilder(path, text).build(tree)
+    return _ModelBuilder(path, text, including + (os.path.abspath(path),)).build(tree)
 
 
 def _read(path: str) -> str:
@@ -215,11 +216,12 @@ class _ModelBuilder:
     """A Transformer in lark's sense (one method per grammar rule or alias, fed the rule's
     children, bottom-up), written as a plain class so this module needn't import lark."""
 
-    def __init__(self, path: str, text: str):
+    def __init__(self, path: str, text: str, including: tuple[str, ...] = ()):
         self.path = path
         self.text = text
         self.lines = text.split("\n")
         self.rule_count = 0
+        self.including = including  # this file and those that included it, outermost first
 
     def build(self, tree: Any) -> Any:
         children = [self.build(c) if hasattr(c, "data") else c for c in tree.children]
@@ -238,6 +240,9 @@ class _ModelBuilder:
         preamble: list[PythonBlock | Variable] = []
         limits: dict[str, Limit] = {}
         rules: list[Rule] = []
+        items, included = _inline_includes(items)
+        configs = [item for item in items if isinstance(item, ConfigFile)]
+        items = [item for item in items if not isinstance(item, ConfigFile)]
         for item in items:
             if isinstance(item, Rule):
                 rules.append(item)
@@ -248,7 +253,9 @@ class _ModelBuilder:
                 limits[item.name] = item
             else:
                 preamble.append(item)
-        return Pipefile(self.path, self.text, tuple(preamble), limits, tuple(rules))
+        rules = [replace(rule, index=index) if rule.index != index else rule for index, rule in enumerate(rules)]
+        return Pipefile(self.path, self.text, tuple(preamble), limits, tuple(rules), configs=tuple(configs),
+                        included=tuple(included))
 
     def python_block(self, meta: Any, children: list[Any]) -> PythonBlock:
         source, loc = children[0]
@@ -258,6 +265,28 @@ class _ModelBuilder:
         assign, rest = children
         name = assign.value.rstrip("= \t")
         return Variable(name, strip_python_comment(rest.value), self.loc(assign))
+
+    def include_def(self, meta: Any, children: list[Any]) -> Pipefile:
+        """The included file, parsed as written there (its errors name it and its lines)."""
+        pattern = self.pattern(children[0])
+        path = os.path.normpath(os.path.join(os.path.dirname(self.path), pattern.text))
+        if os.path.abspath(path) in self.including:
+            chain = " includes ".join(os.path.relpath(p) for p in self.including + (os.path.abspath(path),))
+            raise self.error(pattern.loc, f"include cycle: {chain}",
+                             hint="a file can't include itself, or a file that includes it")
+        if not os.path.isfile(path):
+            raise self.error(pattern.loc, f"included file '{pattern.text}' does not exist",
+                             hint="an include path is relative to the file that includes it")
+        try:
+            text = _read(path)
+        except UsageError as exc:
+            raise self.error(pattern.loc, exc.message) from None
+        remember_text(path, text.removeprefix(BOM).replace("\r\n", "\n"))
+        return parse_text(text, path, self.including)
+
+    def config_def(self, meta: Any, children: list[Any]) -> ConfigFile:
+        pattern = self.pattern(children[0])
+        return ConfigFile(pattern.text, pattern.loc)
 
     def limit_def(self, meta: Any, children: list[Any]) -> Limit:
         name, size = children
@@ -448,6 +477,21 @@ class _ModelBuilder:
         for line in self.lines[first.line - 1:last.line]:
             kept.append(line[len(indent):] if line.startswith(indent) else line.lstrip())
         return "\n".join(kept), self.loc(first)
+
+
+def _inline_includes(items: list[Any]) -> tuple[list[Any], list[str]]:
+    """The top-level items with each included Pipefile's in its place (its rules marked as
+    included, so none becomes the default target), and the files read for them."""
+    flat: list[Any] = []
+    read: list[str] = []
+    for item in items:
+        if not isinstance(item, Pipefile):
+            flat.append(item)
+            continue
+        read += [item.path, *item.included]
+        flat += list(item.preamble) + list(item.limits.values()) + list(item.configs)
+        flat += [replace(rule, included=True) for rule in item.rules]
+    return flat, read
 
 
 def _without_directory_slashes(outputs: list[Any], inputs: list[Any]) -> tuple[list[Any], list[Any], frozenset[str]]:

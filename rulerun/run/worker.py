@@ -77,7 +77,9 @@ def _load(path: str, overrides: dict[str, str]):
     from rulerun.lang.namespace import build_namespace
     from rulerun.lang.parse import load_pipefile
 
-    pipefile = load_pipefile(path, overrides=overrides, check_amounts=False)  # the run checked them
+    from rulerun.lang.config import split_overrides
+
+    pipefile = load_pipefile(path, overrides=split_overrides(overrides)[0], check_amounts=False)  # the run checked them
     return build_namespace(pipefile, overrides), pipefile.rules
 
 

@@ -165,7 +165,7 @@ def _run_jobs(loaded: Loaded, plan, options: Options, reporter, state):
         limits = Limits(options.jobs, sizes)
         specs = Specs(loaded.namespace, loaded.shell, values=plan.signatures.values, max_threads=options.jobs)
         scheduler = Scheduler(plan, specs, state, executor, ReadyQueue(limits),
-                              reporter, keep_going=options.keep_going)
+                              reporter, keep_going=options.keep_going, keep_temp=options.keep_temp)
         outcome = scheduler.run()
         reporter.run_finished(outcome)
         return outcome

@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="set the size of limit NAME for this run (repeatable)")
     p.add_argument("--config", dest="config", action="append", default=[], metavar="KEY=VALUE",
                    help="override a top-level key of the config (VALUE read as YAML; repeatable)")
+    p.add_argument("--keep-temp", action="store_true", help="keep temp: outputs once their readers ran")
     p.add_argument("--version", action="version", version=f"rulerun {__version__}")
     return p
 
@@ -57,6 +58,7 @@ def parse_args(argv: list[str]) -> Options:
                       local=args.local, cluster=args.cluster, watch=args.watch, graph=args.graph,
                       list_rules=args.list_rules, verbosity=args.verbose - args.quiet)
     options.limit_sizes = _limit_sizes(args.limits)
+    options.keep_temp = args.keep_temp
     for word in args.config:
         key, equals, value = word.partition("=")
         if not equals or not key.strip():

@@ -11,6 +11,7 @@ class Options:
     overrides: dict[str, str] = field(default_factory=dict)
     limit_sizes: dict[str, int] = field(default_factory=dict)  # --limit NAME=N
     config_overrides: dict[str, str] = field(default_factory=dict)  # --config KEY=VALUE
+    keep_temp: bool = False
 
     @property
     def namespace_overrides(self) -> dict[str, str]:

@@ -447,3 +447,92 @@ def test_end_to_end_an_edit_of_an_included_file_is_an_edit_of_the_pipefile(tmp_p
     assert "nothing to do" in _rulerun(tmp_path).stdout
     (tmp_path / "rules.pf").write_text("%.up : %.txt\n    shell: tr a-z B-Z < {input} > {output}\n")
     assert _rulerun(tmp_path).returncode == 0 and (tmp_path / "a.up").read_text() == "BCD\n"
+
+
+# ---------------------------------------------------------------- temp:
+
+TEMP = """\
+task all : a.final
+
+%.mid : %.txt
+    temp: %.mid
+    shell: x
+%.final : %.mid extra
+    shell: y
+"""
+
+
+class _MemoryState(_State):
+    """Remembers each success's signature, as the state database does."""
+
+    def __init__(self):
+        self.signatures: dict[str, dict] = {}
+
+    def signature(self, key):
+        return self.signatures.get(key)
+
+    def record(self, succeeded=(), failed=(), started=()):
+        for key, _, signature in succeeded:
+            self.signatures[key] = signature
+        list(failed), list(started)
+
+
+def _temp_run(disk, state, targets=("all",), keep_temp=False, text=TEMP):
+    pipefile = load(text)
+    plan = make_plan(pipefile, {}, list(targets), state, view=DiskView(disk=disk))
+    executor = FakeExecutor(disk, lambda spec: ["-j"])
+    scheduler = Scheduler(plan, Specs({}, values=plan.signatures.values), state, executor, ReadyQueue(Limits(2, {})),
+                          make_reporter(-1, io.StringIO(), io.StringIO()), keep_temp=keep_temp)
+    outcome = scheduler.run()
+    assert outcome.exit_code == 0
+    return executor.started, {job.label: plan.decisions.reasons(job) for job in plan.graph.jobs
+                              if plan.decisions.runs(job)}
+
+
+def test_a_temp_output_goes_after_its_readers_and_its_absence_runs_nothing_again():
+    disk, state = FakeDisk(), _MemoryState()
+    disk.write("a.txt")
+    disk.write("extra")
+    assert _temp_run(disk, state)[0] == ["a.mid", "a.final"]
+    assert not disk.exists("a.mid") and disk.exists("a.final")
+    disk.tick()
+    assert _temp_run(disk, state)[0] == []  # deleted, and what it was made from is unchanged
+    disk.tick()
+    disk.write("extra")  # the reader must run again: the temporary output is made again first
+    started, reasons = _temp_run(disk, state)
+    assert started == ["a.mid", "a.final"]
+    assert reasons["%.mid a.mid"] == ["its temporary output 'a.mid' is needed again (by rule '%.final')"]
+    assert not disk.exists("a.mid")
+    disk.tick()
+    disk.write("a.txt")  # what it was made from changed: both run
+    started, reasons = _temp_run(disk, state)
+    assert started == ["a.mid", "a.final"] and reasons["%.mid a.mid"] == ["output 'a.mid' is missing"]
+
+
+def test_a_temp_output_asked_for_or_kept_stays():
+    disk, state = FakeDisk(), _MemoryState()
+    disk.write("a.txt")
+    disk.write("extra")
+    _temp_run(disk, state, keep_temp=True)
+    assert disk.exists("a.mid")
+    disk.remove("a.mid")
+    disk.tick()
+    assert _temp_run(disk, state, targets=("a.mid",))[0] == ["a.mid"]  # asked for: made, and kept
+    assert disk.exists("a.mid")
+
+
+def test_temp_must_name_an_output():
+    err = error("%.mid : %.txt\n    temp: %.tmp\n    shell: x\n")
+    assert (err.loc.line, err.loc.col) == (2, 11) and err.message == "temp '%.tmp' is not an output of rule '%.mid'"
+    assert load("d/{s}/ : i/{s}\n    temp: d/{s}/\n    shell: x\n").rules[0].temp[0].text == "d/{s}"
+
+
+def test_end_to_end_temp_and_keep_temp(tmp_path):
+    (tmp_path / "a.txt").write_text("abc\n")
+    (tmp_path / "Pipefile").write_text("task all : a.final\n%.mid : %.txt\n    temp: %.mid\n"
+                                       "    shell: tr a-z A-Z < {input} > {output}\n"
+                                       "%.final : %.mid\n    shell: cat {input} {input} > {output}\n")
+    assert _rulerun(tmp_path).returncode == 0
+    assert (tmp_path / "a.final").read_text() == "ABC\nABC\n" and not (tmp_path / "a.mid").exists()
+    assert "nothing to do" in _rulerun(tmp_path).stdout
+    assert _rulerun(tmp_path, "-B", "--keep-temp").returncode == 0 and (tmp_path / "a.mid").exists()

@@ -72,6 +72,7 @@ class _RuleChecker:
         self.check_inputs(rule)
         self.check_limit(rule)
         self.check_log(rule)
+        self.check_temp(rule)
         self.check_action(rule)
 
     # ---- names and limits
@@ -120,6 +121,16 @@ class _RuleChecker:
         problem = place_problem(log.text) if not wildcard_names(log.text) else None
         if problem:
             raise self.error(log.loc, f"log '{log.text}' of {self.what(rule)} is {problem}", OUTPUT_PLACE_HINT)
+
+    def check_temp(self, rule: Rule) -> None:
+        """Each temp: path is one of the rule's outputs, written as in the header."""
+        outputs = {os.path.normpath(o.text) for o in rule.outputs}
+        for pattern in rule.temp:
+            if rule.is_task or os.path.normpath(pattern.text) not in outputs:
+                shown = " ".join(o.text for o in rule.outputs)
+                raise self.error(pattern.loc, f"temp '{pattern.text}' is not an output of {self.what(rule)}",
+                                 f"temp: names some of the rule's outputs, written as in its header ({shown})"
+                                 if not rule.is_task else "a task has no outputs to delete")
 
     def body_value_location(self, rule: Rule, key: str) -> Location:
         """Where the value of body line `key:` of `rule` is written."""

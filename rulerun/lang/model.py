@@ -74,6 +74,7 @@ class Rule:
     # outputs written with a trailing '/' (kept without it in `outputs`): directories the job makes
     directories: frozenset[str] = frozenset()
     included: bool = False  # written in an included file: never the default target
+    temp: tuple[PathPattern, ...] = ()  # outputs deleted once every job of the run reading them succeeded
 
     @property
     def is_cluster(self) -> bool:

@@ -19,7 +19,7 @@ from rulerun.source import Location, remember_text, source_line
 BOM = "\ufeff"
 BODY_KEYS = ("name", "limit", "cluster", "queue", "retries", "shell", "python")
 ACTION_KEYS = ("shell", "python")
-BODY_KEYS += ("params", "threads", "resources", "log")
+BODY_KEYS += ("params", "threads", "resources", "log", "temp")
 
 _parser_singleton: Any = None
 
@@ -459,6 +459,12 @@ class _ModelBuilder:
             seen[resource.name] = resource
         return self.setting(meta, "resources", tuple(children))
 
+    def temp_line(self, meta: Any, children: list[Any]) -> _Setting:
+        """Written as in the header; a directory's '/' is dropped as there (see make_rule)."""
+        patterns = [self.pattern(token) for token in children]
+        bare = [PathPattern(p.text.rstrip("/"), p.loc) if p.text.strip("/") else p for p in patterns]
+        return self.setting(meta, "temp", tuple(bare))
+
     def log_line(self, meta: Any, children: list[Any]) -> _Setting:
         return self.setting(meta, "log", self.pattern(children[0]))
 
@@ -559,6 +565,8 @@ _EXAMPLES: dict[tuple[str, str | None], list[str]] = {
     ("'resources:' takes NAME=AMOUNT words (a whole number each)", None):
         ["a : b\n  resources:\n", "a : b\n  resources: x\n", "a : b\n  resources: x=\n",
          "a : b\n  resources: x=y\n", "a : b\n  resources: x=1 y\n"],
+    ("'temp:' takes outputs of the rule", None):
+        ["a : b\n  temp:\n"],
     ("'log:' takes one path", None):
         ["a : b\n  log:\n", "a : b\n  log: x y\n"],
     ("'params:' takes an indented block of 'NAME = EXPRESSION' lines", None):

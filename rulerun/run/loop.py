@@ -88,7 +88,7 @@ class Inbox:
 
 class Scheduler:
     def __init__(self, plan: Plan, specs, state: State, executor: Executor, ready: ReadyQueue,
-                 reporter, keep_going: bool = False):
+                 reporter, keep_going: bool = False, keep_temp: bool = False):
         self.plan = plan
         self.decisions = plan.decisions
         self.disk = plan.view.disk
@@ -108,6 +108,8 @@ class Scheduler:
         self._unrecorded: list[tuple[Job, bool]] = []  # ended (and succeeded?) since the last commit
         self._newest_input: dict[int, int] = {}
         self._made_dirs: set[str] = set()  # output directories known to exist: one mkdir each a run
+        self.keep_temp = keep_temp
+        self._temp = None  # TempOutputs, once the decisions are known (run)
 
     # ------------------------------------------------------------------ the loop
 
@@ -115,6 +117,11 @@ class Scheduler:
         with _DeferredSignals() as signals:  # also while stopping: a second Ctrl-C must not orphan jobs
             try:
                 jobs = self.plan.graph.jobs
+                if not self.keep_temp:
+                    from rulerun.run.temp import TempOutputs
+
+                    requested = {path for job in self.plan.graph.targets for path in job.outputs}
+                    self._temp = TempOutputs(jobs, self.decisions.runs, requested)
                 self._add(jobs)
                 self.reporter.run_started(sum(1 for job in jobs if self.decisions.runs(job)))
                 self._advance([job for job in jobs if self._remaining[job] == 0])
@@ -284,9 +291,20 @@ class Scheduler:
                 self.outcome.ran += 1
                 self.reporter.job_finished(job, spec, result, time.monotonic() - started)
                 freed.extend(self._completed(job))
+                self._delete_temp(job)
             else:
                 self._failed(job, spec, result, quarantine(job.outputs))
         self._advance(freed)
+
+    def _delete_temp(self, job: Job) -> None:
+        """Temporary outputs whose last reader in this run was `job` go (files only)."""
+        if self._temp is None:
+            return
+        for path in self._temp.succeeded(job):
+            if not self.disk.is_dir(path):
+                with contextlib.suppress(OSError):  # a temporary file left behind harms nothing
+                    self.disk.remove(path)
+                    self.plan.view.made(path)
 
     def _check_outputs(self, job: Job, result: JobResult) -> JobResult:
         """A job that exited 0 succeeded if it made every declared output; the view learns the

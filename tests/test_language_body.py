@@ -536,3 +536,20 @@ def test_end_to_end_temp_and_keep_temp(tmp_path):
     assert (tmp_path / "a.final").read_text() == "ABC\nABC\n" and not (tmp_path / "a.mid").exists()
     assert "nothing to do" in _rulerun(tmp_path).stdout
     assert _rulerun(tmp_path, "-B", "--keep-temp").returncode == 0 and (tmp_path / "a.mid").exists()
+
+
+def test_a_split_rules_output_directory_is_made_before_it_runs():
+    disk = FakeDisk()
+    pipefile = load("task all : chunks/deep/*.txt\nchunks/deep/part_*.txt :\n    shell: x\n")
+    plan = make_plan(pipefile, {}, ["all"], _State(), view=DiskView(disk=disk))
+
+    class Splitter(FakeExecutor):
+        def start(self, spec, done):
+            assert self.disk.is_dir("chunks/deep"), "the split job started before its directory was made"
+            self.disk.write("chunks/deep/part_1.txt")
+            super().start(spec, done)
+
+    executor = Splitter(disk, lambda spec: ["-j"])
+    scheduler = Scheduler(plan, Specs({}, values=plan.signatures.values), _State(), executor,
+                          ReadyQueue(Limits(1, {})), make_reporter(-1, io.StringIO(), io.StringIO()))
+    assert scheduler.run().exit_code == 0 and executor.started == ["chunks/deep/part_*.txt"]

@@ -86,6 +86,22 @@ class Inbox:
                 return results
 
 
+def _split_directories(job: Job) -> set[str]:
+    """The directories a split job's output globs look in: made before it runs, as every job's
+    output directories are (its outputs are not known before it ran)."""
+    if not job.is_split:
+        return set()
+    from rulerun.lang.patterns import compile_pattern, split_glob
+
+    found = set()
+    for pattern in job.rule.outputs:
+        glob = compile_pattern(pattern.text).expand_as_glob(job.values) if job.values else pattern.text
+        head = split_glob(os.path.normpath(glob))[0]
+        if head:
+            found.add(head)
+    return found
+
+
 class Scheduler:
     def __init__(self, plan: Plan, specs, state: State, executor: Executor, ready: ReadyQueue,
                  reporter, keep_going: bool = False, keep_temp: bool = False):
@@ -262,8 +278,7 @@ class Scheduler:
         so that only what this run makes counts as its outputs."""
         if job.is_split:
             quarantine(job.outputs)  # moved, not deleted: its glob may match files it did not make
-        for output in job.outputs:
-            directory = os.path.dirname(output)
+        for directory in {os.path.dirname(output) for output in job.outputs} | _split_directories(job):
             if directory and directory not in self._made_dirs:
                 self.disk.makedirs(directory)
                 self._made_dirs.add(directory)

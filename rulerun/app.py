@@ -104,7 +104,7 @@ def run(options: Options, basis=None) -> int:
 def list_rules(pipefile) -> int:
     for rule in pipefile.rules:
         kind = "task" if rule.is_task else "rule"
-        outputs = " ".join(o.text for o in rule.outputs)
+        outputs = " ".join(o.text + ("/" if o.text in rule.directories else "") for o in rule.outputs)
         inputs = " ".join(i.text for i in rule.inputs)
         name = rule.name if rule.is_task or rule.name_given else ""
         shown = f"{kind} {name}".strip()

@@ -553,3 +553,23 @@ def test_a_split_rules_output_directory_is_made_before_it_runs():
     scheduler = Scheduler(plan, Specs({}, values=plan.signatures.values), _State(), executor,
                           ReadyQueue(Limits(1, {})), make_reporter(-1, io.StringIO(), io.StringIO()))
     assert scheduler.run().exit_code == 0 and executor.started == ["chunks/deep/part_*.txt"]
+
+
+def test_watch_mode_watches_config_and_included_files(tmp_path, monkeypatch):
+    from rulerun.watch import WatchSet
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text("n: 1\n")
+    (tmp_path / "r.pf").write_text("o : i\n    shell: true\n")
+    pipefile = load_pipefile("Pipefile", "config c.yaml\ninclude r.pf\n")
+    disk = FakeDisk()
+    disk.write("i")
+    plan = make_plan(pipefile, {}, ["o"], _State(), view=DiskView(disk=disk))
+    assert {"c.yaml", "r.pf", "Pipefile", "i"} <= set(WatchSet.of(plan, "Pipefile").files)
+
+
+def test_list_shows_directory_outputs_with_their_slash(tmp_path, capsys, monkeypatch):
+    from rulerun.app import list_rules
+
+    list_rules(load("index/{s}/ : in/{s}\n    shell: mkdir {output}\n"))
+    assert "index/{s}/ : in/{s}" in capsys.readouterr().out

@@ -44,8 +44,8 @@ def load(options: Options) -> Loaded:
     from rulerun.lang.model import ShellAction
     from rulerun.run import shell
 
-    pipefile = load_pipefile(options.file, overrides=options.overrides)
-    namespace = build_namespace(pipefile, options.overrides)
+    pipefile = load_pipefile(options.file, overrides=options.overrides, limit_sizes=options.limit_sizes)
+    namespace = build_namespace(pipefile, options.namespace_overrides)
     pipefile = expand_pipefile(pipefile, namespace)  # $(EXPR) in paths, now that the namespace exists
     # here, as the Pipefile loads: a missing shell is said before anything runs
     needed = any(isinstance(rule.action, ShellAction) for rule in pipefile.rules)
@@ -108,7 +108,7 @@ def list_rules(pipefile) -> int:
 
     for rule in pipefile.rules:
         kind = "task" if rule.is_task else "rule"
-        outputs = " ".join(shown_path(o) for o in rule.outputs)
+        outputs = " ".join(shown_path(o) + ("/" if o.text in rule.directories else "") for o in rule.outputs)
         inputs = " ".join(shown_path(i) for i in rule.inputs)
         name = rule.name if rule.is_task or rule.name_given else ""
         shown = f"{kind} {name}".strip()
@@ -172,9 +172,11 @@ def _run_jobs(loaded: Loaded, plan, options: Options, reporter, state):
     try:
         if cluster_runs(plan, options, loaded.pipefile):  # no drmaa, no library, scheduler down:
             executor.cluster().session()                    # say so before any job starts
-        limits = Limits(options.jobs, {name: limit.size for name, limit in loaded.pipefile.limits.items()})
-        scheduler = Scheduler(plan, Specs(loaded.namespace, loaded.shell), state, executor, ReadyQueue(limits),
-                              reporter, keep_going=options.keep_going)
+        sizes = {name: limit.size for name, limit in loaded.pipefile.limits.items()} | options.limit_sizes
+        limits = Limits(options.jobs, sizes)
+        specs = Specs(loaded.namespace, loaded.shell, values=plan.signatures.values, max_threads=options.jobs)
+        scheduler = Scheduler(plan, specs, state, executor, ReadyQueue(limits),
+                              reporter, keep_going=options.keep_going, keep_temp=options.keep_temp)
         outcome = scheduler.run()
         reporter.run_finished(outcome)
         return outcome
@@ -239,5 +241,5 @@ def make_executor(options: Options):
     from rulerun.run.route import LazyCluster, Router
 
     cluster = None if options.local else LazyCluster()
-    local = LocalExecutor(os.path.abspath(options.file), options.overrides, services(cluster))
+    local = LocalExecutor(os.path.abspath(options.file), options.namespace_overrides, services(cluster))
     return Router(local, cluster, every_shell_job=options.cluster)

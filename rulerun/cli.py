@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--list", dest="list_rules", action="store_true", help="list rules and tasks with their lines")
     p.add_argument("-q", "--quiet", action="count", default=0, help="only errors")
     p.add_argument("-v", "--verbose", action="count", default=0, help="print every command")
+    p.add_argument("--limit", dest="limits", action="append", default=[], metavar="NAME=N",
+                   help="set the size of limit NAME for this run (repeatable)")
+    p.add_argument("--config", dest="config", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a top-level key of the config (VALUE read as YAML; repeatable)")
+    p.add_argument("--keep-temp", action="store_true", help="keep temp: outputs once their readers ran")
     p.add_argument("--version", action="version", version=f"rulerun {__version__}")
     return p
 
@@ -52,6 +57,13 @@ def parse_args(argv: list[str]) -> Options:
                       dry_run=args.dry_run, keep_going=args.keep_going, force=args.force, touch=args.touch,
                       local=args.local, cluster=args.cluster, watch=args.watch, graph=args.graph,
                       list_rules=args.list_rules, verbosity=args.verbose - args.quiet)
+    options.limit_sizes = _limit_sizes(args.limits)
+    options.keep_temp = args.keep_temp
+    for word in args.config:
+        key, equals, value = word.partition("=")
+        if not equals or not key.strip():
+            raise UsageError(f"--config {word}: expected KEY=VALUE", hint="e.g. --config threads=8")
+        options.config_overrides[key.strip()] = value
     for word in args.words:
         match = _OVERRIDE.match(word)
         if match:
@@ -59,6 +71,18 @@ def parse_args(argv: list[str]) -> Options:
         else:
             options.targets.append(word)
     return options
+
+
+def _limit_sizes(words: list[str]) -> dict[str, int]:
+    """--limit NAME=N, each N a whole number of at least 1."""
+    sizes: dict[str, int] = {}
+    for word in words:
+        match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)", word.strip())
+        if not match or int(match.group(2)) < 1:
+            raise UsageError(f"--limit {word}: expected NAME=N with N a whole number of at least 1",
+                             hint="e.g. --limit mem_mb=16000")
+        sizes[match.group(1)] = int(match.group(2))
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,16 @@ from dataclasses import dataclass, field
 class Options:
     targets: list[str] = field(default_factory=list)
     overrides: dict[str, str] = field(default_factory=dict)
+    limit_sizes: dict[str, int] = field(default_factory=dict)  # --limit NAME=N
+    config_overrides: dict[str, str] = field(default_factory=dict)  # --config KEY=VALUE
+    keep_temp: bool = False
+
+    @property
+    def namespace_overrides(self) -> dict[str, str]:
+        """NAME=VALUE and --config KEY=VALUE, as build_namespace and the workers take them."""
+        from rulerun.lang.config import OVERRIDE_PREFIX
+
+        return {**self.overrides, **{OVERRIDE_PREFIX + k: v for k, v in self.config_overrides.items()}}
     file: str = "Pipefile"
     directory: str | None = None
     jobs: int = 0

@@ -29,10 +29,20 @@ def source_line(text: str | None, line: int) -> str | None:
     return lines[line - 1]
 
 
+# The text of each included Pipefile as last read: an error located in one shows its line.
+_INCLUDED_TEXTS: dict[str, str] = {}
+
+
+def remember_text(path: str, text: str) -> None:
+    _INCLUDED_TEXTS[path] = text
+
+
 def render(loc: Location | None, message: str, text: str | None = None, hint: str | None = None) -> str:
     """'FILE:LINE:COL: message', then the line and a caret under the column, then 'hint: …'."""
     head = f"{loc}: {message}" if loc else message
     parts = [head]
+    if loc is not None and loc.file in _INCLUDED_TEXTS:
+        text = _INCLUDED_TEXTS[loc.file]
     shown = source_line(text, loc.line) if loc else None
     if shown is not None:
         visible = shown.replace("\t", " ")

@@ -80,7 +80,11 @@ class WatchSet:
         sources = {path for job in jobs for path in job.inputs if path not in made and path not in tasks}
         globs = set(plan.resolver.globs_used()) | {glob for _, glob in plan.resolver.index.splits}
         globs |= {text for job in jobs for kind, text, _ in job.pending if kind == "glob"}
-        files = frozenset(sources | {normalise(pipefile_path)})
+        from rulerun.plan.record import read_sources
+
+        # config and included files are read as the Pipefile is: an edit of one reloads it
+        others = {normalise(path) for path in read_sources(plan.resolver.pipefile)}
+        files = frozenset(sources | others | {normalise(pipefile_path)})
         return cls(files, frozenset(made) | also_outputs, tuple(sorted(globs)))
 
     def with_globs(self, more: list[str]) -> "WatchSet":

@@ -38,6 +38,7 @@ def test_error_message(name: str, monkeypatch):
     """tests/errors/NAME.pipefile fails to load, or its top-level Python fails to run, with
     exactly NAME.expected (as cli shows it)."""
     monkeypatch.setattr(os, "_exit", _exit_reached)  # were it reached, pytest would end, passing
+    monkeypatch.chdir(ERRORS)  # where a case's config or included file lies
     text = (ERRORS / f"{name}.pipefile").read_text()
     expected = (ERRORS / f"{name}.expected").read_text()
     with pytest.raises(PipefileError) as caught:

@@ -67,9 +67,10 @@ def test_preamble_runs_in_file_order_in_one_namespace():
     assert namespace["f"](1) == 21
 
 
-def test_override_replaces_the_expression_with_the_string():
-    pipefile = load("N = 4\nM = N * 2\n")
-    assert build_namespace(pipefile, {"N": "3"})["M"] == "33"
+def test_override_replaces_the_expression_with_a_value_of_its_type():
+    pipefile = load("N = 4\nM = N * 2\nW = 'a'\nV = W * 2\n")
+    assert build_namespace(pipefile, {"N": "3"})["M"] == 6  # an int stays an int (PIPEFILE.md Part 2)
+    assert build_namespace(pipefile, {"W": "3"})["V"] == "33"  # anything else is the string
     assert build_namespace(pipefile)["M"] == 8
 
 

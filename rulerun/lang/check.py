@@ -17,6 +17,8 @@ from rulerun.lang.pathexpr import JOB_NAMES, free_names, names_in_paths, written
 from rulerun.source import Location, source_line
 from rulerun.lang.template import INDEXABLE, Reference, TemplateError, parse_shell_template
 
+JOB_OWN = ("threads",)  # a job's own values a shell action may name bare (lang/params.py)
+
 RESERVED_WILDCARDS = ("input", "output", "stem")
 OUTPUT_PLACE_HINT = ("a rule writes only below the directory rulerun runs in, outside .rulerun/ "
                      "(a failed job's outputs are moved to .rulerun/failed/)")
@@ -27,9 +29,12 @@ _STAR_IMPORT = re.compile(r"^\s*from\s+\S+\s+import\s+\*", re.MULTILINE)
 _LIST_NAMES = frozenset(name for name in dir(list) if not name.startswith("_"))
 
 
-def check_pipefile(pipefile: Pipefile, overrides: Mapping[str, str]) -> Pipefile:
+def check_pipefile(pipefile: Pipefile, overrides: Mapping[str, str],
+                   limit_sizes: Mapping[str, int] | None = None) -> Pipefile:
     """`pipefile` with known_names and unknown_overrides filled in, once every check passed.
-    Raises PipefileError for the first mistake: the preamble's Python, then rule by rule."""
+    Raises PipefileError for the first mistake: the preamble's Python, then rule by rule.
+    `limit_sizes`: the limits' sizes for this run (the file's, as --limit changed them); None
+    checks no resource amount (a worker process loading what the run already checked)."""
     variables = {item.name for item in pipefile.preamble if isinstance(item, Variable)}
     known = set(variables) | set(overrides)
     for item in pipefile.preamble:
@@ -39,8 +44,12 @@ def check_pipefile(pipefile: Pipefile, overrides: Mapping[str, str]) -> Pipefile
     checker = _RuleChecker(pipefile, frozenset(known))
     checker.star_imports = any(isinstance(item, PythonBlock) and _STAR_IMPORT.search(item.source)
                                for item in pipefile.preamble)
+    checker.limit_names = None if limit_sizes is None else set(limit_sizes)
     for rule in pipefile.rules:
         checker.check(rule)
+    if limit_sizes is not None:
+        for rule in pipefile.rules:
+            refuse_unfitting_amounts(pipefile, rule, limit_sizes)
     return replace(pipefile, known_names=frozenset(known),
                    unknown_overrides=frozenset(set(overrides) - variables),
                    path_names=frozenset(names_in_paths(pipefile.rules)))
@@ -53,6 +62,8 @@ class _RuleChecker:
         self.known = known
         self.named: dict[str, Rule] = {}
         self.star_imports = False  # a `from M import *` binds names no check can list
+        # the limits this run has (the file's and --limit's); None: any name (already checked)
+        self.limit_names: set[str] | None = set(pipefile.limits)
 
     def error(self, loc: Location, message: str, hint: str | None = None) -> PipefileError:
         return PipefileError(loc, message, self.text, hint)
@@ -72,6 +83,8 @@ class _RuleChecker:
         self.check_limit(rule)
         self.check_expressions(rule)
         self.check_input_names(rule)
+        self.check_log(rule)
+        self.check_temp(rule)
         self.check_action(rule)
 
     # ---- names and limits
@@ -90,6 +103,8 @@ class _RuleChecker:
     def check_limit(self, rule: Rule) -> None:
         if not isinstance(rule.limit, str) or rule.limit in self.pipefile.limits:
             return
+        if self.limit_names is None or rule.limit in self.limit_names:  # defined by --limit
+            return
         close = _close(rule.limit, list(self.pipefile.limits), n=1)
         if close:
             hint = f"did you mean '{close[0]}'?"
@@ -97,6 +112,37 @@ class _RuleChecker:
             hint = f"define it at the top level: 'limit {rule.limit} = N'"
         raise self.error(self.body_value_location(rule, "limit"),
                          f"unknown limit '{rule.limit}' in {self.what(rule)}", hint)
+
+    def check_log(self, rule: Rule) -> None:
+        """A log is one file per job: named from the outputs' wildcards, no glob, no output."""
+        log = rule.log
+        if log is None:
+            return
+        defined = set(wildcard_names(rule.outputs[0].text)) if not rule.is_task else set()
+        for name in wildcard_names(log.text):
+            if name not in defined:
+                token = "'%'" if name == STEM else f"'{{{name}}}'"
+                raise self.error(self.wildcard_location(log, name),
+                                 f"{token} in log '{log.text}' is not in the outputs of {self.what(rule)}",
+                                 "a log is named from the wildcards of the rule's outputs")
+        if is_glob(log.text):
+            raise self.error(log.loc, f"log '{log.text}' of {self.what(rule)} is a glob", "a log is one file per job")
+        if os.path.normpath(log.text) in {os.path.normpath(o.text) for o in rule.outputs}:
+            raise self.error(log.loc, f"log '{log.text}' of {self.what(rule)} is also one of its outputs",
+                             "a log is not an output: a missing log runs nothing again; name another file")
+        problem = place_problem(log.text) if not wildcard_names(log.text) else None
+        if problem:
+            raise self.error(log.loc, f"log '{log.text}' of {self.what(rule)} is {problem}", OUTPUT_PLACE_HINT)
+
+    def check_temp(self, rule: Rule) -> None:
+        """Each temp: path is one of the rule's outputs, written as in the header."""
+        outputs = {os.path.normpath(o.text) for o in rule.outputs}
+        for pattern in rule.temp:
+            if rule.is_task or os.path.normpath(pattern.text) not in outputs:
+                shown = " ".join(o.text for o in rule.outputs)
+                raise self.error(pattern.loc, f"temp '{pattern.text}' is not an output of {self.what(rule)}",
+                                 f"temp: names some of the rule's outputs, written as in its header ({shown})"
+                                 if not rule.is_task else "a task has no outputs to delete")
 
     def body_value_location(self, rule: Rule, key: str) -> Location:
         """Where the value of body line `key:` of `rule` is written."""
@@ -298,13 +344,20 @@ class _RuleChecker:
 
     def check_reference(self, rule: Rule, action: ShellAction, ref: Reference, wildcards: set[str]) -> None:
         loc = script_location(self.text, action, ref.offset)
-        if ref.attr is not None:
+        if ref.attr is not None and ref.key == "input":
             return self.check_named_reference(rule, ref, loc)
+        if ref.attr is not None:
+            return self.check_dotted_reference(rule, ref, loc)
         if ref.index is not None and ref.key not in INDEXABLE:
             raise self.error(loc, f"'{ref.text}' in the shell action of {self.what(rule)}: "
                                   "only input and output take an index")
-        if ref.key in INDEXABLE or ref.key in wildcards or ref.key in self.known:
+        if ref.key in INDEXABLE or ref.key in wildcards or ref.key in self.known or ref.key in JOB_OWN:
             return
+        if ref.key == "log" and rule.log is not None:
+            return
+        if ref.key == "log":
+            raise self.error(loc, f"'{{log}}' in the shell action of {self.what(rule)}, which has no 'log:'",
+                             "name the job's log file with 'log: PATH' in the rule's body")
         if ref.key == STEM:
             raise self.error(loc, f"'{{stem}}' in the shell action of {self.what(rule)}, whose outputs have no '%'")
         candidates = sorted(set(INDEXABLE) | wildcards | self.known)
@@ -315,20 +368,43 @@ class _RuleChecker:
     def check_named_reference(self, rule: Rule, ref: Reference, loc: Location) -> None:
         """`{input.NAME}` names a named input of the rule."""
         names = [p.name for p in rule.inputs if p.name]
-        if ref.key == "input" and ref.attr in names:
+        if ref.attr in names:
             return
-        if ref.key != "input":
-            raise self.error(loc, f"'{ref.text}' in the shell action of {self.what(rule)}: "
-                                  "only input has named parts ({input.NAME})")
         close = _close(ref.attr, names, n=1)
         hint = f"did you mean '{{input.{close[0]}}}'?" if close else \
             ("its named inputs are " + ", ".join(sorted(set(names))) if names
              else "name an input in the rule's header: NAME=PATH")
         raise self.error(loc, f"no input named '{ref.attr}' in {self.what(rule)}", hint)
 
+    def check_dotted_reference(self, rule: Rule, ref: Reference, loc: Location) -> None:
+        """{params.NAME} and {resources.NAME} name one of the rule's own."""
+        own = {"params": [p.name for p in rule.params], "resources": [r.name for r in rule.resources]}
+        if ref.key not in own:
+            raise self.error(loc, f"'{ref.text}' in the shell action of {self.what(rule)}: "
+                                  "only input, params and resources take '.NAME'")
+        if ref.attr in own[ref.key]:
+            return
+        close = _close(ref.attr, own[ref.key], n=1)
+        line = "params:" if ref.key == "params" else "resources:"
+        hint = f"did you mean '{{{ref.key}.{close[0]}}}'?" if close else \
+            f"give it in the rule's '{line}'" + (f" (it has {', '.join(own[ref.key])})" if own[ref.key] else "")
+        raise self.error(loc, f"unknown name '{ref.text}' in the shell action of {self.what(rule)}", hint)
+
     @staticmethod
     def what(rule: Rule) -> str:
         return f"{'task' if rule.is_task else 'rule'} '{rule.name}'"
+
+
+def refuse_unfitting_amounts(pipefile: Pipefile, rule: Rule, sizes: Mapping[str, int]) -> None:
+    """A job asking more of a limit than the limit's size could never start: said before anything runs."""
+    for resource in rule.resources:
+        size = sizes.get(resource.name)
+        if size is not None and resource.amount > size:
+            what = f"{'task' if rule.is_task else 'rule'} '{rule.name}'"
+            raise PipefileError(resource.loc, f"{what} asks for {resource.amount} of limit '{resource.name}', "
+                                              f"which is {size} in all: its jobs could never start",
+                                pipefile.text, hint=f"ask for at most {size}, or raise the limit "
+                                                    f"(--limit {resource.name}=N for one run)")
 
 
 def _valid_names_hint(wildcards: Iterable[str]) -> str:

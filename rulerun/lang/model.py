@@ -80,10 +80,37 @@ class Rule:
     queue: str | None = None
     retries: int = 0
     constraints: tuple = ()  # constraints.Constraint of the `{name,REGEX}` in its outputs
+    params: tuple["Param", ...] = ()
+    threads: int | None = None
+    resources: tuple["Resource", ...] = ()
+    log: PathPattern | None = None  # where a job's stdout and stderr go (not an output)
+    # outputs written with a trailing '/' (kept without it in `outputs`): directories the job makes
+    directories: frozenset[str] = frozenset()
+    included: bool = False  # written in an included file: never the default target
+    temp: tuple[PathPattern, ...] = ()  # outputs deleted once every job of the run reading them succeeded
 
     @property
     def is_cluster(self) -> bool:
         return self.cluster is not None or self.queue is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """`NAME = EXPRESSION` in a rule's `params:` block, evaluated once per job (lang/params.py);
+    `loc` is where the expression starts."""
+
+    name: str
+    expression: str
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """`NAME=AMOUNT` on a rule's `resources:` line: what each job counts against limit NAME."""
+
+    name: str
+    amount: int
+    loc: Location
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +127,14 @@ class Variable:
 
     name: str
     expression: str
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """`config PATH`: a YAML, JSON or TOML file read into the dict `config` (lang/config.py)."""
+
+    path: str
     loc: Location
 
 
@@ -133,3 +168,5 @@ class Pipefile:
     path_names: frozenset[str] = field(default_factory=frozenset)
     # `wildcard NAME = "REGEX"`: by NAME, the constraint of every rule that gives none of its own
     wildcards: Mapping[str, object] = field(default_factory=dict)
+    configs: tuple[ConfigFile, ...] = ()  # `config PATH` lines, in file order
+    included: tuple[str, ...] = ()  # the files `include` read, in the order they were read

@@ -108,17 +108,52 @@ def build_namespace(pipefile: Pipefile, overrides: Mapping[str, str] | None = No
     variable named in `overrides` is that string instead of its expression. Command-line names
     that are no variable are set first, so the preamble can read them. Raises PipefileError at
     the Pipefile line of an exception raised while the preamble runs."""
-    overrides = dict(overrides or {})
+    from rulerun.lang.config import load_configs, split_overrides
+
+    overrides, config_overrides = split_overrides(overrides or {})
     variables = {item.name for item in pipefile.preamble if isinstance(item, Variable)}
     namespace: dict[str, Any] = {"__name__": "__pipefile__", "__file__": pipefile.path}
     namespace.update({name: value for name, value in overrides.items() if name not in variables})
+    if pipefile.configs or config_overrides:  # before the preamble, which may read it
+        namespace["config"] = load_configs(pipefile.configs, config_overrides, pipefile.text)
     with _no_os_exit():
         for item in pipefile.preamble:
             if isinstance(item, Variable) and item.name in overrides:
-                namespace[item.name] = overrides[item.name]
+                namespace[item.name] = typed_override(item, overrides[item.name], pipefile, namespace)
                 continue
             _run_preamble_item(item, pipefile, namespace)
     return namespace
+
+
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def typed_override(variable: Variable, raw: str, pipefile: Pipefile, namespace: dict[str, Any]) -> Any:
+    """NAME=VALUE from the command line takes the type of the variable's own value when that is
+    an int, a float or a bool; otherwise it is the string. Raises UsageError naming the variable
+    when VALUE can't be read as its type."""
+    from rulerun.errors import UsageError
+
+    try:
+        value = eval(compile_preamble_item(variable, pipefile.text), dict(namespace))
+    except Exception:  # noqa: BLE001 - a value that can't be made has no type to take
+        return raw
+    kind = type(value)
+    if kind is bool:
+        word = raw.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+    elif kind in (int, float):
+        try:
+            return kind(raw.strip())
+        except ValueError:
+            pass
+    else:
+        return raw
+    what = {bool: "true/false/yes/no/1/0", int: "a whole number", float: "a number"}[kind]
+    raise UsageError(f"{variable.name}={raw}: '{variable.name}' is {kind.__name__} {value!r} in the Pipefile "
+                     f"(line {variable.loc.line}); '{raw}' is not {what}",
+                     hint=f"give {variable.name} {what}")
 
 
 def _run_preamble_item(item: PythonBlock | Variable, pipefile: Pipefile, namespace: dict[str, Any]) -> None:

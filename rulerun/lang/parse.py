@@ -15,19 +15,23 @@ from rulerun.errors import PipefileError, UsageError
 from rulerun.lang.model import Limit, Pipefile, PathPattern, PythonAction, PythonBlock, Rule, ShellAction, Variable
 from rulerun.lang.pathexpr import UnclosedExpression, mask_expressions, read_word
 from rulerun.lang.constraints import BadConstraint, Constraint, check_regex, strip_constraints
-from rulerun.source import Location, source_line
+from rulerun.lang.model import ConfigFile, Param, Resource
+from rulerun.source import Location, remember_text, source_line
 
 BOM = "\ufeff"
 BODY_KEYS = ("name", "limit", "cluster", "queue", "retries", "shell", "python")
 ACTION_KEYS = ("shell", "python")
+BODY_KEYS += ("params", "threads", "resources", "log", "temp")
 
 _parser_singleton: Any = None
 _NAMED_INPUT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")  # `NAME=PATH` in INPUTS
 
 
-def load_pipefile(path: str, text: str | None = None, overrides: Mapping[str, str] | None = None) -> Pipefile:
+def load_pipefile(path: str, text: str | None = None, overrides: Mapping[str, str] | None = None,
+                  limit_sizes: Mapping[str, int] | None = None, check_amounts: bool = True) -> Pipefile:
     """The checked Pipefile at `path` (read from disk unless `text` is given), with `overrides`
-    (command-line NAME=VALUE) counted among its known names.
+    (command-line NAME=VALUE) counted among its known names. Resource amounts are checked
+    against its limits as `limit_sizes` (--limit) change them, unless not `check_amounts`.
 
     Raises PipefileError for any mistake in it, UsageError when it can't be read.
     """
@@ -35,12 +39,15 @@ def load_pipefile(path: str, text: str | None = None, overrides: Mapping[str, st
 
     if text is None:
         text = _read(path)
-    return check_pipefile(parse_text(text, path), overrides or {})
+    pipefile = parse_text(text, path)
+    sizes = {name: limit.size for name, limit in pipefile.limits.items()} | dict(limit_sizes or {})
+    return check_pipefile(pipefile, overrides or {}, sizes if check_amounts else None)
 
 
-def parse_text(text: str, path: str) -> Pipefile:
+def parse_text(text: str, path: str, including: tuple[str, ...] = ()) -> Pipefile:
     """The Pipefile written in `text` (named `path` in errors), parsed but not yet checked
-    (see rulerun.lang.check). Raises PipefileError for a syntax error."""
+    (see rulerun.lang.check). Raises PipefileError for a syntax error. `including`: the files
+    whose `include` lines led here (absolute), to refuse a cycle."""
     from lark.exceptions import UnexpectedInput
 
     text = text.removeprefix(BOM).replace("\r\n", "\n")  # editors don't show the BOM: columns count without it
@@ -52,7 +59,7 @@ def parse_text(text: str, path: str) -> Pipefile:
         raise _tab_error(path, text, tab.line, tab.col) from None
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, path) from None
-    return _ModelBuilder(path, text).build(tree)
+    return _ModelBuilder(path, text, including + (os.path.abspath(path),)).build(tree)
 
 
 def _read(path: str) -> str:
@@ -88,12 +95,8 @@ def _grammar_text() -> str:
     importlib.resources (15 ms); resources are the fallback for a zipped install."""
     from importlib.util import find_spec
 
-    # The grammar of this copy of rulerun first: grammar/ beside the package in a checkout. An
-    # editable install maps rulerun.grammar to its own checkout, which in another worktree (or
-    # another clone) is a different grammar from the code that reads it.
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    beside = os.path.join(os.path.dirname(package), "grammar", "pipefile.lark")
-    if os.path.exists(os.path.join(os.path.dirname(package), "pyproject.toml")) and os.path.exists(beside):
+    beside = _checkout_grammar()
+    if beside is not None:
         return _read_text(beside)
     try:
         spec = find_spec("rulerun.grammar")
@@ -109,6 +112,16 @@ def _grammar_text() -> str:
         return files("rulerun.grammar").joinpath("pipefile.lark").read_text(encoding="utf-8")
     here = os.path.dirname(os.path.abspath(__file__))
     return _read_text(os.path.join(os.path.dirname(here), "grammar", "pipefile.lark"))
+
+
+def _checkout_grammar() -> str | None:
+    """grammar/pipefile.lark beside this rulerun/ when it is a checkout: it wins over an
+    editable install's mapping of rulerun.grammar, which may point at another worktree."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    checkout = os.path.dirname(here)
+    candidate = os.path.join(checkout, "grammar", "pipefile.lark")
+    is_checkout = os.path.exists(os.path.join(checkout, "pyproject.toml"))
+    return candidate if is_checkout and os.path.exists(candidate) else None
 
 
 def _read_text(path: str) -> str:
@@ -208,11 +221,12 @@ class _ModelBuilder:
     """A Transformer in lark's sense (one method per grammar rule or alias, fed the rule's
     children, bottom-up), written as a plain class so this module needn't import lark."""
 
-    def __init__(self, path: str, text: str):
+    def __init__(self, path: str, text: str, including: tuple[str, ...] = ()):
         self.path = path
         self.text = text
         self.lines = text.split("\n")
         self.rule_count = 0
+        self.including = including  # this file and those that included it, outermost first
 
     def build(self, tree: Any) -> Any:
         children = [self.build(c) if hasattr(c, "data") else c for c in tree.children]
@@ -232,6 +246,9 @@ class _ModelBuilder:
         limits: dict[str, Limit] = {}
         rules: list[Rule] = []
         wildcards: dict[str, Constraint] = {}
+        items, included = _inline_includes(items)
+        configs = [item for item in items if isinstance(item, ConfigFile)]
+        items = [item for item in items if not isinstance(item, ConfigFile)]
         for item in items:
             if isinstance(item, Rule):
                 rules.append(item)
@@ -247,7 +264,9 @@ class _ModelBuilder:
                 limits[item.name] = item
             else:
                 preamble.append(item)
-        return Pipefile(self.path, self.text, tuple(preamble), limits, tuple(rules), wildcards=wildcards)
+        rules = [replace(rule, index=index) if rule.index != index else rule for index, rule in enumerate(rules)]
+        return Pipefile(self.path, self.text, tuple(preamble), limits, tuple(rules), configs=tuple(configs),
+                        included=tuple(included), wildcards=wildcards)
 
     def python_block(self, meta: Any, children: list[Any]) -> PythonBlock:
         source, loc = children[0]
@@ -257,6 +276,28 @@ class _ModelBuilder:
         assign, rest = children
         name = assign.value.rstrip("= \t")
         return Variable(name, strip_python_comment(rest.value), self.loc(assign))
+
+    def include_def(self, meta: Any, children: list[Any]) -> Pipefile:
+        """The included file, parsed as written there (its errors name it and its lines)."""
+        pattern = self.pattern(children[0])
+        path = os.path.normpath(os.path.join(os.path.dirname(self.path), pattern.text))
+        if os.path.abspath(path) in self.including:
+            chain = " includes ".join(os.path.relpath(p) for p in self.including + (os.path.abspath(path),))
+            raise self.error(pattern.loc, f"include cycle: {chain}",
+                             hint="a file can't include itself, or a file that includes it")
+        if not os.path.isfile(path):
+            raise self.error(pattern.loc, f"included file '{pattern.text}' does not exist",
+                             hint="an include path is relative to the file that includes it")
+        try:
+            text = _read(path)
+        except UsageError as exc:
+            raise self.error(pattern.loc, exc.message) from None
+        remember_text(path, text.removeprefix(BOM).replace("\r\n", "\n"))
+        return parse_text(text, path, self.including)
+
+    def config_def(self, meta: Any, children: list[Any]) -> ConfigFile:
+        pattern = self.pattern(children[0])
+        return ConfigFile(pattern.text, pattern.loc)
 
     def limit_def(self, meta: Any, children: list[Any]) -> Limit:
         name, size = children
@@ -385,6 +426,7 @@ class _ModelBuilder:
                 fields[setting.key] = setting.value
         if "queue" in fields and "cluster" not in fields:
             fields["cluster"] = ""
+        outputs, inputs, fields["directories"] = _without_directory_slashes(outputs, inputs)
         rule = Rule(
             name=fields.pop("name", head["name"]),
             outputs=tuple(p for p, _ in outputs),
@@ -462,6 +504,64 @@ class _ModelBuilder:
         source, loc = children[0]
         return self.setting(meta, "python", PythonAction(source, loc))
 
+    def params_block(self, meta: Any, children: list[Any]) -> _Setting:
+        source, loc = children[0]
+        return self.setting(meta, "params", self.params(source, loc))
+
+    def params(self, source: str, loc: Location) -> tuple[Param, ...]:
+        """The `NAME = EXPRESSION` lines of a params: block, read by Python's own parser so an
+        expression may run over several lines."""
+        import ast
+
+        from rulerun.lang.namespace import compile_block
+
+        compile_block(source, loc, "exec", self.text)  # a syntax error, at its Pipefile line
+        tree = ast.parse(source)
+        found: dict[str, Param] = {}
+        for statement in tree.body:
+            # the block's lines lost the first line's indentation, loc.col - 1
+            where = Location(self.path, loc.line + statement.lineno - 1, loc.col + statement.col_offset)
+            target = statement.targets[0] if isinstance(statement, ast.Assign) and len(statement.targets) == 1 else None
+            if not isinstance(target, ast.Name):
+                raise self.error(where, "a params: block holds only 'NAME = EXPRESSION' lines",
+                                 hint="compute anything longer in a function of a top-level python: block")
+            if target.id in found:
+                raise self.error(where, f"param '{target.id}' is given twice (first at line {found[target.id].loc.line})")
+            value = statement.value
+            expression = ast.get_source_segment(source, value) or ""
+            at = Location(self.path, loc.line + value.lineno - 1, loc.col + value.col_offset)
+            found[target.id] = Param(target.id, expression, at)
+        return tuple(found.values())
+
+    def threads_line(self, meta: Any, children: list[Any]) -> _Setting:
+        (value,) = children
+        if int(value) < 1:
+            raise self.error(value, f"threads must be at least 1, not {int(value)}")
+        return self.setting(meta, "threads", int(value))
+
+    def resources_line(self, meta: Any, children: list[Any]) -> _Setting:
+        seen: dict[str, Resource] = {}
+        for resource in children:
+            if resource.name in seen:
+                raise self.error(resource.loc, f"resource '{resource.name}' is given twice on this line")
+            seen[resource.name] = resource
+        return self.setting(meta, "resources", tuple(children))
+
+    def temp_line(self, meta: Any, children: list[Any]) -> _Setting:
+        """Written as in the header; a directory's '/' is dropped as there (see make_rule)."""
+        patterns = [self.pattern(token) for token in children]
+        bare = [PathPattern(p.text.rstrip("/"), p.loc) if p.text.strip("/") else p for p in patterns]
+        return self.setting(meta, "temp", tuple(bare))
+
+    def log_line(self, meta: Any, children: list[Any]) -> _Setting:
+        return self.setting(meta, "log", self.pattern(children[0]))
+
+    def resource(self, meta: Any, children: list[Any]) -> Resource:
+        name, amount = children
+        if int(amount) < 0:
+            raise self.error(amount, f"resource '{name}' can't take a negative amount ({int(amount)})")
+        return Resource(name.value, int(amount), self.loc(name))
+
     def block(self, meta: Any, lines: list[Any]) -> tuple[str, Location]:
         """The block's text from its first to its last line of code, kept verbatim (comments
         and blank lines inside it too) but for the first line's indentation."""
@@ -471,6 +571,32 @@ class _ModelBuilder:
         for line in self.lines[first.line - 1:last.line]:
             kept.append(line[len(indent):] if line.startswith(indent) else line.lstrip())
         return "\n".join(kept), self.loc(first)
+
+
+def _inline_includes(items: list[Any]) -> tuple[list[Any], list[str]]:
+    """The top-level items with each included Pipefile's in its place (its rules marked as
+    included, so none becomes the default target), and the files read for them."""
+    flat: list[Any] = []
+    read: list[str] = []
+    for item in items:
+        if not isinstance(item, Pipefile):
+            flat.append(item)
+            continue
+        read += [item.path, *item.included]
+        flat += list(item.preamble) + list(item.limits.values()) + list(item.configs)
+        flat += [replace(rule, included=True) for rule in item.rules]
+    return flat, read
+
+
+def _without_directory_slashes(outputs: list[Any], inputs: list[Any]) -> tuple[list[Any], list[Any], frozenset[str]]:
+    """`index/{sample}/` names a directory: the graph knows it without the '/' (as {output} and
+    {input} give it); the rule keeps which outputs are directories, for the run loop."""
+    def bare(pattern: PathPattern) -> PathPattern:
+        text = pattern.text
+        return PathPattern(text.rstrip("/"), pattern.loc) if text.endswith("/") and text.strip("/") else pattern
+
+    directories = frozenset(bare(p).text for p, _ in outputs if bare(p) is not p)
+    return ([(bare(p), t) for p, t in outputs], [(bare(p), t) for p, t in inputs], directories)
 
 
 def strip_python_comment(expression: str) -> str:
@@ -524,6 +650,17 @@ _EXAMPLES: dict[tuple[str, str | None], list[str]] = {
         ["a : b\n  limit:\n", "a : b\n  limit: 3 4\n", "a : b\n  limit: x.y\n"],
     ("'retries:' takes a number", None):
         ["a : b\n  retries:\n", "a : b\n  retries: x\n", "a : b\n  retries: 3 4\n"],
+    ("'threads:' takes a number", None):
+        ["a : b\n  threads:\n", "a : b\n  threads: x\n", "a : b\n  threads: 3 4\n"],
+    ("'resources:' takes NAME=AMOUNT words (a whole number each)", None):
+        ["a : b\n  resources:\n", "a : b\n  resources: x\n", "a : b\n  resources: x=\n",
+         "a : b\n  resources: x=y\n", "a : b\n  resources: x=1 y\n"],
+    ("'temp:' takes outputs of the rule", None):
+        ["a : b\n  temp:\n"],
+    ("'log:' takes one path", None):
+        ["a : b\n  log:\n", "a : b\n  log: x y\n"],
+    ("'params:' takes an indented block of 'NAME = EXPRESSION' lines", None):
+        ["a : b\n  params: x\n"],
 }
 
 

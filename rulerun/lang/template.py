@@ -6,6 +6,8 @@ runner's action signature) and the command a job runs.
     {input.NAME}             every path of a named input (`NAME=PATH`), each shell-quoted
     {stem} {wildcard}        a `%` or `{wildcard}` value, shell-quoted
     {NAME}                   a top-level variable or Python name, inserted as str(value), unquoted
+    {params.NAME}            a job's param, str(value) shell-quoted
+    {resources.NAME}         a job's resource amount; {threads} its threads
     {{ }}                    literal braces
 """
 
@@ -18,10 +20,13 @@ from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 INDEXABLE = ("input", "output")
+# Names with attributes: a job's own values by name (lang/params.py).
+DOTTED = ("params", "resources")
 
 # One match per special piece: an escaped brace, a whole {...} on one line, or a stray brace.
 _PIECE = re.compile(r"\{\{|\}\}|\{[^{}\n]*\}|[{}]")
 _REFERENCE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\]|\.([A-Za-z_][A-Za-z0-9_]*))?\}")
+_DOTTED_REFERENCE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,7 @@ class Reference:
     index: int | None
     offset: int
     text: str
-    attr: str | None = None  # `{key.attr}`: `{input.NAME}`, a named input
+    attr: str | None = None  # `{key.attr}`: `{input.NAME}` (a named input), `{params.NAME}`, `{resources.NAME}`
 
 
 Piece = Literal | Reference
@@ -90,6 +95,9 @@ def _reference(text: str, offset: int) -> Reference:
         raise TemplateError("'{' without a matching '}' on its line", offset)
     if text == "}":
         raise TemplateError("'}' without a matching '{'", offset)
+    dotted = _DOTTED_REFERENCE.fullmatch(text)
+    if dotted:
+        return Reference(dotted.group(1), None, offset, text, dotted.group(2))
     match = _REFERENCE.fullmatch(text)
     if not match:
         raise TemplateError(f"'{text}' is not a substitution", offset)
@@ -104,17 +112,31 @@ def referenced_names(script: str) -> set[str]:
 
 def render_shell(script: str, inputs: Sequence[str], outputs: Sequence[str],
                  wildcards: Mapping[str, str], stem: str | None, namespace: Mapping[str, Any],
-                 named: Mapping[str, Sequence[str]] | None = None) -> str:
-    """`script` with every substitution made for one job. Raises ValueError for an index past
-    the end of the inputs/outputs or a name with no value (which load-time checks prevent)."""
+                 named: Mapping[str, Sequence[str]] | None = None, own: Mapping[str, Any] | None = None) -> str:
+    """`script` with every substitution made for one job; `named` holds its named inputs, `own`
+    its own values (params, resources, threads, log). Raises ValueError for an index past the
+    end of the inputs/outputs or a name with no value (which load-time checks prevent)."""
     parts: list[str] = []
     for piece in parse_shell_template(script):
         if isinstance(piece, Literal):
             parts.append(piece.text)
+        elif piece.attr is not None and piece.key == "input":
+            parts.append(_named(piece, named))
+        elif piece.attr is not None or (own and piece.key in own and piece.index is None):
+            parts.append(_own_value(piece, own or {}))
         else:
-            parts.append(_named(piece, named) if piece.attr is not None else
-                         _value(piece, inputs, outputs, wildcards, stem, namespace))
+            parts.append(_value(piece, inputs, outputs, wildcards, stem, namespace))
     return "".join(parts)
+
+
+def _own_value(ref: Reference, own: Mapping[str, Any]) -> str:
+    """{params.NAME}, {resources.NAME}, {threads}, {log}: str(value), shell-quoted."""
+    value = own.get(ref.key)
+    if ref.attr is not None:
+        if not isinstance(value, Mapping) or ref.attr not in value:
+            raise ValueError(f"{ref.text}: this job has no {ref.key} named '{ref.attr}'")
+        value = value[ref.attr]
+    return shlex.quote(str(value))
 
 
 def _path_argument(path: str) -> str:

@@ -37,6 +37,8 @@ class Decisions:
         self.key = key
         self.forced = forced
         self._reasons: dict[Job, list[str]] = {}
+        self._absent_temp: dict[Job, set[str]] = {}  # temp outputs missing and not needed (yet)
+        self.requested: set[str] = set()  # the targets' files: a temporary one asked for is made
 
     def reasons(self, job: Job) -> list[str]:
         """Why `job` must run (empty: it is up to date); its deps are decided first if need be."""
@@ -90,7 +92,33 @@ class Decisions:
             return [AFTER_SPLIT]
         reasons = self._from_deps(job)
         reasons += self._interrupted(job) or self._from_files(job) or self._from_state(job)
+        if reasons:
+            self._revive(job)
         return reasons
+
+    def _revive(self, job: Job) -> None:
+        """`job` runs: a deleted temporary output it reads is made again first, and so on up."""
+        for dep in job.deps:
+            gone = [path for path in job.inputs if path in self._absent_temp.get(dep, ())]
+            if gone and not self._reasons.get(dep):
+                self._reasons[dep] = [f"its temporary output '{gone[0]}' is needed again (by rule '{job.name}')"]
+                self._absent_temp.pop(dep)
+                self._revive(dep)
+
+    def _temp_may_be_absent(self, job: Job, output: str) -> bool:
+        """A temporary output deleted after its readers ran is fine while what it was made from
+        is unchanged: the job succeeded before and no input is newer than when it last started."""
+        if output not in job.temp_outputs or output in self.requested:
+            return False
+        old = self.recorded(self.key(job))
+        newest_then = old.get("newest_input") if old else None
+        if not newest_then:
+            return False
+        times = [self.view.mtime(path) for path in job.inputs]
+        if any(t is None or t > newest_then for t in times):
+            return False
+        self._absent_temp.setdefault(job, set()).add(output)
+        return True
 
     def _interrupted(self, job: Job) -> list[str]:
         """Marked incomplete when it started and never cleared (by its key, or an output of it)."""
@@ -113,6 +141,8 @@ class Decisions:
         oldest, oldest_output = None, ""
         for output in job.outputs:
             mtime = self.view.mtime(output)
+            if mtime is None and self._temp_may_be_absent(job, output):
+                continue
             if mtime is None:
                 return [f"output '{output}' is missing"]
             if oldest is None or mtime < oldest:
@@ -151,6 +181,10 @@ def changes(old: dict, new: dict) -> list[str]:
     for name, value in new["variables"].items():
         if name in old_vars and old_vars[name] != value:
             reasons.append(f"variable '{name}' changed")
+    old_params = old.get("params", {})
+    for name, value in new.get("params", {}).items():
+        if old_params.get(name) != value:
+            reasons.append(f"param '{name}' changed")
     if old.get("inputs") != new["inputs"]:
         reasons.append("its list of inputs changed")
     return reasons

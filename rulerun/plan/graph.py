@@ -73,6 +73,15 @@ class Job:
         return {k: v for k, v in self.values.items() if k != "stem"}
 
     @property
+    def temp_outputs(self) -> list[str]:
+        """The outputs its rule marks `temp:` (a rule's outputs and its job's share an order)."""
+        rule = self.rule
+        if rule is None or not rule.temp or self.is_split:
+            return []
+        marked = {p.text for p in rule.temp}
+        return [path for pattern, path in zip(rule.outputs, self.outputs) if pattern.text in marked]
+
+    @property
     def label(self) -> str:
         shown = " ".join(self.outputs) if self.outputs else ""
         if not shown and self.is_split and self.values:  # a split job of a rule with {name}: which one

@@ -59,6 +59,10 @@ def make_plan(pipefile, namespace, targets: list[str], state, force: bool = Fals
             exc.globs_used = resolver.globs_used()  # what watch mode must watch to see it mended
             raise
     refuse_conflicting_outputs(graph.jobs, graph.owners)  # before anything runs, -n included
+    if any(rule.temp for rule in pipefile.rules):
+        decisions.requested = {path for job in graph.targets for path in job.outputs}
+        for job in reversed(graph.jobs):  # from the targets: a job that needs a deleted temporary
+            decisions.reasons(job)         # output revives its maker before anyone reads the maker's answer
     return Plan(graph, decisions, resolver, view, signatures)
 
 

@@ -55,7 +55,8 @@ def request(options) -> tuple | None:
     if options.dry_run or options.force or options.watch or options.graph or options.list_rules:
         return None
     return (FORMAT, __version__, os.path.abspath(options.file), tuple(options.targets),
-            tuple(sorted(options.overrides.items())))
+            tuple(sorted(options.overrides.items())), tuple(sorted(options.limit_sizes.items())),
+            tuple(sorted(options.config_overrides.items())))
 
 
 class Basis:
@@ -105,9 +106,8 @@ def look(options) -> str | Basis | None:
             identity = _identity(os.fstat(handle.fileno()))
         if record["request"] != wanted:
             return None
-        with open(options.file, "rb") as handle:
-            if handle.read() != record["pipefile"]:
-                return None
+        if _sources_text(options.file, record.get("sources", ())) != record["pipefile"]:
+            return None
         if _changed(record["dirs"]):
             return None
         changed = _changed(record["files"])
@@ -160,7 +160,7 @@ def remember(loaded, plan, options, outcome, state, basis: Basis | None = None) 
         if basis is not None and _remember_part(plan, basis, state):
             return True
         if basis is None and _from_run(plan, outcome):
-            return _write(options, plan.view, plan.graph, state.path)
+            return _write(loaded, options, plan.view, plan.graph, state.path)
         return _from_fresh_look(loaded, plan, options)
     except (RulerunError, OSError):
         return False  # the next run decides in full, and says what is wrong if anything is
@@ -278,7 +278,7 @@ def _from_fresh_look(loaded, plan, options) -> bool:
         fresh = make_plan(loaded.pipefile, loaded.namespace, options.targets, state)
         if not (_all_up_to_date(fresh) and fresh.view.recording):
             return False
-        return _write(options, fresh.view, fresh.graph, state.path)
+        return _write(loaded, options, fresh.view, fresh.graph, state.path)
     finally:
         state.close()
 
@@ -312,7 +312,23 @@ def _racy_window(mtime: int) -> int:
     return COARSE_RACY_NS if mtime % 1_000_000_000 == 0 else RACY_NS
 
 
-def _write(options, view, graph, state_path: str) -> bool:
+def read_sources(pipefile) -> list[str]:
+    """The files besides the Pipefile that its text depends on: config files (and included files)."""
+    from rulerun.lang.config import config_path
+
+    return [config_path(config) for config in getattr(pipefile, "configs", ())] + list(getattr(pipefile, "included", ()))
+
+
+def _sources_text(main: str, sources) -> bytes:
+    """The Pipefile's bytes and every source's: an edit of any of them is an edit of the Pipefile."""
+    parts = []
+    for path in (main, *sources):
+        with open(path, "rb") as handle:
+            parts.append(handle.read())
+    return b"\0".join(parts) if sources else parts[0]
+
+
+def _write(loaded, options, view, graph, state_path: str) -> bool:
     """The record of what `view` saw, and `graph` beside it when it can be reused; not written
     (False) when a directory listed in its last change's tick may have changed since."""
     from rulerun.plan.recorded_graph import can_record, save
@@ -320,8 +336,8 @@ def _write(options, view, graph, state_path: str) -> bool:
 
     if not _settled(view):
         return False
-    with open(options.file, "rb") as handle:
-        pipefile = handle.read()
+    sources = read_sources(loaded.pipefile)
+    pipefile = _sources_text(options.file, sources)
     dirs = [(path or ".", seen.mtime, seen.mark) for path, seen in view.listed.items()]
     files = [(path, mtime, view.mark(path)) for path, mtime in view.files_seen().items()]
     files.append((state_path, *(RealDisk().stat(state_path) or (None, 0))))
@@ -330,7 +346,7 @@ def _write(options, view, graph, state_path: str) -> bool:
     if can_record(graph):
         graph_id = time.time_ns()
         save(GRAPH, graph_id, graph, paths)
-    _replace(RECORD, {"request": request(options), "pipefile": pipefile, "graph": graph_id,
+    _replace(RECORD, {"request": request(options), "pipefile": pipefile, "sources": sources, "graph": graph_id,
                      "state": len(files) - 1,
                      "dirs": tuple(map(list, zip(*dirs))) if dirs else ([], [], []),
                      "files": (paths, [m for _, m, _ in files], [k for _, _, k in files])})

@@ -161,6 +161,8 @@ class Resolver:
     def default_target(self) -> str | None:
         """The first rule or task in the file that has no pattern in its outputs."""
         for rule in self.pipefile.rules:
+            if rule.included:  # an included file's rules are never the default
+                continue
             if rule.is_task:
                 return rule.name
             texts = [o.text for o in rule.outputs]

@@ -41,13 +41,29 @@ class Signatures:
         self.namespace = namespace
         self._shared = {name for name in namespace if not name.startswith("__")}
         self._rule_parts: dict[int, tuple[str, dict[str, str]]] = {}
+        self._text = pipefile.text
+        self._values: dict[Job, Any] = {}
 
     def __call__(self, job: Job) -> dict:
         """What decides whether the job must run again: its action as written and the values of
         the variables it uses (together they fix the command, given its inputs and outputs),
         and its list of inputs."""
         action, variables = self._rule_signature(job)
-        return {"action": action, "variables": variables, "inputs": digest("\0".join(job.inputs))}
+        signature = {"action": action, "variables": variables, "inputs": digest("\0".join(job.inputs))}
+        if job.rule is not None and job.rule.params:  # absent otherwise: older records stay equal
+            signature["params"] = {name: digest(fingerprint(value, self.namespace))
+                                   for name, value in self.values(job).params.items()}
+        return signature
+
+    def values(self, job: Job):
+        """The job's own values (lang/params.py), evaluated once per job and run."""
+        found = self._values.get(job)
+        if found is None:
+            from rulerun.lang.params import job_values
+
+            found = self._values[job] = job_values(job.rule, job.inputs, job.outputs, job.wildcards,
+                                                      job.stem, self.namespace, self._text)
+        return found
 
     def _rule_signature(self, job: Job) -> tuple[str, dict[str, str]]:
         parts = self._rule_parts.get(job.rule.index)
@@ -60,6 +76,16 @@ class Signatures:
         return parts
 
     def _used(self, job: Job) -> set[str]:
+        return self._used_by_action(job) | self._used_by_params(job)
+
+    def _used_by_params(self, job: Job) -> set[str]:
+        """Shared names a params: expression reads: the record must know them (follows_from_text)."""
+        names: set[str] = set()
+        for param in job.rule.params if job.rule is not None else ():
+            names |= _names_in("(" + param.expression + ")")
+        return (names - _JOB_NAMES) & self._shared
+
+    def _used_by_action(self, job: Job) -> set[str]:
         action = job.rule.action
         if isinstance(action, ShellAction):
             from rulerun.lang.template import referenced_names

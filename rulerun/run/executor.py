@@ -42,6 +42,11 @@ class JobSpec:
     retries: int = 0
     shell: tuple[str, ...] = shells.DEFAULT
     named_inputs: Mapping[str, Any] = field(default_factory=dict)  # `input.NAME`: a str or a list
+    # the job's own values (lang/params.py): params cross to a Python action's worker pickled
+    params: Mapping[str, Any] = field(default_factory=dict)
+    threads: int = 1
+    resources: Mapping[str, int] = field(default_factory=dict)
+    keep_log: bool = False  # log_path is the rule's `log:`: it exists after the job, empty or not
 
     @property
     def label(self) -> str:

@@ -128,7 +128,7 @@ class ShellRunner:
             self._running.pop(spec.key, None)
             interrupted = self._aborting
         result = _shell_result(spec.key, status, interrupted)
-        log.ended(keep=not result.ok)  # before done(): a failure report shows the log's tail
+        log.ended(keep=not result.ok or spec.keep_log)  # before done(): a failure report shows its tail
         done(result)
 
     def close(self) -> None:

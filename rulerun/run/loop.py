@@ -32,6 +32,7 @@ from rulerun.plan.signature import job_key
 from rulerun.run.executor import Executor, JobResult, JobSpec
 from rulerun.run.outputs import SetAside, quarantine
 from rulerun.run.ready import ReadyQueue
+from rulerun.run.spec import UnpicklableParam
 from rulerun.store.state import State
 
 
@@ -87,9 +88,17 @@ class Inbox:
                 return results
 
 
+def _split_directories(job: Job) -> set[str]:
+    """The directories a split job's output globs look in: made before it runs, as every job's
+    output directories are (its outputs are not known before it ran)."""
+    if not job.is_split:
+        return set()
+    return {head for head in (split_glob(glob)[0] for glob in split_globs(job)) if head}
+
+
 class Scheduler:
     def __init__(self, plan: Plan, specs, state: State, executor: Executor, ready: ReadyQueue,
-                 reporter, keep_going: bool = False):
+                 reporter, keep_going: bool = False, keep_temp: bool = False):
         self.plan = plan
         self.decisions = plan.decisions
         self.disk = plan.view.disk
@@ -109,6 +118,8 @@ class Scheduler:
         self._unrecorded: list[tuple[Job, bool]] = []  # ended (and succeeded?) since the last commit
         self._newest_input: dict[int, int] = {}
         self._made_dirs: set[str] = set()  # output directories known to exist: one mkdir each a run
+        self.keep_temp = keep_temp
+        self._temp = None  # TempOutputs, once the decisions are known (run)
 
     # ------------------------------------------------------------------ the loop
 
@@ -116,6 +127,11 @@ class Scheduler:
         with _DeferredSignals() as signals:  # also while stopping: a second Ctrl-C must not orphan jobs
             try:
                 jobs = self.plan.graph.jobs
+                if not self.keep_temp:
+                    from rulerun.run.temp import TempOutputs
+
+                    requested = {path for job in self.plan.graph.targets for path in job.outputs}
+                    self._temp = TempOutputs(jobs, self.decisions.runs, requested)
                 self._add(jobs)
                 self.reporter.run_started(sum(1 for job in jobs if self.decisions.runs(job)))
                 self._advance([job for job in jobs if self._remaining[job] == 0])
@@ -241,6 +257,8 @@ class Scheduler:
         others go on."""
         try:
             return self.specs(job), None
+        except UnpicklableParam as exc:
+            return self.specs(job, command=job.rule.action.source), str(exc)
         except ValueError as exc:
             return self.specs(job, command=job.rule.action.script), f"its command can't be made: {exc}"
 
@@ -259,13 +277,7 @@ class Scheduler:
         so that only what this run makes counts as its outputs."""
         if job.is_split:
             quarantine(job.outputs)  # moved, not deleted: its glob may match files it did not make
-            for glob in split_globs(job):  # where its files will be, as for every rule
-                directory = split_glob(glob)[0]
-                if directory and directory not in self._made_dirs:
-                    self.disk.makedirs(directory)
-                    self._made_dirs.add(directory)
-        for output in job.outputs:
-            directory = os.path.dirname(output)
+        for directory in {os.path.dirname(output) for output in job.outputs} | _split_directories(job):
             if directory and directory not in self._made_dirs:
                 self.disk.makedirs(directory)
                 self._made_dirs.add(directory)
@@ -293,9 +305,20 @@ class Scheduler:
                 self.outcome.ran += 1
                 self.reporter.job_finished(job, spec, result, time.monotonic() - started)
                 freed.extend(self._completed(job))
+                self._delete_temp(job)
             else:
                 self._failed(job, spec, result, quarantine(job.outputs))
         self._advance(freed)
+
+    def _delete_temp(self, job: Job) -> None:
+        """Temporary outputs whose last reader in this run was `job` go (files only)."""
+        if self._temp is None:
+            return
+        for path in self._temp.succeeded(job):
+            if not self.disk.is_dir(path):
+                with contextlib.suppress(OSError):  # a temporary file left behind harms nothing
+                    self.disk.remove(path)
+                    self.plan.view.made(path)
 
     def _check_outputs(self, job: Job, result: JobResult) -> JobResult:
         """A job that exited 0 succeeded if it made every declared output; the view learns the
@@ -311,6 +334,20 @@ class Scheduler:
         if missing:
             return JobResult(result.key, False, f"it succeeded but did not create its declared output "
                              f"'{missing[0]}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        return self._directories_made(job, result)
+
+    def _directories_made(self, job: Job, result: JobResult) -> JobResult:
+        """An output directory counts as made when its job succeeded, at the time it finished:
+        its own time only says when an entry was last added or removed."""
+        if not job.rule.directories:
+            return result
+        for pattern, path in zip(job.rule.outputs, job.outputs):
+            if pattern.text not in job.rule.directories:
+                continue
+            if not self.disk.is_dir(path):
+                return JobResult(result.key, False, f"its output '{path}/' is not a directory")
+            self.disk.touch(path)
+            self.plan.view.made(path)
         return result
 
     def _signature(self, job: Job) -> dict:

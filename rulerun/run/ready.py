@@ -1,9 +1,11 @@
 """The jobs waiting to start and the limits they start under: a pure unit, no processes, no I/O.
 
-A job counts against `-j` (the key "") and, if its rule says `limit:`, against the rule's own
-limit or a named limit shared by every rule naming it; it starts only when there is room in
-each. Jobs wait in one queue per set of keys, in the order they became ready, so taking the
-jobs that fit costs one look per queue, not one per job.
+A job counts an amount against each of its keys: its threads against `-j` (the key ""; a job
+asking more than -j counts -j), one against its rule's own `limit: N`, one against a named limit
+its rule joins with `limit: NAME`, and AMOUNT against each named limit its `resources:` name. It
+starts only when every amount fits beside what the running jobs hold. Jobs wait in one queue per
+set of amounts, in the order they became ready, so taking the jobs that fit costs one look per
+queue, not one per job.
 """
 
 from __future__ import annotations
@@ -21,27 +23,31 @@ class Limits:
         self.capacity: dict[str, int] = {ALL: max(1, jobs), **named}
         self.used: dict[str, int] = {}
 
-    def keys(self, rule) -> tuple[str, ...]:
-        """The keys a job of `rule` counts against."""
+    def keys(self, rule) -> tuple[tuple[str, int], ...]:
+        """What a job of `rule` counts: (key, amount) for each limit it counts against."""
+        demand = {ALL: min(getattr(rule, "threads", None) or 1, self.capacity[ALL])}
         limit = rule.limit
-        if limit is None:
-            return (ALL,)
         if isinstance(limit, int):
             own = f"rule:{rule.index}"
             self.capacity.setdefault(own, limit)
-            return (ALL, own)
-        return (ALL, limit)
+            demand[own] = 1
+        elif limit is not None:
+            demand[limit] = 1  # `limit: NAME` is `resources: NAME=1`
+        for resource in getattr(rule, "resources", ()):
+            if resource.name in self.capacity and resource.name != ALL:
+                demand[resource.name] = demand.get(resource.name, 0) + resource.amount
+        return tuple(demand.items())
 
-    def has_room(self, keys: tuple[str, ...]) -> bool:
-        return all(self.used.get(k, 0) < self.capacity[k] for k in keys)
+    def has_room(self, keys: tuple[tuple[str, int], ...]) -> bool:
+        return all(self.used.get(k, 0) + amount <= self.capacity[k] for k, amount in keys)
 
-    def take(self, keys: tuple[str, ...]) -> None:
-        for key in keys:
-            self.used[key] = self.used.get(key, 0) + 1
+    def take(self, keys: tuple[tuple[str, int], ...]) -> None:
+        for key, amount in keys:
+            self.used[key] = self.used.get(key, 0) + amount
 
-    def give(self, keys: tuple[str, ...]) -> None:
-        for key in keys:
-            self.used[key] -= 1
+    def give(self, keys: tuple[tuple[str, int], ...]) -> None:
+        for key, amount in keys:
+            self.used[key] -= amount
 
     @property
     def full(self) -> bool:
@@ -53,8 +59,8 @@ class ReadyQueue:
 
     def __init__(self, limits: Limits):
         self.limits = limits
-        self._waiting: dict[tuple[str, ...], deque] = {}
-        self._keys: dict[Hashable, tuple[str, ...]] = {}
+        self._waiting: dict[tuple[tuple[str, int], ...], deque] = {}
+        self._keys: dict[Hashable, tuple[tuple[str, int], ...]] = {}
 
     def add(self, job: Hashable, rule) -> None:
         keys = self._keys[job] = self.limits.keys(rule)

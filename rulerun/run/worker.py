@@ -180,7 +180,10 @@ class _Loaded:
 
         self.error = None
         try:
-            pipefile = load_pipefile(path, overrides=overrides)
+            from rulerun.lang.config import split_overrides
+
+            # amounts against limits: the run checked them, with its --limit sizes
+            pipefile = load_pipefile(path, overrides=split_overrides(overrides)[0], check_amounts=False)
             self.namespace = build_namespace(pipefile, overrides)
             self.rules = pipefile.rules
             self.codes = {rule.index: compile_block(rule.action.source, rule.action.loc)
@@ -197,8 +200,8 @@ class _Loaded:
         rule = self.rules[spec.rule_index]
         scope = dict(self.namespace)
         scope.update(input=InputList(spec.inputs, spec.named_inputs), output=list(spec.outputs),
-                     wildcards=Wildcards(spec.wildcards),
-                     stem=spec.stem, log=_job_logger(spec))
+                     wildcards=Wildcards(spec.wildcards), stem=spec.stem, log=_job_logger(spec),
+                     params=spec.params, threads=spec.threads, resources=spec.resources)
         with _redirected(spec.log_path):
             try:
                 exec(self.codes[spec.rule_index], scope)

@@ -48,6 +48,9 @@ class Disk(Protocol):
     def remove(self, path: str) -> None:
         """Remove the file or link at `path`; nothing there is no error. Never a tree."""
 
+    def touch(self, path: str) -> None:
+        """Set the time of what is at `path` to now (raises OSError)."""
+
 
 class RealDisk:
     """The operating system's files, relative to the working directory."""
@@ -89,6 +92,9 @@ class RealDisk:
 
     def move(self, source: str, target: str) -> None:
         os.replace(source, target)
+
+    def touch(self, path: str) -> None:
+        os.utime(path)
 
     def remove(self, path: str) -> None:
         try:
@@ -164,6 +170,14 @@ class FakeDisk:
     def remove(self, path: str) -> None:
         if self.files.pop(path, None) is not None:
             self._touch_dir(os.path.dirname(path))
+
+    def touch(self, path: str) -> None:
+        if path in self.files:
+            self.files[path] = self.now
+        elif path in self.dirs:
+            self.dirs[path] = self.now
+        else:
+            raise FileNotFoundError(path)
 
     def _touch_dir(self, directory: str) -> None:
         self.dirs[directory] = self.now

@@ -137,3 +137,25 @@ def test_warnings_are_said_once_when_the_run_restarts_for_drmaa(project):
     result = project.run("out", "NOSUCH=1", env=env)
     assert result.returncode == 2 and "--local" in result.stderr          # restarted, then no library
     assert result.stderr.count("the Pipefile has no variable 'NOSUCH'") == 1
+
+
+def test_samples_example_is_a_sample_sheet_pipeline_without_workarounds(example):
+    """examples/samples: the sheet's samples (not the files on disk), params from the config,
+    logs per job, a temporary intermediate deleted and not made again, a param change that
+    reruns only what it changes."""
+    project = example("samples")
+    first = project.run("-j", "4")
+    assert first.returncode == 0, first.stderr
+    rows = project.read("calls/all.tsv").splitlines()
+    assert rows[0] == "sample\treads\tbusiest_window" and [r.split("\t")[0] for r in rows[1:]] == ["alpha", "beta", "gamma"]
+    assert not project.exists("coverage/delta.json")  # on disk, not in the sheet
+    assert project.read("logs/filter/alpha.log") == "keeping reads of quality 20 or more\n"
+    assert "(2 threads)" in project.read("logs/coverage/beta.log")
+    assert not any((project.root / "filtered").iterdir())  # temp: gone once its readers succeeded
+    assert project.read("plots/coverage.svg").startswith("<svg")
+    assert "nothing to do" in project.run().stdout
+    project.write("config.yaml", project.read("config.yaml").replace("min_quality: 20", "min_quality: 30"))
+    dry = project.run("-n").stdout
+    assert dry.count("param 'min_quality' changed") == 3 and "param 'window' changed" not in dry
+    assert project.run().returncode == 0
+    assert "keeping reads of quality 30 or more" in project.read("logs/filter/gamma.log")

@@ -71,7 +71,7 @@ class Signatures:
             action = job.rule.action
             text = action.script if isinstance(action, ShellAction) else (action.source if action else "")
             variables = {name: digest(fingerprint(self.namespace.get(name), self.namespace))
-                         for name in sorted(self._used(job))}
+                         for name in sorted(self._used_by_action(job))}
             parts = self._rule_parts[job.rule.index] = (digest(text), variables)
         return parts
 
@@ -79,7 +79,9 @@ class Signatures:
         return self._used_by_action(job) | self._used_by_params(job)
 
     def _used_by_params(self, job: Job) -> set[str]:
-        """Shared names a params: expression reads: the record must know them (follows_from_text)."""
+        """Shared names a params: expression reads: the record must know them (follows_from_text).
+        They are not among the signature's variables: the params' values are, each job's own, so
+        a change of `config["window"]` reruns only the jobs whose params it changes."""
         names: set[str] = set()
         for param in job.rule.params if job.rule is not None else ():
             names |= _names_in("(" + param.expression + ")")

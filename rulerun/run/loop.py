@@ -241,7 +241,7 @@ class Scheduler:
                 if unrenderable:
                     self.inbox.put(JobResult(spec.key, False, unrenderable))
                     continue
-                self._prepare_outputs(job)
+                self._prepare_outputs(job, spec)
                 process = self.executor.start(spec, self.inbox.put)
                 if process is not None:
                     processes.append((job_key(job), process))
@@ -272,12 +272,15 @@ class Scheduler:
                               failed=[(job_key(j), j.outputs) for j, ok in ended if not ok],
                               started=[(job_key(j), j.outputs) for j in starting])
 
-    def _prepare_outputs(self, job: Job) -> None:
-        """Output directories exist before a job starts; a split rule's old outputs are set aside
-        so that only what this run makes counts as its outputs."""
+    def _prepare_outputs(self, job: Job, spec: JobSpec) -> None:
+        """Output directories (and a `log:` file's) exist before a job starts; a split rule's old
+        outputs are set aside so that only what this run makes counts as its outputs."""
         if job.is_split:
             quarantine(job.outputs)  # moved, not deleted: its glob may match files it did not make
-        for directory in {os.path.dirname(output) for output in job.outputs} | _split_directories(job):
+        directories = {os.path.dirname(output) for output in job.outputs} | _split_directories(job)
+        if spec.keep_log:  # the rule's own log: the action may write to {log} itself
+            directories.add(os.path.dirname(spec.log_path))
+        for directory in directories:
             if directory and directory not in self._made_dirs:
                 self.disk.makedirs(directory)
                 self._made_dirs.add(directory)

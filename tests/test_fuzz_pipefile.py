@@ -62,8 +62,11 @@ task clean :
 ]
 
 
+EXAMPLES = sorted((REPO / "examples").glob("*/Pipefile"))
+
+
 def seeds() -> list[str]:
-    found = [path.read_text() for path in sorted((REPO / "examples").glob("*/Pipefile"))]
+    found = [path.read_text() for path in EXAMPLES]
     assert len(found) >= 3, "the example Pipefiles are missing"
     return found + EXTRA_SEEDS
 
@@ -240,7 +243,9 @@ def test_generated_pipefiles_load_or_fail_with_a_located_error(text, tmp_path_fa
 
 @pytest.mark.parametrize("index", range(len(SEEDS)))
 def test_every_seed_loads(index, tmp_path, monkeypatch):
-    """The seeds themselves are valid Pipefiles: the mutations start from sound ground."""
+    """The seeds themselves are valid Pipefiles: the mutations start from sound ground (an
+    example's in its own directory, where the files it reads, a config, are)."""
+    monkeypatch.chdir(EXAMPLES[index].parent if index < len(EXAMPLES) else tmp_path)
     pipefile = load_pipefile("Pipefile", SEEDS[index])
     assert pipefile.rules or pipefile.preamble
     monkeypatch.chdir(tmp_path)

@@ -248,7 +248,6 @@ def test_every_seed_loads(index, tmp_path, monkeypatch):
     monkeypatch.chdir(EXAMPLES[index].parent if index < len(EXAMPLES) else tmp_path)
     pipefile = load_pipefile("Pipefile", SEEDS[index])
     assert pipefile.rules or pipefile.preamble
-    monkeypatch.chdir(tmp_path)
     build_namespace(pipefile, {})
 
 

@@ -73,7 +73,7 @@ def run(options: Options, basis=None) -> int:
     from rulerun.store.state import State
     from rulerun.ui import make_reporter
 
-    reporter = make_reporter(options.verbosity)
+    reporter = make_reporter(options.verbosity, touching=options.touch)
     loaded = load(options)
     if REEXEC_MARKER not in os.environ:  # a restarted run: the first process said them already
         for name in sorted(loaded.pipefile.unknown_overrides):
@@ -94,11 +94,28 @@ def run(options: Options, basis=None) -> int:
         if options.dry_run:
             from rulerun.plan import explain
 
-            explain.report(plan, sys.stdout)
+            explain.report(plan, sys.stdout, _commands(loaded) if options.verbosity > 0 else None)
             return 0
         return build(loaded, plan, options, reporter, state, basis)
     finally:
         state.close()
+
+
+def _commands(loaded: Loaded):
+    """For `-n -v`: a job's command as it would run (shell), or where its Python block is."""
+    from rulerun.lang.model import PythonAction
+    from rulerun.run.spec import Specs
+
+    specs = Specs(loaded.namespace, loaded.shell)
+
+    def command(job) -> str:
+        if isinstance(job.rule.action, PythonAction):
+            return f"python: the block at {job.rule.action.loc}"
+        try:
+            return "\n".join("$ " + line for line in specs.command(job).rstrip("\n").splitlines())
+        except ValueError as exc:
+            return f"(its command can't be made: {exc})"
+    return command
 
 
 def list_rules(pipefile) -> int:

@@ -114,7 +114,7 @@ def _watch(options: Options) -> int:
     if not os.path.exists(options.file):
         raise UsageError(f"no Pipefile here: '{options.file}' does not exist in {os.getcwd()}",
                          hint="run rulerun in a directory with a Pipefile, or name one with -f FILE (or -C DIR)")
-    return watch(options, make_reporter(options.verbosity))
+    return watch(options, make_reporter(options.verbosity, touching=options.touch))
 
 
 def _terminate(signum, frame) -> None:

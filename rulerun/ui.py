@@ -1,9 +1,10 @@
 """What a person sees: run events turned into a status line, plain lines or nothing.
 
 Quiet by default, like Ninja: on a terminal one `[done/total] rule outputs` line rewritten in
-place; plain lines when not a terminal; colour only on a terminal without NO_COLOR. A failed
-job is shown whole: rule, outputs, command, how it ended, its log's last lines. Failures go to
-stderr, progress to stdout.
+place; plain lines when not a terminal; colour only on a terminal without NO_COLOR. What a job
+printed is shown when it ended, whole, under its `[done/total]` line (never mixed with another
+job's; a long output by its last lines and its log's path). A failed job is shown whole: rule,
+outputs, command, how it ended, its log's last lines. Failures go to stderr, progress to stdout.
 """
 
 from __future__ import annotations
@@ -14,18 +15,23 @@ import sys
 import time
 from typing import TextIO
 
+from rulerun.joblog import printed, tail
 from rulerun.plan.record import NOTHING_TO_DO  # the same words whether the record answered or not
 
 TAIL_LINES = 20
 
 
-def make_reporter(verbosity: int = 0, stream: TextIO | None = None, errors: TextIO | None = None):
-    """The reporter for this terminal: verbosity -1 (-q), 0, 1 (-v)."""
+def make_reporter(verbosity: int = 0, stream: TextIO | None = None, errors: TextIO | None = None,
+                  touching: bool = False):
+    """The reporter for this terminal: verbosity -1 (-q), 0, 1 (-v); `touching`: --touch, whose
+    jobs are said as the files they touched."""
     stream = stream or sys.stdout
     errors = errors or sys.stderr
     tty = stream.isatty()
     colour = tty and not os.environ.get("NO_COLOR")
-    return Reporter(stream, errors, verbosity, status_line=tty and verbosity >= 0, colour=colour)
+    reporter = Reporter(stream, errors, verbosity, status_line=tty and verbosity >= 0, colour=colour)
+    reporter.touching = touching
+    return reporter
 
 
 class _Paint:
@@ -79,6 +85,7 @@ class Reporter:
         self.total = 0
         self.done = 0
         self.started_at = time.monotonic()
+        self.touching = False
         self._line_shown = False
 
     # ------------------------------------------------------------------ events
@@ -99,10 +106,26 @@ class Reporter:
 
     def job_finished(self, job, spec, result, elapsed: float) -> None:
         self.done += 1
-        if self.status_line:
-            self._status(spec.label)
-        elif self.verbosity >= 0:
+        if self.verbosity < 0:
+            return
+        if self.touching:
+            if spec.outputs:  # a task touches nothing
+                self._line(f"touch {' '.join(spec.outputs)}")
+        else:
+            self._show_output(spec, result)
+        self._status(spec.label)
+
+    def _show_output(self, spec, result) -> None:
+        """The job's `[done/total]` line (on a terminal only when it printed something: the
+        status line says the rest) and what it printed, whole, the status line cleared first."""
+        shown = printed(spec, result)
+        if not self.status_line or shown:
             self._line(f"[{self.done}/{self.total}] {spec.label}")
+        if shown:
+            if shown.more():  # first: it reads as "what came before these lines"
+                self.out.write(self.paint("dim", shown.more()) + "\n")
+            self.out.write("".join(line + "\n" for line in shown.lines))
+            self.out.flush()
 
     def job_failed(self, failure) -> None:
         self.done += 1
@@ -163,10 +186,10 @@ class Reporter:
             if text:
                 lines.append(f"  {name}:")
                 lines += [f"    | {line}" for line in text.rstrip("\n").splitlines()[-TAIL_LINES:]]
-        tail = _tail(spec.log_path)
+        logged = tail(spec.log_path, TAIL_LINES)
         lines.append(f"  log: {spec.log_path}")
-        if tail and not (result.stdout or result.stderr):
-            lines += [f"    | {line}" for line in tail]
+        if logged and not (result.stdout or result.stderr):
+            lines += [f"    | {line}" for line in logged.lines]
         if failure.quarantined.moved:
             lines.append("  outputs it left were moved to: " + ", ".join(failure.quarantined.moved))
         lines += [f"  {note}" for note in failure.quarantined.notes]
@@ -217,18 +240,6 @@ def _new_lines(detail: str, command: str) -> list[str]:
     """`detail`'s lines, less a repeat of the command the report shows already."""
     shown = {line.strip() for line in command.splitlines()} | {"command:"}
     return [line for line in detail.rstrip("\n").splitlines() if line.strip() not in shown]
-
-
-def _tail(path: str) -> list[str]:
-    try:
-        with open(path, "rb") as log:
-            log.seek(0, os.SEEK_END)
-            size = log.tell()
-            log.seek(max(0, size - 8192))
-            text = log.read().decode(errors="replace")
-    except OSError:
-        return []
-    return text.rstrip("\n").splitlines()[-TAIL_LINES:]
 
 
 def _width(stream: TextIO) -> int:

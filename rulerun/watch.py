@@ -331,7 +331,7 @@ class WatchLoop:
     def _fresh_reporter(self):
         from rulerun.ui import make_reporter
 
-        return make_reporter(self.options.verbosity)  # its counters start at zero
+        return make_reporter(self.options.verbosity, touching=self.options.touch)  # its counters start at zero
 
     def _failed(self, exc: RulerunError, then: str) -> int:
         sys.stdout.flush()

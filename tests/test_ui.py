@@ -70,3 +70,74 @@ def test_pipe_gets_plain_lines(project):
     result = project.run("-j", "1", "all")
     assert result.stdout.splitlines()[:3] == ["[1/3] %.out a.out", "[2/3] %.out b.out", "[3/3] %.out c.out"]
     assert "\x1b" not in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------- what jobs print (issue 16)
+
+PRINTING = """
+python:
+    GREETING = "hello"
+%.count : %.txt
+    shell: for i in 1 2 3; do echo "{input} line $i"; sleep 0.05; done; wc -w < {input} > {output}
+long.out :
+    shell: seq 1 100; touch {output}
+py.out : a.count
+    python:
+        print(GREETING, "from python")
+        open(output[0], "w").write("x")
+task all : a.count b.count py.out
+"""
+
+
+def printing(project):
+    project.write("Pipefile", PRINTING)
+    project.write("a.txt", "a b\n")
+    project.write("b.txt", "c\n")
+
+
+def test_what_a_job_prints_is_shown_whole_when_it_ends(project):
+    printing(project)
+    result = project.run("-j", "2", "all")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # run side by side, each job's lines come together, under its own [n/t] line
+    for name in "ab":
+        block = f"%.count {name}.count\n{name}.txt line 1\n{name}.txt line 2\n{name}.txt line 3\n"
+        assert block in out
+    assert "py.out py.out\nhello from python\n" in out
+
+
+def test_a_long_output_shows_its_last_lines_and_where_the_rest_is(project):
+    printing(project)
+    out = project.run("long.out").stdout
+    assert "100\n" in out and "\n1\n" not in out
+    assert "earlier line(s) in .rulerun/logs/long.out/" in out
+
+
+def test_quiet_shows_no_job_output(project):
+    printing(project)
+    result = project.run("-q", "all")
+    assert result.returncode == 0 and result.stdout == ""
+
+
+def test_terminal_clears_the_status_line_before_a_jobs_output(project):
+    printing(project)
+    code, screen = run_in_pty(project, "-j", "1", "py.out")
+    assert code == 0
+    assert "\r\x1b[K[2/2] py.out py.out\r\nhello from python\r\n" in screen
+
+
+def test_dry_run_verbose_prints_each_jobs_command_or_python_block(project):
+    printing(project)
+    out = project.run("-n", "-v", "all").stdout
+    assert '    $ for i in 1 2 3; do echo "a.txt line $i"; sleep 0.05; done; wc -w < a.txt > a.count' in out
+    assert "    python: the block at Pipefile:10:9" in out
+    assert "$ " not in project.run("-n", "all").stdout
+
+
+def test_touch_says_what_it_touched(project):
+    printing(project)
+    result = project.run("--touch", "all")
+    assert result.returncode == 0
+    assert {"touch a.count", "touch b.count", "touch py.out"} <= set(result.stdout.splitlines())
+    assert project.read("py.out") == ""  # touched, not made

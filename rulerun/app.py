@@ -179,6 +179,9 @@ def _run_jobs(loaded: Loaded, plan, options: Options, reporter, state):
         if cluster_runs(plan, options, loaded.pipefile):  # no drmaa, no library, scheduler down:
             executor.cluster().session()                    # say so before any job starts
         limits = Limits(options.jobs, {name: limit.size for name, limit in loaded.pipefile.limits.items()})
+        from rulerun.timeline import recording
+
+        reporter = recording(reporter, plan, options, state)  # the ETA, and this run for --report
         scheduler = Scheduler(plan, Specs(loaded.namespace, loaded.shell), state, executor, ReadyQueue(limits),
                               reporter, keep_going=options.keep_going)
         outcome = scheduler.run()

@@ -86,7 +86,9 @@ class Reporter:
         self.done = 0
         self.started_at = time.monotonic()
         self.touching = False
+        self.running = 0
         self._line_shown = False
+        self._eta = _Estimate({}, 1)
 
     # ------------------------------------------------------------------ events
 
@@ -97,15 +99,22 @@ class Reporter:
     def total_grew(self, delta: int) -> None:
         self.total += delta
 
+    def durations_known(self, seconds: dict[int, float], slots: int) -> None:
+        """What earlier runs took for the jobs about to run (by job id), for the ETA."""
+        self._eta = _Estimate(seconds, slots)
+
     def job_started(self, job, spec, reasons: list[str]) -> None:
+        self.running += 1
         if self.verbosity > 0:
             why = f"  ({reasons[0]})" if reasons else ""
             self._line(self.paint("dim", f"[{job.name}]{why}"))
             self._line(spec.command if spec.kind == "shell" else f"python: {spec.label}")
-        self._status(spec.label)
+        self._status(spec)
 
     def job_finished(self, job, spec, result, elapsed: float) -> None:
         self.done += 1
+        self.running -= 1
+        self._eta.ended(job.id)
         if self.verbosity < 0:
             return
         if self.touching:
@@ -113,7 +122,7 @@ class Reporter:
                 self._line(f"touch {' '.join(spec.outputs)}")
         else:
             self._show_output(spec, result)
-        self._status(spec.label)
+        self._status(spec)
 
     def _show_output(self, spec, result) -> None:
         """The job's `[done/total]` line (on a terminal only when it printed something: the
@@ -129,11 +138,14 @@ class Reporter:
 
     def job_failed(self, failure) -> None:
         self.done += 1
+        self.running -= 1
+        self._eta.ended(failure.job.id)
         self._clear()
         self.err.write(self._describe(failure) + "\n")
         self.err.flush()
 
     def job_interrupted(self, failure) -> None:
+        self.running -= 1
         if failure.quarantined.moved and self.verbosity >= 0:
             self._line(f"interrupted: {failure.spec.label}; partial outputs moved to "
                        + ", ".join(failure.quarantined.moved))
@@ -205,17 +217,26 @@ class Reporter:
 
     # ------------------------------------------------------------------ output
 
-    def _status(self, label: str) -> None:
+    def _status(self, spec) -> None:
         if not self.status_line:
             return
-        elapsed = time.monotonic() - self.started_at
-        text = f"[{self.done}/{self.total}] {label}  {elapsed:.1f}s"
-        width = _width(self.out)
-        if len(text) > width - 1:
-            text = text[: width - 4] + "..."
-        self.out.write("\r\x1b[K" + text)
+        self.out.write("\r\x1b[K" + self._status_text(short_label(spec), _width(self.out) - 1))
         self.out.flush()
         self._line_shown = True
+
+    def _status_text(self, label: str, width: int) -> str:
+        """`[done/total] label  R running, Q queued, 12s, ETA 30s` in `width` columns: in a narrow
+        terminal the counts go first, then the label loses its start, not its file name."""
+        head = f"[{self.done}/{self.total}] "
+        queued = max(0, self.total - self.done - self.running)
+        elapsed = _duration(time.monotonic() - self.started_at)
+        eta = self._eta.left(self.total - self.done)
+        eta = f", ETA {_duration(eta)}" if eta is not None else ""
+        for tail in (f"  {self.running} running, {queued} queued, {elapsed}{eta}", f"  {eta[2:]}" if eta else "", ""):
+            if len(head) + len(label) + len(tail) <= width:
+                return head + label + tail
+        room = max(4, width - len(head))
+        return head + ("…" + label[-(room - 1):] if len(label) > room else label)
 
     def _clear(self) -> None:
         if self._line_shown:
@@ -227,6 +248,49 @@ class Reporter:
         self._clear()
         self.out.write(text + "\n")
         self.out.flush()
+
+
+def short_label(spec) -> str:
+    """What the status line calls a job: its outputs alone when its rule's name is a pattern
+    (`%.count a.count` says nothing `a.count` does not), the first of many and how many more."""
+    name, outputs = spec.rule, list(spec.outputs)
+    if not outputs:
+        return name
+    shown = outputs[0] + (f" (+{len(outputs) - 1})" if len(outputs) > 1 else "")
+    if any(c in name for c in "%{*?[") or name == " ".join(outputs):
+        return shown
+    return f"{name} {shown}"
+
+
+class _Estimate:
+    """Time left, from what earlier runs took: the work of the jobs not yet ended over the
+    slots they can use. Jobs never timed count as the mean of those that were; with none
+    timed there is no estimate."""
+
+    def __init__(self, seconds: dict[int, float], slots: int):
+        self.seconds = seconds
+        self.slots = max(1, slots)
+        self.mean = sum(seconds.values()) / len(seconds) if seconds else 0.0
+        self.left_known = sum(seconds.values())
+
+    def ended(self, job_id: int) -> None:
+        took = self.seconds.pop(job_id, None)
+        if took is not None:
+            self.left_known -= took
+
+    def left(self, jobs_left: int) -> float | None:
+        if not self.mean and not self.left_known:
+            return None
+        unknown = max(0, jobs_left - len(self.seconds))
+        return (self.left_known + unknown * self.mean) / max(1, min(self.slots, jobs_left))
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _reason(spec, result) -> str:
@@ -244,6 +308,6 @@ def _new_lines(detail: str, command: str) -> list[str]:
 
 def _width(stream: TextIO) -> int:
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        return os.get_terminal_size(stream.fileno()).columns or 80  # 0: a terminal that never said
     except (OSError, ValueError, AttributeError):
         return 80

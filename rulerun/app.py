@@ -79,6 +79,10 @@ def run(options: Options, basis=None) -> int:
         for name in sorted(loaded.pipefile.unknown_overrides):
             reporter.warning(f"{name}={options.overrides[name]}: the Pipefile has no variable '{name}'; "
                              "it is defined as a string anyway")
+        from rulerun.lang.check import make_habits
+
+        for text in make_habits(loaded.pipefile):
+            reporter.warning(text)
     if options.list_rules:
         return list_rules(loaded.pipefile)
     state = State(readonly=options.dry_run or options.graph)
@@ -86,6 +90,11 @@ def run(options: Options, basis=None) -> int:
         for text in state.warnings:
             reporter.warning(text)
         plan, basis = plan_for(loaded, options, state, basis)
+        if options.dry_run or options.verbosity > 0:
+            from rulerun.plan.emptyglobs import empty_globs
+
+            for glob, rule in empty_globs(plan):
+                reporter.warning(f"the glob '{glob}' of rule '{rule.name}' ({rule.loc}) matches no file")
         if options.graph:
             from rulerun.plan.graph import to_dot
 
@@ -185,6 +194,10 @@ def _run_jobs(loaded: Loaded, plan, options: Options, reporter, state):
         scheduler = Scheduler(plan, Specs(loaded.namespace, loaded.shell), state, executor, ReadyQueue(limits),
                               reporter, keep_going=options.keep_going)
         outcome = scheduler.run()
+        if outcome.failures:
+            from rulerun.run.unmade import targets_not_made
+
+            outcome.unmade = targets_not_made(plan.graph.targets, [f.job for f in outcome.failures])
         reporter.run_finished(outcome)
         return outcome
     finally:

@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="targets to make (default: the first rule or task without a pattern); NAME=VALUE overrides a variable")
     p.add_argument("-f", dest="file", default="Pipefile", metavar="FILE", help="the Pipefile (default ./Pipefile)")
     p.add_argument("-C", dest="directory", metavar="DIR", help="change to DIR first")
-    p.add_argument("-j", dest="jobs", type=int, default=0, metavar="N", help="at most N jobs at once (default: CPUs)")
+    p.add_argument("-j", dest="jobs", type=int, default=None, metavar="N", help="at most N jobs at once (default: CPUs)")
     p.add_argument("-n", "--dry-run", action="store_true", help="print the jobs that would run, and why; run nothing")
     p.add_argument("-k", "--keep-going", action="store_true", help="go on with jobs that don't depend on a failed one")
     p.add_argument("-B", "--force", action="store_true", help="treat every job leading to the targets as out of date")
@@ -44,8 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str]) -> Options:
     args = _parser().parse_args(argv)
-    if args.jobs < 0:
-        raise UsageError(f"-j needs a positive number, not {args.jobs}")
+    if args.jobs is not None and args.jobs < 1:  # make's -j 0 means "no limit": say it is not ours
+        raise UsageError(f"-j needs a positive number of jobs, not {args.jobs}",
+                         hint="leave -j out to run as many jobs as there are CPUs")
     if args.local and args.cluster:
         raise UsageError("--local and --cluster contradict each other")
     options = Options(file=args.file, directory=args.directory, jobs=args.jobs or os.cpu_count() or 1,

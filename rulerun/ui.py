@@ -213,6 +213,8 @@ class Reporter:
                                                   if outcome.skipped else "") + "):"]
         for failure in outcome.failures:
             lines.append(f"  {failure.spec.label}: {_reason(failure.spec, failure.result)}  (log: {failure.spec.log_path})")
+        if outcome.unmade:
+            lines.append("  not made: " + ", ".join(outcome.unmade))
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ output

@@ -85,6 +85,8 @@ def run(options: Options, basis=None) -> int:
             reporter.warning(text)
     if options.list_rules:
         return list_rules(loaded.pipefile)
+    if options.clean:
+        return clean(loaded, options, reporter)
     state = State(readonly=options.dry_run or options.graph)
     try:
         for text in state.warnings:
@@ -125,6 +127,32 @@ def _commands(loaded: Loaded):
         except ValueError as exc:
             return f"(its command can't be made: {exc})"
     return command
+
+
+def clean(loaded: Loaded, options: Options, reporter) -> int:
+    """--clean: under the run lock (no build may be making what is removed), the targets' plan,
+    then their outputs and records removed; with -n only listed."""
+    from rulerun import clean as cleaning
+    from rulerun.plan import record
+    from rulerun.store.lock import RunLock
+    from rulerun.store.state import State
+
+    lock = RunLock()
+    if not options.dry_run:
+        lock.acquire(wait=True, on_wait=lambda holder: reporter.warning("another rulerun is running here; waiting"))
+    state = State(readonly=options.dry_run)
+    try:
+        plan, _ = plan_for(loaded, options, state)
+        if not options.dry_run:
+            record.forget()  # what it said is up to date is about to go
+        removed = cleaning.clean(plan, state, sys.stdout, options.dry_run)
+        if not options.dry_run and options.verbosity >= 0:
+            reporter.note(f"rulerun: removed {len(removed)} file(s)")
+        return 0
+    finally:
+        state.close()
+        if not options.dry_run:
+            lock.release()
 
 
 def list_rules(pipefile) -> int:

@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true", help="after the build, watch the inputs and rebuild what changes")
     p.add_argument("--graph", action="store_true", help="print the job graph in Graphviz DOT and exit")
     p.add_argument("--list", dest="list_rules", action="store_true", help="list rules and tasks with their lines")
+    p.add_argument("--clean", action="store_true",
+                   help="remove what the targets' jobs make and their records (with -n: list them)")
     p.add_argument("-q", "--quiet", action="count", default=0, help="only errors")
     p.add_argument("-v", "--verbose", action="count", default=0, help="print every command")
     p.add_argument("--version", action="version", version=f"rulerun {__version__}")
@@ -52,7 +54,7 @@ def parse_args(argv: list[str]) -> Options:
     options = Options(file=args.file, directory=args.directory, jobs=args.jobs or os.cpu_count() or 1,
                       dry_run=args.dry_run, keep_going=args.keep_going, force=args.force, touch=args.touch,
                       local=args.local, cluster=args.cluster, watch=args.watch, graph=args.graph,
-                      list_rules=args.list_rules, verbosity=args.verbose - args.quiet)
+                      list_rules=args.list_rules, clean=args.clean, verbosity=args.verbose - args.quiet)
     for word in args.words:
         match = _OVERRIDE.match(word)
         if match:
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"can't change to directory '{options.directory}': {exc.strerror}") from None
         from rulerun.plan import record
 
-        basis = record.look(options)
+        basis = None if options.clean else record.look(options)
         if basis == record.UP_TO_DATE:  # answered without loading the Pipefile
             if options.verbosity >= 0:
                 sys.stdout.write(record.NOTHING_TO_DO + "\n")

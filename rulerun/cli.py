@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true", help="after the build, watch the inputs and rebuild what changes")
     p.add_argument("--graph", action="store_true", help="print the job graph in Graphviz DOT and exit")
     p.add_argument("--list", dest="list_rules", action="store_true", help="list rules and tasks with their lines")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="write the last run as one self-contained page (timeline, rules, failures) and exit")
     p.add_argument("--clean", action="store_true",
                    help="remove what the targets' jobs make and their records (with -n: list them)")
     p.add_argument("-q", "--quiet", action="count", default=0, help="only errors")
@@ -54,7 +56,7 @@ def parse_args(argv: list[str]) -> Options:
     options = Options(file=args.file, directory=args.directory, jobs=args.jobs or os.cpu_count() or 1,
                       dry_run=args.dry_run, keep_going=args.keep_going, force=args.force, touch=args.touch,
                       local=args.local, cluster=args.cluster, watch=args.watch, graph=args.graph,
-                      list_rules=args.list_rules, clean=args.clean, verbosity=args.verbose - args.quiet)
+                      list_rules=args.list_rules, clean=args.clean, report=args.report, verbosity=args.verbose - args.quiet)
     for word in args.words:
         match = _OVERRIDE.match(word)
         if match:
@@ -77,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
                 os.chdir(options.directory)
             except OSError as exc:
                 raise UsageError(f"can't change to directory '{options.directory}': {exc.strerror}") from None
+        if options.report:
+            from rulerun.report import write_report
+
+            _say(sys.stdout, write_report(options.report) + "\n")
+            return 0
         from rulerun.plan import record
 
         basis = None if options.clean else record.look(options)

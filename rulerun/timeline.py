@@ -12,14 +12,26 @@ from rulerun.store import history
 
 
 class Recording:
-    def __init__(self, reporter, runlog: history.RunLog):
+    """The run is recorded from its first job on: a run with nothing to do keeps the last
+    run that did something as the one to report."""
+
+    def __init__(self, reporter, db, facts):
         self._reporter = reporter
-        self._log = runlog
+        self._db = db
+        self._facts = facts
+        self._log = None
 
     def __getattr__(self, name: str):
         return getattr(self._reporter, name)  # events it does not note
 
     def job_started(self, job, spec, reasons: list[str]) -> None:
+        if self._log is None:
+            import sqlite3
+
+            try:
+                self._log = history.RunLog(self._db, self._facts())
+            except sqlite3.Error:  # never fail a run for its timeline
+                self._log = _Nothing()
         self._log.started(job.id, spec.rule, spec.label, spec.kind, spec.command, spec.log_path)
         self._reporter.job_started(job, spec, reasons)
 
@@ -38,8 +50,16 @@ class Recording:
         self._reporter.job_interrupted(failure)
 
     def run_finished(self, outcome) -> None:
-        self._log.finished("interrupted" if outcome.interrupted else "failed" if outcome.failures else "ok")
+        if self._log is not None:
+            self._log.finished("interrupted" if outcome.interrupted else "failed" if outcome.failures else "ok")
         self._reporter.run_finished(outcome)
+
+
+class _Nothing:
+    """A timeline that can't be written: every event is dropped."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
 
 
 def recording(reporter, plan, options, state):
@@ -53,14 +73,9 @@ def recording(reporter, plan, options, state):
         reporter.durations_known(seconds, options.jobs)
     if db is None:
         return reporter
-    import sqlite3
-
-    try:
-        runlog = history.RunLog(db, {"targets": options.targets, "jobs": options.jobs,
-                                     "graph": _rule_graph(plan)})
-    except sqlite3.Error:
-        return reporter
-    return Recording(reporter, runlog)
+    # the facts when the first job starts: a run with nothing to do pays nothing for them
+    return Recording(reporter, db, lambda: {"targets": options.targets, "jobs": options.jobs,
+                                            "graph": _rule_graph(plan)})
 
 
 def _rule_graph(plan) -> dict:

@@ -17,6 +17,8 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from rulerun.store.state import _loaded, _stored  # job keys kept as the state keeps them
+
 FLUSH_SECONDS = 1.0
 
 _TABLES = """
@@ -56,7 +58,7 @@ def durations(db: sqlite3.Connection | None) -> dict[str, float]:
     if db is None:
         return {}
     try:
-        return {job: seconds for job, seconds in db.execute("SELECT job, seconds FROM durations")}
+        return {_loaded(job): seconds for job, seconds in db.execute("SELECT job, seconds FROM durations")}
     except sqlite3.Error:  # a database from before these tables, opened read-only
         return {}
 
@@ -96,17 +98,17 @@ class RunLog:
     def started(self, job_id: int, rule: str, label: str, kind: str, command: str, log: str) -> None:
         slot = min(set(range(len(self._slots) + 1)) - set(self._slots.values()))
         self._slots[job_id] = slot
-        self._pending.append((job_id, rule, label, slot, time.time() - self._began, None, "running",
-                              kind, command, log, "", None, None))
+        self._pending.append((job_id, _shown(rule), _shown(label), slot, time.time() - self._began, None, "running",
+                              kind, _shown(command), _shown(log), "", None, None))
         self._maybe_flush()
 
     def ended(self, job_id: int, key: str, rule: str, status: str, reason: str = "",
               cluster_id: str | None = None) -> None:
         now = time.time() - self._began
         self._slots.pop(job_id, None)
-        self._ended.append((now, status, reason, cluster_id, job_id))
+        self._ended.append((now, status, _shown(reason), cluster_id, job_id))
         if status == "ok":
-            self._durations.append((key, rule, job_id))
+            self._durations.append((_stored(key), _shown(rule), job_id))
         self._maybe_flush()
 
     def finished(self, outcome: str) -> None:
@@ -131,7 +133,13 @@ class RunLog:
             for key, value in (extra or {}).items():
                 self._db.execute("INSERT OR REPLACE INTO last_run VALUES (?, ?)", (key, json.dumps(value)))
             self._db.execute("COMMIT")
-        except sqlite3.Error:
+        except (sqlite3.Error, ValueError):  # ValueError: text sqlite can't take
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
         self._pending, self._ended, self._durations = [], [], []
+
+
+def _shown(text: str) -> str:
+    """Text for people: a file name that is not UTF-8 is shown with a replacement character
+    (sqlite takes no lone surrogates)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -94,3 +94,13 @@ def _png(data: bytes) -> tuple[int, int, bytes]:
             idat += body
         pos += 12 + length
     return width, height, zlib.decompress(idat)
+
+
+def test_a_cluster_jobs_queue_time_is_drawn_when_known(project):
+    from rulerun.report import render, report_data
+    from rulerun.store.history import JobRow
+
+    rows = [JobRow(1, "count", "count a.count", 0, 1.0, 2.0, "ok", "shell", "wc", "log", "", "4711", 0.5)]
+    project.write("report.html", render(report_data({"began": 0, "ended": 2.5, "outcome": "ok"}, rows)))
+    dom = _browser(project, "--dump-dom").stdout
+    assert 'data-rendered="yes"' in dom and "queued 500 ms" in dom and "cluster job 4711" in dom

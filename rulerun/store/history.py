@@ -103,10 +103,11 @@ class RunLog:
         self._maybe_flush()
 
     def ended(self, job_id: int, key: str, rule: str, status: str, reason: str = "",
-              cluster_id: str | None = None) -> None:
+              cluster_id: str | None = None, queued: float | None = None) -> None:
+        """`queued`: the seconds a cluster job waited in the scheduler's queue, when known."""
         now = time.time() - self._began
         self._slots.pop(job_id, None)
-        self._ended.append((now, status, _shown(reason), cluster_id, job_id))
+        self._ended.append((now, status, _shown(reason), cluster_id, queued, job_id))
         if status == "ok":
             self._durations.append((_stored(key), _shown(rule), job_id))
         self._maybe_flush()
@@ -126,7 +127,7 @@ class RunLog:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO last_run_jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                  self._pending)
-            self._db.executemany("UPDATE last_run_jobs SET ended=?, status=?, reason=?, cluster_id=? WHERE id=?",
+            self._db.executemany("UPDATE last_run_jobs SET ended=?, status=?, reason=?, cluster_id=?, queued=? WHERE id=?",
                                  self._ended)
             self._db.executemany("INSERT OR REPLACE INTO durations SELECT ?, ?, ended - started FROM "
                                  "last_run_jobs WHERE id=?", self._durations)

@@ -75,19 +75,30 @@ def run(options: Options, basis=None) -> int:
     from rulerun.store.state import State
     from rulerun.ui import make_reporter
 
-    reporter = make_reporter(options.verbosity)
+    reporter = make_reporter(options.verbosity, touching=options.touch)
     loaded = load(options)
     if REEXEC_MARKER not in os.environ:  # a restarted run: the first process said them already
         for name in sorted(loaded.pipefile.unknown_overrides):
             reporter.warning(f"{name}={options.overrides[name]}: the Pipefile has no variable '{name}'; "
                              "it is defined as a string anyway")
+        from rulerun.lang.check import make_habits
+
+        for text in make_habits(loaded.pipefile):
+            reporter.warning(text)
     if options.list_rules:
         return list_rules(loaded.pipefile)
+    if options.clean:
+        return clean(loaded, options, reporter)
     state = State(readonly=options.dry_run or options.graph)
     try:
         for text in state.warnings:
             reporter.warning(text)
         plan, basis = plan_for(loaded, options, state, basis)
+        if options.dry_run or options.verbosity > 0:
+            from rulerun.plan.emptyglobs import empty_globs
+
+            for glob, rule in empty_globs(plan):
+                reporter.warning(f"the glob '{glob}' of rule '{rule.name}' ({rule.loc}) matches no file")
         if options.graph:
             from rulerun.plan.graph import to_dot
 
@@ -96,11 +107,54 @@ def run(options: Options, basis=None) -> int:
         if options.dry_run:
             from rulerun.plan import explain
 
-            explain.report(plan, sys.stdout)
+            explain.report(plan, sys.stdout, _commands(loaded) if options.verbosity > 0 else None)
             return 0
         return build(loaded, plan, options, reporter, state, basis)
     finally:
         state.close()
+
+
+def _commands(loaded: Loaded):
+    """For `-n -v`: a job's command as it would run (shell), or where its Python block is."""
+    from rulerun.lang.model import PythonAction
+    from rulerun.run.spec import Specs
+
+    specs = Specs(loaded.namespace, loaded.shell)
+
+    def command(job) -> str:
+        if isinstance(job.rule.action, PythonAction):
+            return f"python: the block at {job.rule.action.loc}"
+        try:
+            return "\n".join("$ " + line for line in specs.command(job).rstrip("\n").splitlines())
+        except ValueError as exc:
+            return f"(its command can't be made: {exc})"
+    return command
+
+
+def clean(loaded: Loaded, options: Options, reporter) -> int:
+    """--clean: under the run lock (no build may be making what is removed), the targets' plan,
+    then their outputs and records removed; with -n only listed."""
+    from rulerun import clean as cleaning
+    from rulerun.plan import record
+    from rulerun.store.lock import RunLock
+    from rulerun.store.state import State
+
+    lock = RunLock()
+    if not options.dry_run:
+        lock.acquire(wait=True, on_wait=lambda holder: reporter.warning("another rulerun is running here; waiting"))
+    state = State(readonly=options.dry_run)
+    try:
+        plan, _ = plan_for(loaded, options, state)
+        if not options.dry_run:
+            record.forget()  # what it said is up to date is about to go
+        removed = cleaning.clean(plan, state, sys.stdout, options.dry_run)
+        if not options.dry_run and options.verbosity >= 0:
+            reporter.note(f"rulerun: removed {len(removed)} file(s)")
+        return 0
+    finally:
+        state.close()
+        if not options.dry_run:
+            lock.release()
 
 
 def list_rules(pipefile) -> int:
@@ -175,9 +229,16 @@ def _run_jobs(loaded: Loaded, plan, options: Options, reporter, state):
         sizes = {name: limit.size for name, limit in loaded.pipefile.limits.items()} | options.limit_sizes
         limits = Limits(options.jobs, sizes)
         specs = Specs(loaded.namespace, loaded.shell, values=plan.signatures.values, max_threads=options.jobs)
+        from rulerun.timeline import recording
+
+        reporter = recording(reporter, plan, options, state)  # the ETA, and this run for --report
         scheduler = Scheduler(plan, specs, state, executor, ReadyQueue(limits),
                               reporter, keep_going=options.keep_going, keep_temp=options.keep_temp)
         outcome = scheduler.run()
+        if outcome.failures:
+            from rulerun.run.unmade import targets_not_made
+
+            outcome.unmade = targets_not_made(plan.graph.targets, [f.job for f in outcome.failures])
         reporter.run_finished(outcome)
         return outcome
     finally:

@@ -20,43 +20,79 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message, hint="see rulerun --help")
 
 
+_EXAMPLES = """\
+examples:
+  rulerun                      make the first rule or task of ./Pipefile
+  rulerun -n -v report.md      what would run to make report.md, why, and each command
+  rulerun -j 8 -k all          eight jobs at once; go on past failures
+  rulerun --watch              build, then rebuild whatever an edit affects
+  rulerun --report run.html    the last run as a page: timeline, rules, failures
+
+Pipefile language: docs/pipefile.md; a first pipeline step by step: docs/tutorial.md
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="rulerun", description="Run the jobs that bring TARGETs up to date, as a Pipefile says.")
+    p = _Parser(prog="rulerun", usage="rulerun [TARGET ...] [NAME=VALUE ...] [options]",
+                description="Run the jobs that bring TARGETs up to date, as a Pipefile says.",
+                epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("words", nargs="*", metavar="TARGET | NAME=VALUE",
                    help="targets to make (default: the first rule or task without a pattern); NAME=VALUE overrides a variable")
-    p.add_argument("-f", dest="file", default="Pipefile", metavar="FILE", help="the Pipefile (default ./Pipefile)")
-    p.add_argument("-C", dest="directory", metavar="DIR", help="change to DIR first")
-    p.add_argument("-j", dest="jobs", type=int, default=0, metavar="N", help="at most N jobs at once (default: CPUs)")
-    p.add_argument("-n", "--dry-run", action="store_true", help="print the jobs that would run, and why; run nothing")
-    p.add_argument("-k", "--keep-going", action="store_true", help="go on with jobs that don't depend on a failed one")
-    p.add_argument("-B", "--force", action="store_true", help="treat every job leading to the targets as out of date")
-    p.add_argument("--touch", action="store_true", help="bring outputs up to date without running actions")
-    p.add_argument("--local", action="store_true", help="run cluster rules on this machine")
-    p.add_argument("--cluster", action="store_true", help="submit every shell job to the cluster")
-    p.add_argument("--watch", action="store_true", help="after the build, watch the inputs and rebuild what changes")
-    p.add_argument("--graph", action="store_true", help="print the job graph in Graphviz DOT and exit")
-    p.add_argument("--list", dest="list_rules", action="store_true", help="list rules and tasks with their lines")
-    p.add_argument("-q", "--quiet", action="count", default=0, help="only errors")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="print every command")
-    p.add_argument("--limit", dest="limits", action="append", default=[], metavar="NAME=N",
-                   help="set the size of limit NAME for this run (repeatable)")
-    p.add_argument("--config", dest="config", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a top-level key of the config (VALUE read as YAML; repeatable)")
-    p.add_argument("--keep-temp", action="store_true", help="keep temp: outputs once their readers ran")
-    p.add_argument("--version", action="version", version=f"rulerun {__version__}")
+    where = p.add_argument_group("where")
+    where.add_argument("-f", dest="file", default="Pipefile", metavar="FILE", help="the Pipefile (default ./Pipefile)")
+    where.add_argument("-C", dest="directory", metavar="DIR", help="change to DIR first")
+    how = p.add_argument_group("how to run")
+    how.add_argument("-j", dest="jobs", type=int, default=None, metavar="N", help="at most N jobs at once (default: CPUs)")
+    how.add_argument("-k", "--keep-going", action="store_true", help="go on with jobs that don't depend on a failed one")
+    how.add_argument("-B", "--force", action="store_true", help="treat every job leading to the targets as out of date")
+    how.add_argument("--touch", action="store_true", help="bring outputs up to date without running actions")
+    how.add_argument("--watch", action="store_true", help="after the build, watch the inputs and rebuild what changes")
+    cluster = p.add_argument_group("cluster")
+    cluster.add_argument("--local", action="store_true", help="run cluster rules on this machine")
+    cluster.add_argument("--cluster", action="store_true", help="submit every shell job to the cluster")
+    look = p.add_argument_group("look without running")
+    look.add_argument("-n", "--dry-run", action="store_true", help="print the jobs that would run, and why; run nothing")
+    look.add_argument("--list", dest="list_rules", action="store_true", help="list rules and tasks with their lines")
+    look.add_argument("--graph", action="store_true", help="print the job graph in Graphviz DOT and exit")
+    look.add_argument("--report", metavar="FILE.html",
+                      help="write the last run as one self-contained page (timeline, rules, failures) and exit")
+    language = p.add_argument_group("values for the Pipefile")
+    language.add_argument("--limit", dest="limits", action="append", default=[], metavar="NAME=N",
+                          help="set the size of limit NAME for this run (repeatable)")
+    language.add_argument("--config", dest="config", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a top-level key of the config (VALUE read as YAML; repeatable)")
+    how.add_argument("--keep-temp", action="store_true", help="keep temp: outputs once their readers ran")
+    tidy = p.add_argument_group("other commands")
+    tidy.add_argument("--clean", action="store_true",
+                      help="remove what the targets' jobs make and their records (with -n: list them)")
+    tidy.add_argument("--completion", choices=["bash", "zsh"],
+                      help="print a shell completion script: eval \"$(rulerun --completion bash)\"")
+    tidy.add_argument("--version", action="version", version=f"rulerun {__version__}")
+    tidy.add_argument("--names", action="store_true", help=argparse.SUPPRESS)  # for the completion scripts
+    shown = p.add_argument_group("output")
+    shown.add_argument("-q", "--quiet", action="count", default=0, help="only errors")
+    shown.add_argument("-v", "--verbose", action="count", default=0, help="print every command (with -n too)")
     return p
 
 
 def parse_args(argv: list[str]) -> Options:
     args = _parser().parse_args(argv)
-    if args.jobs < 0:
-        raise UsageError(f"-j needs a positive number, not {args.jobs}")
+    if args.jobs is not None and args.jobs < 1:  # make's -j 0 means "no limit": say it is not ours
+        raise UsageError(f"-j needs a positive number of jobs, not {args.jobs}",
+                         hint="leave -j out to run as many jobs as there are CPUs")
     if args.local and args.cluster:
         raise UsageError("--local and --cluster contradict each other")
+    if args.completion:
+        from rulerun.completion import script
+
+        sys.stdout.write(script(args.completion, sorted(o for a in _parser()._actions for o in a.option_strings
+                                                        if o != "--names")))
+        raise SystemExit(0)
     options = Options(file=args.file, directory=args.directory, jobs=args.jobs or os.cpu_count() or 1,
                       dry_run=args.dry_run, keep_going=args.keep_going, force=args.force, touch=args.touch,
                       local=args.local, cluster=args.cluster, watch=args.watch, graph=args.graph,
-                      list_rules=args.list_rules, verbosity=args.verbose - args.quiet)
+                      list_rules=args.list_rules, clean=args.clean, report=args.report,
+                      completion="names" if args.names else None, verbosity=args.verbose - args.quiet)
     options.limit_sizes = _limit_sizes(args.limits)
     options.keep_temp = args.keep_temp
     for word in args.config:
@@ -98,9 +134,18 @@ def main(argv: list[str] | None = None) -> int:
                 os.chdir(options.directory)
             except OSError as exc:
                 raise UsageError(f"can't change to directory '{options.directory}': {exc.strerror}") from None
+        if options.completion == "names":
+            from rulerun.completion import print_names
+
+            return print_names(options)
+        if options.report:
+            from rulerun.report import write_report
+
+            _say(sys.stdout, write_report(options.report) + "\n")
+            return 0
         from rulerun.plan import record
 
-        basis = record.look(options)
+        basis = None if options.clean else record.look(options)
         if basis == record.UP_TO_DATE:  # answered without loading the Pipefile
             if options.verbosity >= 0:
                 sys.stdout.write(record.NOTHING_TO_DO + "\n")
@@ -138,7 +183,7 @@ def _watch(options: Options) -> int:
     if not os.path.exists(options.file):
         raise UsageError(f"no Pipefile here: '{options.file}' does not exist in {os.getcwd()}",
                          hint="run rulerun in a directory with a Pipefile, or name one with -f FILE (or -C DIR)")
-    return watch(options, make_reporter(options.verbosity))
+    return watch(options, make_reporter(options.verbosity, touching=options.touch))
 
 
 def _terminate(signum, frame) -> None:

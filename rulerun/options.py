@@ -31,6 +31,9 @@ class Options:
     watch: bool = False
     graph: bool = False
     list_rules: bool = False
+    clean: bool = False
+    report: str | None = None  # --report FILE.html
+    completion: str | None = None  # --completion bash|zsh
     verbosity: int = 0
     # Where the program was started and with which arguments, when it may re-execute itself
     # (started as `rulerun`, not called by a program): see app.restart_for_cluster.

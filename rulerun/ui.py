@@ -1,9 +1,10 @@
 """What a person sees: run events turned into a status line, plain lines or nothing.
 
 Quiet by default, like Ninja: on a terminal one `[done/total] rule outputs` line rewritten in
-place; plain lines when not a terminal; colour only on a terminal without NO_COLOR. A failed
-job is shown whole: rule, outputs, command, how it ended, its log's last lines. Failures go to
-stderr, progress to stdout.
+place; plain lines when not a terminal; colour only on a terminal without NO_COLOR. What a job
+printed is shown when it ended, whole, under its `[done/total]` line (never mixed with another
+job's; a long output by its last lines and its log's path). A failed job is shown whole: rule,
+outputs, command, how it ended, its log's last lines. Failures go to stderr, progress to stdout.
 """
 
 from __future__ import annotations
@@ -14,18 +15,23 @@ import sys
 import time
 from typing import TextIO
 
+from rulerun.joblog import printed, tail
 from rulerun.plan.record import NOTHING_TO_DO  # the same words whether the record answered or not
 
 TAIL_LINES = 20
 
 
-def make_reporter(verbosity: int = 0, stream: TextIO | None = None, errors: TextIO | None = None):
-    """The reporter for this terminal: verbosity -1 (-q), 0, 1 (-v)."""
+def make_reporter(verbosity: int = 0, stream: TextIO | None = None, errors: TextIO | None = None,
+                  touching: bool = False):
+    """The reporter for this terminal: verbosity -1 (-q), 0, 1 (-v); `touching`: --touch, whose
+    jobs are said as the files they touched."""
     stream = stream or sys.stdout
     errors = errors or sys.stderr
     tty = stream.isatty()
     colour = tty and not os.environ.get("NO_COLOR")
-    return Reporter(stream, errors, verbosity, status_line=tty and verbosity >= 0, colour=colour)
+    reporter = Reporter(stream, errors, verbosity, status_line=tty and verbosity >= 0, colour=colour)
+    reporter.touching = touching
+    return reporter
 
 
 class _Paint:
@@ -79,7 +85,10 @@ class Reporter:
         self.total = 0
         self.done = 0
         self.started_at = time.monotonic()
+        self.touching = False
+        self.running = 0
         self._line_shown = False
+        self._eta = _Estimate({}, 1)
 
     # ------------------------------------------------------------------ events
 
@@ -90,27 +99,53 @@ class Reporter:
     def total_grew(self, delta: int) -> None:
         self.total += delta
 
+    def durations_known(self, seconds: dict[int, float], slots: int) -> None:
+        """What earlier runs took for the jobs about to run (by job id), for the ETA."""
+        self._eta = _Estimate(seconds, slots)
+
     def job_started(self, job, spec, reasons: list[str]) -> None:
+        self.running += 1
         if self.verbosity > 0:
             why = f"  ({reasons[0]})" if reasons else ""
             self._line(self.paint("dim", f"[{job.name}]{why}"))
             self._line(spec.command if spec.kind == "shell" else f"python: {spec.label}")
-        self._status(spec.label)
+        self._status(spec)
 
     def job_finished(self, job, spec, result, elapsed: float) -> None:
         self.done += 1
-        if self.status_line:
-            self._status(spec.label)
-        elif self.verbosity >= 0:
+        self.running -= 1
+        self._eta.ended(job.id)
+        if self.verbosity < 0:
+            return
+        if self.touching:
+            if spec.outputs:  # a task touches nothing
+                self._line(f"touch {' '.join(spec.outputs)}")
+        else:
+            self._show_output(spec, result)
+        self._status(spec)
+
+    def _show_output(self, spec, result) -> None:
+        """The job's `[done/total]` line (on a terminal only when it printed something: the
+        status line says the rest) and what it printed, whole, the status line cleared first."""
+        shown = printed(spec, result)
+        if not self.status_line or shown:
             self._line(f"[{self.done}/{self.total}] {spec.label}")
+        if shown:
+            if shown.more():  # first: it reads as "what came before these lines"
+                self.out.write(self.paint("dim", shown.more()) + "\n")
+            self.out.write("".join(line + "\n" for line in shown.lines))
+            self.out.flush()
 
     def job_failed(self, failure) -> None:
         self.done += 1
+        self.running -= 1
+        self._eta.ended(failure.job.id)
         self._clear()
         self.err.write(self._describe(failure) + "\n")
         self.err.flush()
 
     def job_interrupted(self, failure) -> None:
+        self.running -= 1
         if failure.quarantined.moved and self.verbosity >= 0:
             self._line(f"interrupted: {failure.spec.label}; partial outputs moved to "
                        + ", ".join(failure.quarantined.moved))
@@ -163,10 +198,10 @@ class Reporter:
             if text:
                 lines.append(f"  {name}:")
                 lines += [f"    | {line}" for line in text.rstrip("\n").splitlines()[-TAIL_LINES:]]
-        tail = _tail(spec.log_path)
+        logged = tail(spec.log_path, TAIL_LINES)
         lines.append(f"  log: {spec.log_path}")
-        if tail and not (result.stdout or result.stderr):
-            lines += [f"    | {line}" for line in tail]
+        if logged and not (result.stdout or result.stderr):
+            lines += [f"    | {line}" for line in logged.lines]
         if failure.quarantined.moved:
             lines.append("  outputs it left were moved to: " + ", ".join(failure.quarantined.moved))
         lines += [f"  {note}" for note in failure.quarantined.notes]
@@ -178,21 +213,32 @@ class Reporter:
                                                   if outcome.skipped else "") + "):"]
         for failure in outcome.failures:
             lines.append(f"  {failure.spec.label}: {_reason(failure.spec, failure.result)}  (log: {failure.spec.log_path})")
+        if outcome.unmade:
+            lines.append("  not made: " + ", ".join(outcome.unmade))
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ output
 
-    def _status(self, label: str) -> None:
+    def _status(self, spec) -> None:
         if not self.status_line:
             return
-        elapsed = time.monotonic() - self.started_at
-        text = f"[{self.done}/{self.total}] {label}  {elapsed:.1f}s"
-        width = _width(self.out)
-        if len(text) > width - 1:
-            text = text[: width - 4] + "..."
-        self.out.write("\r\x1b[K" + text)
+        self.out.write("\r\x1b[K" + self._status_text(short_label(spec), _width(self.out) - 1))
         self.out.flush()
         self._line_shown = True
+
+    def _status_text(self, label: str, width: int) -> str:
+        """`[done/total] label  R running, Q queued, 12s, ETA 30s` in `width` columns: in a narrow
+        terminal the counts go first, then the label loses its start, not its file name."""
+        head = f"[{self.done}/{self.total}] "
+        queued = max(0, self.total - self.done - self.running)
+        elapsed = _duration(time.monotonic() - self.started_at)
+        eta = self._eta.left(self.total - self.done)
+        eta = f", ETA {_duration(eta)}" if eta is not None else ""
+        for tail in (f"  {self.running} running, {queued} queued, {elapsed}{eta}", f"  {eta[2:]}" if eta else "", ""):
+            if len(head) + len(label) + len(tail) <= width:
+                return head + label + tail
+        room = max(4, width - len(head))
+        return head + ("…" + label[-(room - 1):] if len(label) > room else label)
 
     def _clear(self) -> None:
         if self._line_shown:
@@ -204,6 +250,49 @@ class Reporter:
         self._clear()
         self.out.write(text + "\n")
         self.out.flush()
+
+
+def short_label(spec) -> str:
+    """What the status line calls a job: its outputs alone when its rule's name is a pattern
+    (`%.count a.count` says nothing `a.count` does not), the first of many and how many more."""
+    name, outputs = spec.rule, list(spec.outputs)
+    if not outputs:
+        return name
+    shown = outputs[0] + (f" (+{len(outputs) - 1})" if len(outputs) > 1 else "")
+    if any(c in name for c in "%{*?[") or name == " ".join(outputs):
+        return shown
+    return f"{name} {shown}"
+
+
+class _Estimate:
+    """Time left, from what earlier runs took: the work of the jobs not yet ended over the
+    slots they can use. Jobs never timed count as the mean of those that were; with none
+    timed there is no estimate."""
+
+    def __init__(self, seconds: dict[int, float], slots: int):
+        self.seconds = seconds
+        self.slots = max(1, slots)
+        self.mean = sum(seconds.values()) / len(seconds) if seconds else 0.0
+        self.left_known = sum(seconds.values())
+
+    def ended(self, job_id: int) -> None:
+        took = self.seconds.pop(job_id, None)
+        if took is not None:
+            self.left_known -= took
+
+    def left(self, jobs_left: int) -> float | None:
+        if not self.mean and not self.left_known:
+            return None
+        unknown = max(0, jobs_left - len(self.seconds))
+        return (self.left_known + unknown * self.mean) / max(1, min(self.slots, jobs_left))
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _reason(spec, result) -> str:
@@ -219,20 +308,8 @@ def _new_lines(detail: str, command: str) -> list[str]:
     return [line for line in detail.rstrip("\n").splitlines() if line.strip() not in shown]
 
 
-def _tail(path: str) -> list[str]:
-    try:
-        with open(path, "rb") as log:
-            log.seek(0, os.SEEK_END)
-            size = log.tell()
-            log.seek(max(0, size - 8192))
-            text = log.read().decode(errors="replace")
-    except OSError:
-        return []
-    return text.rstrip("\n").splitlines()[-TAIL_LINES:]
-
-
 def _width(stream: TextIO) -> int:
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        return os.get_terminal_size(stream.fileno()).columns or 80  # 0: a terminal that never said
     except (OSError, ValueError, AttributeError):
         return 80

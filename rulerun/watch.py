@@ -273,7 +273,7 @@ class WatchLoop:
         self.reporter.note(f"watching {self.watched.describe()} for changes; Ctrl-C to stop")
         while status != 130:
             changed = self.changes.next(self.watched.affects)
-            self.reporter.note("changed: " + _shorten(changed))
+            self.reporter.note(_what_changed(changed))
             status = self._build("rebuilt")
         return 130
 
@@ -335,7 +335,7 @@ class WatchLoop:
     def _fresh_reporter(self):
         from rulerun.ui import make_reporter
 
-        return make_reporter(self.options.verbosity)  # its counters start at zero
+        return make_reporter(self.options.verbosity, touching=self.options.touch)  # its counters start at zero
 
     def _failed(self, exc: RulerunError, then: str) -> int:
         sys.stdout.flush()
@@ -380,6 +380,14 @@ def _count(count: int, noun: str) -> str:
     if count == 1:
         return f"1 {noun}"
     return f"{count} {noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
+
+
+def _what_changed(paths: list[str]) -> str:
+    """`changed: a.txt`, `deleted: b.txt`, or both: a source that is gone is no edit."""
+    gone = [p for p in paths if not os.path.lexists(p)]
+    there = [p for p in paths if os.path.lexists(p)]
+    said = [f"{verb}: {_shorten(group)}" for verb, group in (("changed", there), ("deleted", gone)) if group]
+    return "; ".join(said)
 
 
 def _shorten(paths: list[str]) -> str:

@@ -390,3 +390,11 @@ def test_a_rule_named_source_can_be_watched_by_its_name(tree, start):
     watch.expect(r"^rebuilt: 1 job ran")
     assert tree.runs() == ["up a.up"] and (tree.root / "a.up").read_text() == "AGAIN\n"
     assert watch.stop() == 0 and "Traceback" not in watch.output()
+
+
+def test_a_deleted_source_is_said_deleted_not_changed(tree, start):
+    upper_tree(tree)
+    watch = start()
+    (tree.root / "a.txt").unlink()
+    assert watch.expect(r"^(changed|deleted): ") == "deleted: a.txt"
+    watch.stop()

@@ -433,3 +433,25 @@ def _close(word: str, candidates: Iterable[str], n: int = 1) -> list[str]:
     import difflib  # only on the error path: it's slow to import
 
     return difflib.get_close_matches(word, list(candidates), n=n)
+
+
+_MAKE_HABIT = re.compile(r"(?<!\$)\$([<@^])")
+_MAKE_MEANING = {"<": ("the first input", "{input[0]}"), "@": ("the output", "{output}"),
+                 "^": ("all inputs", "{input}")}
+
+
+def make_habits(pipefile: Pipefile) -> list[str]:
+    """Warnings for make's automatic variables in shell actions. Hints, not errors: bash runs
+    them (`$<` and `$^` as literal text, `$@` as "all arguments", which a shell function in a
+    script may mean), but most often `$@` was meant as make's output."""
+    found = []
+    for rule in pipefile.rules:
+        if not isinstance(rule.action, ShellAction):
+            continue
+        for match in _MAKE_HABIT.finditer(rule.action.script):
+            what, instead = _MAKE_MEANING[match.group(1)]
+            loc = script_location(pipefile.text, rule.action, match.start())
+            found.append(f"{loc}: '{match.group(0)}' in the shell action of rule '{rule.name}' is make's name "
+                         f"for {what}; here write {instead} (in bash '{match.group(0)}' is "
+                         + ("all of a function's arguments)" if match.group(1) == "@" else "just text)"))
+    return found

@@ -3,7 +3,7 @@ known after a split rule has run."""
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import Callable, TextIO
 
 from rulerun.lang.pathexpr import shown_path
 from rulerun.plan.graph import Job
@@ -12,8 +12,9 @@ from rulerun.plan.planner import Plan
 from rulerun.plan.record import NOTHING_TO_DO
 
 
-def report(plan: Plan, out: TextIO) -> int:
-    """Print the plan; return how many jobs would run (known now)."""
+def report(plan: Plan, out: TextIO, command: Callable[[Job], str] | None = None) -> int:
+    """Print the plan; return how many jobs would run (known now). `command` (for -n -v) says
+    what each job would do: its rendered shell command, or where its Python block is."""
     graph, decisions = plan.graph, plan.decisions
     count = 0
     lines: list[str] = []  # written a few thousand at a time: 200,000 jobs are half a million lines
@@ -28,6 +29,8 @@ def report(plan: Plan, out: TextIO) -> int:
         count += 1
         lines.append(_describe(job))
         lines.extend(f"    because {reason}" for reason in decisions.reasons(job))
+        if command is not None and job.has_action:
+            lines.extend(f"    {line}" for line in command(job).rstrip("\n").splitlines())
     if count == 0 and not any(job.pending for job in graph.jobs):
         lines.append(NOTHING_TO_DO)
     else:

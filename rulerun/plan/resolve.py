@@ -618,7 +618,9 @@ class Resolver:
 
     def _unmakeable_error(self, found: Unmakeable, needed_by: Job | None) -> Exception:
         if found.cycle:
-            return CycleError("dependency cycle: " + " -> ".join(found.cycle),
+            from rulerun.plan.cycle import describe
+
+            return CycleError(describe(found.cycle, self.index),
                               hint="a rule's input must not be made, directly or not, from its output")
         message = f"no rule to make '{found.path}'"
         if needed_by is not None and needed_by.kind is JobKind.RULE:

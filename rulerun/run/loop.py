@@ -55,6 +55,7 @@ class Outcome:
     skipped: list[Job] = field(default_factory=list)
     interrupted: bool = False
     grew: bool = False  # a split rule ran: the graph is not the one planned
+    unmade: list[str] = field(default_factory=list)  # requested targets a failure kept from being made
 
     @property
     def exit_code(self) -> int:

@@ -106,6 +106,10 @@ class State:
         check = db.execute("PRAGMA quick_check").fetchall()
         if check != [("ok",)]:
             raise _Damaged("database disk image is malformed: " + "; ".join(r[0] for r in check[:3]))
+        if not self._readonly:
+            from rulerun.store import history
+
+            history.tables(db)  # durations and the last run: for people, added to any database
         if not self._readonly:  # find a lock held elsewhere now, not when the first job starts
             db.execute("BEGIN IMMEDIATE")
             db.execute("COMMIT")
@@ -253,6 +257,11 @@ class State:
             yield
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
+
+    @property
+    def db(self) -> sqlite3.Connection | None:
+        """The connection, for store/history.py's tables (None: read-only and no database yet)."""
+        return self._db
 
     def close(self) -> None:
         if self._db is not None:

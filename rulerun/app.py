@@ -227,6 +227,17 @@ def make_executor(options: Options):
     from rulerun.run.local import LocalExecutor
     from rulerun.run.route import LazyCluster, Router
 
-    cluster = None if options.local else LazyCluster()
+    cluster = None if options.local else LazyCluster(lambda: cluster_executor(options))
     local = LocalExecutor(os.path.abspath(options.file), options.overrides, services(cluster))
     return Router(local, cluster, every_shell_job=options.cluster)
+
+
+def cluster_executor(options: Options):
+    """The cluster executor of the run's scheduler (rulerun.run.cluster.slurm.choose_scheduler):
+    one executor, its session DRMAA's or Slurm's."""
+    from rulerun.run.cluster.executor import DrmaaExecutor
+    from rulerun.run.cluster.slurm import SlurmSession, choose_scheduler
+
+    if choose_scheduler(options.scheduler) == "slurm":
+        return DrmaaExecutor(lambda: SlurmSession(poll_seconds=options.poll_seconds))
+    return DrmaaExecutor(poll_seconds=options.poll_seconds)

@@ -33,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--touch", action="store_true", help="bring outputs up to date without running actions")
     p.add_argument("--local", action="store_true", help="run cluster rules on this machine")
     p.add_argument("--cluster", action="store_true", help="submit every shell job to the cluster")
+    p.add_argument("--scheduler", choices=("drmaa", "slurm"), default=None,
+                   help="the cluster's scheduler (default: $RULERUN_SCHEDULER, else drmaa when "
+                        "DRMAA_LIBRARY_PATH is set, else slurm when sbatch is on PATH)")
+    p.add_argument("--poll", dest="poll_seconds", type=float, default=2.0, metavar="SECONDS",
+                   help="ask the cluster about jobs every SECONDS (default 2)")
     p.add_argument("--watch", action="store_true", help="after the build, watch the inputs and rebuild what changes")
     p.add_argument("--graph", action="store_true", help="print the job graph in Graphviz DOT and exit")
     p.add_argument("--list", dest="list_rules", action="store_true", help="list rules and tasks with their lines")
@@ -51,7 +56,8 @@ def parse_args(argv: list[str]) -> Options:
     options = Options(file=args.file, directory=args.directory, jobs=args.jobs or os.cpu_count() or 1,
                       dry_run=args.dry_run, keep_going=args.keep_going, force=args.force, touch=args.touch,
                       local=args.local, cluster=args.cluster, watch=args.watch, graph=args.graph,
-                      list_rules=args.list_rules, verbosity=args.verbose - args.quiet)
+                      list_rules=args.list_rules, verbosity=args.verbose - args.quiet,
+                      scheduler=args.scheduler, poll_seconds=args.poll_seconds)
     for word in args.words:
         match = _OVERRIDE.match(word)
         if match:

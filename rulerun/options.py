@@ -18,6 +18,8 @@ class Options:
     touch: bool = False
     local: bool = False
     cluster: bool = False
+    scheduler: str | None = None      # drmaa | slurm; None: RULERUN_SCHEDULER or found
+    poll_seconds: float = 2.0         # how often the cluster is asked about jobs
     watch: bool = False
     graph: bool = False
     list_rules: bool = False

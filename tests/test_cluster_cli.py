@@ -42,10 +42,11 @@ def sge(test):
 
 def environment(extra: dict | None = None, drop=(), pythonpath=()) -> dict:
     """The environment a user's shell would give rulerun: the SGE variables inherited, but no
-    GLIBC_TUNABLES (so the CLI must restart itself) and no restart marker."""
+    GLIBC_TUNABLES (so the CLI must restart itself), no restart marker, and DRMAA chosen."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("GLIBC_TUNABLES", "RULERUN_TLS_REEXEC", *drop)}
     env["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), str(REPO)])
+    env["RULERUN_SCHEDULER"] = "drmaa"   # these tests are Grid Engine's, Slurm or not
     env.update(extra or {})
     return env
 

@@ -143,6 +143,10 @@ class JobRequest:
     keep_files: bool = False
     key: int = -1
     shell: tuple[str, ...] = shells.DEFAULT   # the shell's command line (rulerun.run.shell)
+    # the queue and the rule's own options apart, for schedulers other than Grid Engine
+    # (Slurm: -p QUEUE, then the options as sbatch options)
+    queue: str | None = None
+    options: str = ""
 
 
 def make_request(command: str, *, rule: str, workdir: str | None = None, name: str | None = None,
@@ -157,7 +161,8 @@ def make_request(command: str, *, rule: str, workdir: str | None = None, name: s
                       native_spec=native_specification(queue, native_spec),
                       outputs=tuple(outputs or ()), retries=max(0, retries or 0),
                       keep_files=keep_files, key=key,
-                      shell=shells.resolved(shell or _shell))
+                      shell=shells.resolved(shell or _shell),
+                      queue=queue or None, options=(native_spec or "").strip())
 
 
 # ------------------------------------------------------------------------------ job files
@@ -530,7 +535,7 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
             job_other_options: str | None = None, job_environment: Mapping[str, str] | None = None,
             working_directory: str | None = None, run_locally: bool = False,
             touch_only: bool = False, output_files=None, retain_job_scripts: bool = False,
-            logger=None, drmaa_session=None) -> tuple[str, str]:
+            logger=None, drmaa_session=None, scheduler: str | None = None) -> tuple[str, str]:
     """Run shell command `cmd_str` (with the shell set_shell named, by default bash -euo pipefail)
     on the cluster and return its (stdout, stderr) text; raise ClusterJobError if it fails.
 
@@ -539,7 +544,8 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
     run_locally runs it here, touch_only only touches output_files: neither needs drmaa.
     Otherwise the job goes through the _submitter hook if set, else `drmaa_session` (a
     ClusterSession or an initialised drmaa.Session), else the session of this process, else a
-    session opened and closed for this one job."""
+    session opened and closed for this one job. `scheduler` ('drmaa' or 'slurm'; default
+    RULERUN_SCHEDULER, else as a run chooses) picks the kind of that last session."""
     env = dict(os.environ, **(job_environment or {}))
     workdir = os.path.abspath(working_directory or os.getcwd())
     if touch_only:
@@ -553,7 +559,7 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
                            outputs=output_files or (), keep_files=retain_job_scripts)
     if logger is not None:
         logger.debug("submitting %s: %s", request.name, cmd_str)
-    result = _submit_for_run_job(request, drmaa_session)
+    result = _submit_for_run_job(request, drmaa_session, scheduler)
     if not result.ok:
         if logger is not None:
             logger.error("%s", result.reason)
@@ -563,9 +569,17 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
     return result.stdout, result.stderr
 
 
-def _submit_for_run_job(request: JobRequest, drmaa_session) -> JobResult:
+def _submit_for_run_job(request: JobRequest, drmaa_session, scheduler: str | None = None) -> JobResult:
     if _submitter is not None:
         return _submitter(request)
+    if drmaa_session is None and current_session() is None and _pick(scheduler) == "slurm":
+        from rulerun.run.cluster.slurm import SlurmSession
+
+        slurm = SlurmSession().open()
+        try:
+            return slurm.run(request)
+        finally:
+            slurm.close()
     if isinstance(drmaa_session, ClusterSession):
         return drmaa_session.run(request)
     if drmaa_session is not None:
@@ -580,6 +594,19 @@ def _submit_for_run_job(request: JobRequest, drmaa_session) -> JobResult:
         return session.run(request)
     finally:
         session.close()
+
+
+def _pick(scheduler: str | None) -> str:
+    """The scheduler run_job submits to; 'drmaa' when none is found, so that its set-up error
+    (which names DRMAA_LIBRARY_PATH) is the one a user sees."""
+    from rulerun.run.cluster.slurm import choose_scheduler
+
+    try:
+        return choose_scheduler(scheduler)
+    except ClusterSetupError:
+        if scheduler or os.environ.get("RULERUN_SCHEDULER"):
+            raise
+        return "drmaa"
 
 
 def run_here(command: str, env: Mapping[str, str], workdir: str, key: int = -1,

@@ -94,7 +94,7 @@ def run(options: Options, basis=None) -> int:
         if options.dry_run:
             from rulerun.plan import explain
 
-            explain.report(plan, sys.stdout)
+            explain.report(plan, sys.stdout, state.cluster_jobs())
             return 0
         return build(loaded, plan, options, reporter, state, basis)
     finally:
@@ -239,5 +239,8 @@ def cluster_executor(options: Options):
     from rulerun.run.cluster.slurm import SlurmSession, choose_scheduler
 
     if choose_scheduler(options.scheduler) == "slurm":
-        return DrmaaExecutor(lambda: SlurmSession(poll_seconds=options.poll_seconds))
+        from rulerun.store.cluster_jobs import SubmittedJobs
+
+        return DrmaaExecutor(lambda: SlurmSession(poll_seconds=options.poll_seconds,
+                                                  record=SubmittedJobs()))
     return DrmaaExecutor(poll_seconds=options.poll_seconds)

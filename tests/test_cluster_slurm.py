@@ -279,3 +279,39 @@ def test_run_job_in_a_python_action_goes_through_the_run(tmp_path):
         """})
     ok(rulerun(root))
     assert re.fullmatch(r"job \d+\n", (root / "result.txt").read_text())
+
+
+@slurm
+def test_a_restart_after_kill_9_does_not_resubmit(tmp_path):
+    """docs/guarantees.md: a restart does not resubmit."""
+    root = write(tmp_path, {"Pipefile": """\
+        task all : s/1 s/2
+
+        s/% :
+            cluster:
+            shell: echo "$SLURM_JOB_ID" >> ids; sleep 4; echo "$SLURM_JOB_ID {stem}" > {output}
+        """})
+    first = subprocess.Popen([sys.executable, "-m", "rulerun", "--scheduler", "slurm", "--poll", "0.3"],
+                             cwd=root, env=environment(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(_ids(root)) < 2:
+        time.sleep(0.2)
+    first.kill()                                       # SIGKILL: no clean-up at all
+    first.wait(10)
+    started = _ids(root)
+    assert len(started) == 2 and set(started) <= squeue_ids()
+    dry = ok(rulerun(root, "-n"))
+    for job_id in started:
+        assert f"waiting for cluster job {job_id} from an earlier run" in dry.stdout, dry.stdout
+    ok(rulerun(root))
+    assert _ids(root) == started                      # nothing was submitted twice
+    made = sorted((root / "s" / n).read_text().split() for n in ("1", "2"))
+    assert sorted(job_id for job_id, _ in made) == sorted(started)
+    assert [stem for _, stem in made] == ["1", "2"]
+    assert not any((root / ".rulerun" / "cluster").iterdir())   # the ended jobs' files pruned
+
+
+def _ids(root: Path) -> list[str]:
+    path = root / "ids"
+    return path.read_text().split() if path.exists() else []

@@ -10,9 +10,12 @@ from rulerun.plan.planner import Plan
 from rulerun.plan.record import NOTHING_TO_DO
 
 
-def report(plan: Plan, out: TextIO) -> int:
-    """Print the plan; return how many jobs would run (known now)."""
+def report(plan: Plan, out: TextIO, earlier=()) -> int:
+    """Print the plan; return how many jobs would run (known now). `earlier`: the cluster jobs
+    an earlier run submitted and never took the result of (State.cluster_jobs()); a job that
+    would run waits for its one instead of submitting."""
     graph, decisions = plan.graph, plan.decisions
+    submitted = {tuple(job.outputs): job.job_id for job in earlier}
     count = 0
     lines: list[str] = []  # written a few thousand at a time: 200,000 jobs are half a million lines
     for job in graph.jobs:
@@ -26,6 +29,8 @@ def report(plan: Plan, out: TextIO) -> int:
         count += 1
         lines.append(_describe(job))
         lines.extend(f"    because {reason}" for reason in decisions.reasons(job))
+        if tuple(job.outputs) in submitted:
+            lines.append(f"    waiting for cluster job {submitted[tuple(job.outputs)]} from an earlier run")
     if count == 0 and not any(job.pending for job in graph.jobs):
         lines.append(NOTHING_TO_DO)
     else:

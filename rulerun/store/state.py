@@ -83,6 +83,10 @@ class State:
             raise StateError(f"{self.path} was written by another version of rulerun (schema {row[0]})",
                              hint=f"remove {self.directory}/state.db; every job whose outputs exist and "
                                   "are newer than its inputs stays up to date")
+        if not self._readonly:   # added within schema 1: older databases get it here
+            from rulerun.store.cluster_jobs import TABLE
+
+            db.execute(TABLE)
         # Damage shows up only when a damaged page is read (an index page: at the first lookup,
         # mid-run); check every page now, while it can still be set aside.
         check = db.execute("PRAGMA quick_check").fetchall()
@@ -160,6 +164,16 @@ class State:
             return set()
         with self._errors():
             return {_loaded(row[0]) for row in self._db.execute("SELECT output FROM incomplete")}
+
+    def cluster_jobs(self) -> list:
+        """The cluster jobs earlier runs submitted and never took the result of
+        (rulerun.store.cluster_jobs)."""
+        if self._db is None:
+            return []
+        from rulerun.store.cluster_jobs import read_all
+
+        with self._errors():
+            return read_all(self._db)
 
     # ------------------------------------------------------------------ writing
 

@@ -187,6 +187,13 @@ class JobFiles:
         for path in (self.stdout, self.stderr):   # Grid Engine appends: start empty
             _remove(path)
 
+    @classmethod
+    def at(cls, base: str) -> "JobFiles":
+        """The files of a job submitted earlier (by a run that died), which exist already."""
+        files = cls.__new__(cls)
+        files.script, files.stdout, files.stderr = base + ".sh", base + ".out", base + ".err"
+        return files
+
     def settle(self, paths, seconds: float) -> None:
         """Wait up to `seconds` for `paths` to appear (a shared filesystem may show them late)."""
         deadline = time.monotonic() + seconds

@@ -28,6 +28,7 @@ from rulerun.errors import ClusterSetupError
 from rulerun.run import shell as shells
 from rulerun.run.cluster.session import LOCAL_HINT, SETTLE_SECONDS, JobFiles, JobRequest, _failure
 from rulerun.run.executor import JobResult
+from rulerun.store.cluster_jobs import Submitted, SubmittedJobs, job_key
 
 COMMAND_TIMEOUT = 30.0     # seconds any one Slurm command may take
 TERMINATE_WAIT = 60.0      # how long a cancelled job gets to leave squeue
@@ -169,8 +170,10 @@ class Poller:
 class SlurmSession:
     """Submits through sbatch and waits through the one Poller; shared by threads."""
 
-    def __init__(self, poll_seconds: float = 2.0, settle_seconds: float = SETTLE_SECONDS):
+    def __init__(self, poll_seconds: float = 2.0, settle_seconds: float = SETTLE_SECONDS,
+                 record: SubmittedJobs | None = None):
         self.poll_seconds = poll_seconds
+        self._record = record   # where submitted jobs are recorded (a run's; not run_job's alone)
         self.settle_seconds = settle_seconds
         self._poller = Poller(poll_seconds)
 
@@ -185,6 +188,8 @@ class SlurmSession:
 
     def close(self) -> None:
         self._poller.stop()
+        if self._record:
+            self._record.close()
 
     def terminate_all(self) -> None:
         """scancel every job of this run still in squeue; waiters then collect them."""
@@ -208,6 +213,15 @@ class SlurmSession:
         if shutdown is not None and shutdown.is_set():
             return JobResult(request.key, False, reason="not submitted: the run was aborted",
                              interrupted=True)
+        key = job_key(request.name, request.outputs, request.command, request.workdir)
+        try:
+            result = self._adopt(request, key, shutdown) if self._record else None
+            return result if result is not None else self._submit_and_wait(request, key, shutdown)
+        finally:
+            if self._record:   # its result is taken (or it was never submitted): nothing to find
+                self._record.forget(key)
+
+    def _submit_and_wait(self, request: JobRequest, key: str, shutdown) -> JobResult:
         try:
             files = JobFiles(request)
             wrapper = write_wrapper(request, files)
@@ -221,6 +235,28 @@ class SlurmSession:
             return _failure(request, None, f"Slurm refused the job: {_one_line(proc.stderr)}",
                             detail=f"sbatch options: {_options_text(request)}")
         job_id = proc.stdout.strip().split(";")[0]
+        if self._record:   # before waiting: a run that dies now leaves the id to the next one
+            self._record.add(Submitted(key, job_id, "slurm", request.outputs,
+                                       files.script[:-len(".sh")]))
+        return self._wait(request, files, wrapper, job_id, shutdown)
+
+    def _adopt(self, request: JobRequest, key: str, shutdown) -> JobResult | None:
+        """The result of this job as submitted by an earlier run (waited for if it still runs),
+        or None when there is none to take and it must be submitted."""
+        earlier = self._record.find(key)
+        if earlier is None or earlier.scheduler != "slurm":
+            return None
+        files = JobFiles.at(earlier.base)
+        wrapper = earlier.base + ".sbatch"
+        if read_status(files) is None:
+            result = self._wait(request, files, wrapper, earlier.job_id, shutdown)
+            if result.interrupted or result.exit_status is not None:   # its script said how it ended
+                return result
+            return None   # it ended without running to its end: submit it anew
+        watch = Watch(earlier.job_id)
+        return self._result(request, files, wrapper, earlier.job_id, watch, False)
+
+    def _wait(self, request, files: JobFiles, wrapper: str, job_id: str, shutdown) -> JobResult:
         watch = self._poller.watch(job_id)
         cancelled_at = None
         while not watch.ended.wait(0.2):

@@ -157,7 +157,7 @@ def _run_jobs(loaded: Loaded, plan, options: Options, reporter, state):
     from rulerun.run.ready import Limits, ReadyQueue
     from rulerun.run.spec import Specs
 
-    executor = make_executor(options)
+    executor = make_executor(options, reporter)
     try:
         if cluster_runs(plan, options, loaded.pipefile):  # no drmaa, no library, scheduler down:
             executor.cluster().session()                    # say so before any job starts
@@ -216,7 +216,7 @@ def restart_for_cluster(plan, options: Options, state) -> None:
                          hint="set it in the environment, or run with --local") from None
 
 
-def make_executor(options: Options):
+def make_executor(options: Options, reporter=None):
     """The executor of this run: --touch touches outputs; otherwise jobs run here and, unless
     --local, cluster jobs go to a cluster opened when the first one is submitted."""
     if options.touch:
@@ -227,12 +227,12 @@ def make_executor(options: Options):
     from rulerun.run.local import LocalExecutor
     from rulerun.run.route import LazyCluster, Router
 
-    cluster = None if options.local else LazyCluster(lambda: cluster_executor(options))
+    cluster = None if options.local else LazyCluster(lambda: cluster_executor(options, reporter))
     local = LocalExecutor(os.path.abspath(options.file), options.overrides, services(cluster))
     return Router(local, cluster, every_shell_job=options.cluster)
 
 
-def cluster_executor(options: Options):
+def cluster_executor(options: Options, reporter=None):
     """The cluster executor of the run's scheduler (rulerun.run.cluster.slurm.choose_scheduler):
     one executor, its session DRMAA's or Slurm's."""
     from rulerun.run.cluster.executor import DrmaaExecutor
@@ -241,6 +241,8 @@ def cluster_executor(options: Options):
     if choose_scheduler(options.scheduler) == "slurm":
         from rulerun.store.cluster_jobs import SubmittedJobs
 
+        warn = reporter.warning if reporter is not None else None
         return DrmaaExecutor(lambda: SlurmSession(poll_seconds=options.poll_seconds,
-                                                  record=SubmittedJobs()))
+                                                  record=SubmittedJobs(), warn=warn,
+                                                  pending_warn=options.pending_warn))
     return DrmaaExecutor(poll_seconds=options.poll_seconds)

@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                         "DRMAA_LIBRARY_PATH is set, else slurm when sbatch is on PATH)")
     p.add_argument("--poll", dest="poll_seconds", type=float, default=2.0, metavar="SECONDS",
                    help="ask the cluster about jobs every SECONDS (default 2)")
+    p.add_argument("--pending-warn", dest="pending_warn", type=float, default=300.0, metavar="SECONDS",
+                   help="say once, with the scheduler's reason, when a cluster job is queued longer "
+                        "than SECONDS (default 300; Slurm)")
     p.add_argument("--watch", action="store_true", help="after the build, watch the inputs and rebuild what changes")
     p.add_argument("--graph", action="store_true", help="print the job graph in Graphviz DOT and exit")
     p.add_argument("--list", dest="list_rules", action="store_true", help="list rules and tasks with their lines")
@@ -57,7 +60,8 @@ def parse_args(argv: list[str]) -> Options:
                       dry_run=args.dry_run, keep_going=args.keep_going, force=args.force, touch=args.touch,
                       local=args.local, cluster=args.cluster, watch=args.watch, graph=args.graph,
                       list_rules=args.list_rules, verbosity=args.verbose - args.quiet,
-                      scheduler=args.scheduler, poll_seconds=args.poll_seconds)
+                      scheduler=args.scheduler, poll_seconds=args.poll_seconds,
+                      pending_warn=args.pending_warn)
     for word in args.words:
         match = _OVERRIDE.match(word)
         if match:

@@ -315,3 +315,17 @@ def test_a_restart_after_kill_9_does_not_resubmit(tmp_path):
 def _ids(root: Path) -> list[str]:
     path = root / "ids"
     return path.read_text().split() if path.exists() else []
+
+
+@slurm
+def test_a_job_pending_too_long_is_reported_once_with_the_reason(tmp_path):
+    root = write(tmp_path, {"Pipefile": """\
+        late.txt :
+            cluster: --begin=now+4
+            shell: touch {output}
+        """})
+    proc = ok(rulerun(root, "--pending-warn", "1"))
+    lines = [line for line in proc.stderr.splitlines() if "still pending" in line]
+    assert len(lines) == 1, proc.stderr
+    assert re.search(r"cluster job \d+ \(late\.txt\) still pending after 1s: BeginTime", lines[0]), lines
+    assert (root / "late.txt").exists()

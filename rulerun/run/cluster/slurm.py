@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import threading
 import time
+from typing import Callable
 
 from rulerun.errors import ClusterSetupError
 from rulerun.run import shell as shells
@@ -101,28 +102,34 @@ def sbatch_args(request: JobRequest, files: JobFiles, wrapper: str) -> list[str]
 class Watch:
     """One submitted job as the poller sees it: set `ended` once it left squeue."""
 
-    def __init__(self, job_id: str):
+    def __init__(self, job_id: str, name: str = ""):
         self.job_id = job_id
+        self.name = name
         self.ended = threading.Event()
         self.state = "PENDING"
         self.reason = ""
+        self.since = time.monotonic()
+        self.told_pending = False
 
 
 class Poller:
     """ONE thread asking squeue, every `interval` seconds, about every job of the run at once
     (a query per job per second would load the controller of a real cluster)."""
 
-    def __init__(self, interval: float):
+    def __init__(self, interval: float, pending_warn: float = 300.0,
+                 on_pending: Callable[[Watch], None] | None = None):
         self.interval = interval
+        self.pending_warn = pending_warn
+        self.on_pending = on_pending   # told once about a job queued longer than pending_warn
         self._jobs: dict[str, Watch] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def watch(self, job_id: str) -> Watch:
+    def watch(self, job_id: str, name: str = "") -> Watch:
         with self._lock:
-            watch = self._jobs[job_id] = Watch(job_id)
+            watch = self._jobs[job_id] = Watch(job_id, name)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="slurm-poller", daemon=True)
                 self._thread.start()
@@ -160,9 +167,27 @@ class Poller:
                 state = seen.get(job_id)
                 if state is not None and state[0] in _LIVE:
                     watch.state, watch.reason = state
+                    self._tell_pending(watch)
                     continue
                 del self._jobs[job_id]
                 watch.ended.set()
+
+
+    def _tell_pending(self, watch: Watch) -> None:
+        if (watch.state == "PENDING" and not watch.told_pending and self.on_pending is not None
+                and time.monotonic() - watch.since >= self.pending_warn):
+            watch.told_pending = True
+            try:
+                self.on_pending(watch)
+            except Exception:   # noqa: BLE001 - a message must not stop the polling
+                pass
+
+
+def pending_text(watch: Watch, seconds: float) -> str:
+    """The line a person sees about a job the scheduler keeps waiting."""
+    reason = watch.reason if watch.reason and watch.reason != "None" else "no reason given"
+    return (f"cluster job {watch.job_id} ({watch.name}) still pending after {seconds:.0f}s: "
+            f"{reason}")
 
 
 # ------------------------------------------------------------------------------ the session
@@ -171,11 +196,13 @@ class SlurmSession:
     """Submits through sbatch and waits through the one Poller; shared by threads."""
 
     def __init__(self, poll_seconds: float = 2.0, settle_seconds: float = SETTLE_SECONDS,
-                 record: SubmittedJobs | None = None):
+                 record: SubmittedJobs | None = None, pending_warn: float = 300.0,
+                 warn: Callable[[str], None] | None = None):
         self.poll_seconds = poll_seconds
         self._record = record   # where submitted jobs are recorded (a run's; not run_job's alone)
         self.settle_seconds = settle_seconds
-        self._poller = Poller(poll_seconds)
+        tell = (lambda watch: warn(pending_text(watch, pending_warn))) if warn else None
+        self._poller = Poller(poll_seconds, pending_warn, tell)
 
     def open(self) -> "SlurmSession":
         """Check that the controller answers; ClusterSetupError (suggesting --local) if not."""
@@ -257,7 +284,7 @@ class SlurmSession:
         return self._result(request, files, wrapper, earlier.job_id, watch, False)
 
     def _wait(self, request, files: JobFiles, wrapper: str, job_id: str, shutdown) -> JobResult:
-        watch = self._poller.watch(job_id)
+        watch = self._poller.watch(job_id, request.name)
         cancelled_at = None
         while not watch.ended.wait(0.2):
             if shutdown is not None and shutdown.is_set() and cancelled_at is None:

@@ -194,8 +194,8 @@ def test_failures_are_relayed_with_job_id_output_and_reason(tmp_path):
 
 
 @slurm
-def test_sigterm_and_sigint_leave_no_job_in_squeue(tmp_path):
-    for sig in (signal.SIGINT, signal.SIGTERM):
+def test_sigint_sigterm_and_sighup_leave_no_job_in_squeue(tmp_path):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         root = write(tmp_path / sig.name, {"Pipefile": """\
             task all : s/1 s/2
 

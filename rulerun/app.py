@@ -234,15 +234,17 @@ def make_executor(options: Options, reporter=None):
 
 def cluster_executor(options: Options, reporter=None):
     """The cluster executor of the run's scheduler (rulerun.run.cluster.slurm.choose_scheduler):
-    one executor, its session DRMAA's or Slurm's."""
+    one executor, its session DRMAA's or Slurm's, each recording what it submitted."""
     from rulerun.run.cluster.executor import DrmaaExecutor
     from rulerun.run.cluster.slurm import SlurmSession, choose_scheduler
+    from rulerun.store.cluster_jobs import SubmittedJobs
 
     if choose_scheduler(options.scheduler) == "slurm":
-        from rulerun.store.cluster_jobs import SubmittedJobs
-
         warn = reporter.warning if reporter is not None else None
         return DrmaaExecutor(lambda: SlurmSession(poll_seconds=options.poll_seconds,
                                                   record=SubmittedJobs(), warn=warn,
                                                   pending_warn=options.pending_warn))
-    return DrmaaExecutor(poll_seconds=options.poll_seconds)
+    from rulerun.run.cluster.session import ClusterSession
+
+    return DrmaaExecutor(lambda: ClusterSession(poll_seconds=options.poll_seconds,
+                                                record=SubmittedJobs()))

@@ -306,9 +306,9 @@ def test_a_restart_after_kill_9_does_not_resubmit(tmp_path):
         assert f"waiting for cluster job {job_id} from an earlier run" in dry.stdout, dry.stdout
     ok(rulerun(root))
     assert _ids(root) == started                      # nothing was submitted twice
-    made = sorted((root / "s" / n).read_text().split() for n in ("1", "2"))
-    assert sorted(job_id for job_id, _ in made) == sorted(started)
-    assert [stem for _, stem in made] == ["1", "2"]
+    made = {n: (root / "s" / n).read_text().split() for n in ("1", "2")}
+    assert sorted(job_id for job_id, _ in made.values()) == sorted(started)
+    assert all(stem == n for n, (_, stem) in made.items())
     assert not any((root / ".rulerun" / "cluster").iterdir())   # the ended jobs' files pruned
 
 

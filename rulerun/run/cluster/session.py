@@ -294,8 +294,9 @@ class ClusterSession:
     style): close() then leaves it open."""
 
     def __init__(self, poll_seconds: float = 2.0, settle_seconds: float = SETTLE_SECONDS,
-                 drmaa_session=None):
+                 drmaa_session=None, record=None):
         self.poll_seconds = max(1, round(poll_seconds))   # drmaa's wait() takes whole seconds
+        self._record = record   # rulerun.store.cluster_jobs.SubmittedJobs of a run, or None
         self.settle_seconds = settle_seconds
         self._lock = threading.Lock()          # opening/closing, and every template + runJob
         self._session = drmaa_session
@@ -344,6 +345,8 @@ class ClusterSession:
                 session.exit()
             except self._drmaa.errors.DrmaaException:
                 pass   # already gone: nothing left to release
+        if self._record is not None:
+            self._record.close()
 
     def _check_process(self) -> None:
         if self._pid != os.getpid():
@@ -447,6 +450,28 @@ class ClusterSession:
             return JobResult(request.key, False, reason="not submitted: the run was aborted",
                              interrupted=True)
         self.open()   # before anything else uses self._drmaa
+        if self._record is None:
+            return self._submit_and_wait(request, shutdown, None)
+        from rulerun.store.cluster_jobs import job_key
+
+        key = job_key(request.name, request.outputs, request.command, request.workdir)
+        try:
+            result = self._earlier(request, key, shutdown)
+            return result if result is not None else self._submit_and_wait(request, shutdown, key)
+        finally:   # its result is taken (or it was never submitted): nothing for a later run
+            self._record.forget(key)
+
+    def _earlier(self, request: JobRequest, key: str, shutdown) -> JobResult | None:
+        """The result of this job as an earlier run that died submitted it, or None."""
+        from rulerun.run.cluster import earlier_sge
+
+        earlier = self._record.find(key)
+        if earlier is None or earlier.scheduler != "drmaa":
+            return None
+        return earlier_sge.result_of(request, JobFiles.at(earlier.base), earlier.job_id,
+                                     self.poll_seconds, shutdown, _failure)
+
+    def _submit_and_wait(self, request: JobRequest, shutdown, key: str | None) -> JobResult:
         try:
             files = JobFiles(request)
         except OSError as exc:
@@ -457,6 +482,10 @@ class ClusterSession:
             files.remove()
             return _failure(request, None, f"Grid Engine refused the job: {_message(exc)}",
                             detail=f"native specification: {request.native_spec or '(none)'}")
+        if key is not None:   # before waiting: a run that dies now leaves the id to the next
+            from rulerun.store.cluster_jobs import Submitted
+
+            self._record.add(Submitted(key, job_id, "drmaa", request.outputs, files.script[:-len(".sh")]))
         try:
             info = self.wait(job_id, shutdown)
         except (self._drmaa.errors.DrmaaException, RuntimeError) as exc:

@@ -207,6 +207,8 @@ def restart_for_cluster(plan, options: Options, state) -> None:
 
     if options.restart_argv is None or not tls_restart_due() or not cluster_runs(plan, options, plan.resolver.pipefile):
         return
+    if _uses_slurm(options):   # sbatch needs no libdrmaa, so no tunable either
+        return
     state.close()
     try:
         os.chdir(options.start_dir)  # -C is in the arguments again
@@ -214,6 +216,16 @@ def restart_for_cluster(plan, options: Options, state) -> None:
     except OSError as exc:
         raise UsageError(f"could not restart with GLIBC_TUNABLES={TLS_TUNABLE} for the DRMAA library: {exc}",
                          hint="set it in the environment, or run with --local") from None
+
+
+def _uses_slurm(options: Options) -> bool:
+    from rulerun.errors import ClusterSetupError
+    from rulerun.run.cluster.slurm import choose_scheduler
+
+    try:
+        return choose_scheduler(options.scheduler) == "slurm"
+    except ClusterSetupError:
+        return False   # said when the cluster is opened
 
 
 def make_executor(options: Options, reporter=None):

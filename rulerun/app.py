@@ -107,7 +107,8 @@ def run(options: Options, basis=None) -> int:
         if options.dry_run:
             from rulerun.plan import explain
 
-            explain.report(plan, sys.stdout, _commands(loaded) if options.verbosity > 0 else None)
+            explain.report(plan, sys.stdout, _commands(loaded) if options.verbosity > 0 else None,
+                           state.cluster_jobs())
             return 0
         return build(loaded, plan, options, reporter, state, basis)
     finally:
@@ -222,7 +223,7 @@ def _run_jobs(loaded: Loaded, plan, options: Options, reporter, state):
     from rulerun.run.ready import Limits, ReadyQueue
     from rulerun.run.spec import Specs
 
-    executor = make_executor(options)
+    executor = make_executor(options, reporter)
     try:
         if cluster_runs(plan, options, loaded.pipefile):  # no drmaa, no library, scheduler down:
             executor.cluster().session()                    # say so before any job starts
@@ -281,6 +282,8 @@ def restart_for_cluster(plan, options: Options, state) -> None:
 
     if options.restart_argv is None or not tls_restart_due() or not cluster_runs(plan, options, plan.resolver.pipefile):
         return
+    if _uses_slurm(options):   # sbatch needs no libdrmaa, so no tunable either
+        return
     state.close()
     try:
         os.chdir(options.start_dir)  # -C is in the arguments again
@@ -290,7 +293,17 @@ def restart_for_cluster(plan, options: Options, state) -> None:
                          hint="set it in the environment, or run with --local") from None
 
 
-def make_executor(options: Options):
+def _uses_slurm(options: Options) -> bool:
+    from rulerun.errors import ClusterSetupError
+    from rulerun.run.cluster.slurm import choose_scheduler
+
+    try:
+        return choose_scheduler(options.scheduler) == "slurm"
+    except ClusterSetupError:
+        return False   # said when the cluster is opened
+
+
+def make_executor(options: Options, reporter=None):
     """The executor of this run: --touch touches outputs; otherwise jobs run here and, unless
     --local, cluster jobs go to a cluster opened when the first one is submitted."""
     if options.touch:
@@ -301,6 +314,24 @@ def make_executor(options: Options):
     from rulerun.run.local import LocalExecutor
     from rulerun.run.route import LazyCluster, Router
 
-    cluster = None if options.local else LazyCluster()
+    cluster = None if options.local else LazyCluster(lambda: cluster_executor(options, reporter))
     local = LocalExecutor(os.path.abspath(options.file), options.namespace_overrides, services(cluster))
     return Router(local, cluster, every_shell_job=options.cluster)
+
+
+def cluster_executor(options: Options, reporter=None):
+    """The cluster executor of the run's scheduler (rulerun.run.cluster.slurm.choose_scheduler):
+    one executor, its session DRMAA's or Slurm's, each recording what it submitted."""
+    from rulerun.run.cluster.executor import DrmaaExecutor
+    from rulerun.run.cluster.slurm import SlurmSession, choose_scheduler
+    from rulerun.store.cluster_jobs import SubmittedJobs
+
+    if choose_scheduler(options.scheduler) == "slurm":
+        warn = reporter.warning if reporter is not None else None
+        return DrmaaExecutor(lambda: SlurmSession(poll_seconds=options.poll_seconds,
+                                                  record=SubmittedJobs(), warn=warn,
+                                                  pending_warn=options.pending_warn))
+    from rulerun.run.cluster.session import ClusterSession
+
+    return DrmaaExecutor(lambda: ClusterSession(poll_seconds=options.poll_seconds,
+                                                record=SubmittedJobs()))

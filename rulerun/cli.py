@@ -50,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     cluster = p.add_argument_group("cluster")
     cluster.add_argument("--local", action="store_true", help="run cluster rules on this machine")
     cluster.add_argument("--cluster", action="store_true", help="submit every shell job to the cluster")
+    cluster.add_argument("--scheduler", choices=("drmaa", "slurm"), default=None,
+                         help="the cluster's scheduler (default: $RULERUN_SCHEDULER, else drmaa when "
+                              "DRMAA_LIBRARY_PATH is set, else slurm when sbatch is on PATH)")
+    cluster.add_argument("--poll", dest="poll_seconds", type=float, default=2.0, metavar="SECONDS",
+                         help="ask the cluster about jobs every SECONDS (default 2)")
+    cluster.add_argument("--pending-warn", dest="pending_warn", type=float, default=300.0, metavar="SECONDS",
+                         help="say once, with the scheduler's reason, when a cluster job is queued longer "
+                              "than SECONDS (default 300; Slurm)")
     look = p.add_argument_group("look without running")
     look.add_argument("-n", "--dry-run", action="store_true", help="print the jobs that would run, and why; run nothing")
     look.add_argument("--list", dest="list_rules", action="store_true", help="list rules and tasks with their lines")
@@ -92,7 +100,8 @@ def parse_args(argv: list[str]) -> Options:
                       dry_run=args.dry_run, keep_going=args.keep_going, force=args.force, touch=args.touch,
                       local=args.local, cluster=args.cluster, watch=args.watch, graph=args.graph,
                       list_rules=args.list_rules, clean=args.clean, report=args.report,
-                      completion="names" if args.names else None, verbosity=args.verbose - args.quiet)
+                      completion="names" if args.names else None, verbosity=args.verbose - args.quiet,
+                      scheduler=args.scheduler, poll_seconds=args.poll_seconds, pending_warn=args.pending_warn)
     options.limit_sizes = _limit_sizes(args.limits)
     options.keep_temp = args.keep_temp
     for word in args.config:

@@ -60,7 +60,7 @@ class Project:
 # Tests with a deadline (jobs stopped within 2 s, kills timed to land mid-run, watch's debounce) and those
 # of the one shared cluster run alone after the rest, which scripts/test.sh runs in parallel
 # (pytest-xdist): on a loaded machine their deadlines would measure the machine.
-SERIAL_MODULES = {"test_watch", "test_cluster_sge", "test_cluster_cli"}
+SERIAL_MODULES = {"test_watch", "test_cluster_sge", "test_cluster_cli", "test_cluster_slurm"}
 SERIAL_NAMES = re.compile(r"interrupt|sigterm|sighup|sigint|sigkill|kill_9|ctrl_c|within|second_run_waits")
 
 

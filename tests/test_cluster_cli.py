@@ -42,10 +42,11 @@ def sge(test):
 
 def environment(extra: dict | None = None, drop=(), pythonpath=()) -> dict:
     """The environment a user's shell would give rulerun: the SGE variables inherited, but no
-    GLIBC_TUNABLES (so the CLI must restart itself) and no restart marker."""
+    GLIBC_TUNABLES (so the CLI must restart itself), no restart marker, and DRMAA chosen."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("GLIBC_TUNABLES", "RULERUN_TLS_REEXEC", *drop)}
     env["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), str(REPO)])
+    env["RULERUN_SCHEDULER"] = "drmaa"   # these tests are Grid Engine's, Slurm or not
     env.update(extra or {})
     return env
 
@@ -550,3 +551,33 @@ def test_example_on_the_cluster_matches_local(tmp_path):
     products = ("counts", "words", "totals.txt", "checksums.txt", "report.txt")
     assert tree(cluster, *products) == tree(local, *products)
     assert len(tree(cluster, *products)) == 9
+
+
+# ------------------------------------------------------------------------------ restart
+
+@sge
+def test_a_restart_after_kill_9_does_not_resubmit(tmp_path):
+    """docs/guarantees.md: a restart does not resubmit (Grid Engine: followed with qstat/qacct)."""
+    root = write(tmp_path, {"Pipefile": """\
+        task all : s/1 s/2
+
+        s/% :
+            cluster:
+            shell: echo "$JOB_ID" >> ids; sleep 4; echo "$JOB_ID {stem}" > {output}
+        """})
+    ids = root / "ids"
+    first = subprocess.Popen([sys.executable, "-m", "rulerun"], cwd=root, env=environment(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(ids.read_text().split() if ids.exists() else []) < 2:
+        time.sleep(0.2)
+    first.kill()
+    first.wait(10)
+    started = ids.read_text().split()
+    assert len(started) == 2
+    dry = ok(rulerun(root, "-n"))
+    assert all(f"waiting for cluster job {i} from an earlier run" in dry.stdout for i in started), dry.stdout
+    ok(rulerun(root))
+    assert ids.read_text().split() == started           # nothing was submitted twice
+    made = sorted((root / "s" / n).read_text().split()[0] for n in ("1", "2"))
+    assert made == sorted(started)

@@ -12,10 +12,13 @@ from rulerun.plan.planner import Plan
 from rulerun.plan.record import NOTHING_TO_DO
 
 
-def report(plan: Plan, out: TextIO, command: Callable[[Job], str] | None = None) -> int:
+def report(plan: Plan, out: TextIO, command: Callable[[Job], str] | None = None, earlier=()) -> int:
     """Print the plan; return how many jobs would run (known now). `command` (for -n -v) says
-    what each job would do: its rendered shell command, or where its Python block is."""
+    what each job would do: its rendered shell command, or where its Python block is.
+    `earlier`: the cluster jobs an earlier run submitted and never took the result of
+    (State.cluster_jobs()); a job that would run waits for its one instead of submitting."""
     graph, decisions = plan.graph, plan.decisions
+    submitted = {tuple(job.outputs): job.job_id for job in earlier}
     count = 0
     lines: list[str] = []  # written a few thousand at a time: 200,000 jobs are half a million lines
     for job in graph.jobs:
@@ -31,6 +34,8 @@ def report(plan: Plan, out: TextIO, command: Callable[[Job], str] | None = None)
         lines.extend(f"    because {reason}" for reason in decisions.reasons(job))
         if command is not None and job.has_action:
             lines.extend(f"    {line}" for line in command(job).rstrip("\n").splitlines())
+        if tuple(job.outputs) in submitted:
+            lines.append(f"    waiting for cluster job {submitted[tuple(job.outputs)]} from an earlier run")
     if count == 0 and not any(job.pending for job in graph.jobs):
         lines.append(NOTHING_TO_DO)
     else:

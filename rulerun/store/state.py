@@ -98,9 +98,12 @@ class State:
             raise StateError(f"{self.path} was written by another version of rulerun (schema {row[0]})",
                              hint=f"remove {self.path}; every job whose outputs exist and "
                                   "are newer than its inputs stays up to date")
-        if not self._readonly:  # added to schema 1 later: made in databases that lack it
+        if not self._readonly:  # added to schema 1 later: made in databases that lack them
+            from rulerun.store.cluster_jobs import TABLE
+
             db.execute("CREATE TABLE IF NOT EXISTS running "
                        "(job TEXT PRIMARY KEY, run TEXT, pid INTEGER, pgid INTEGER, start INTEGER)")
+            db.execute(TABLE)
         # Damage shows up only when a damaged page is read (an index page: at the first lookup,
         # mid-run); check every page now, while it can still be set aside.
         check = db.execute("PRAGMA quick_check").fetchall()
@@ -189,6 +192,15 @@ class State:
         with self._errors():
             rows = self._db.execute("SELECT job, run, pid, pgid, start FROM running")
             return [Running(*row) for row in rows]
+    def cluster_jobs(self) -> list:
+        """The cluster jobs earlier runs submitted and never took the result of
+        (rulerun.store.cluster_jobs)."""
+        if self._db is None:
+            return []
+        from rulerun.store.cluster_jobs import read_all
+
+        with self._errors():
+            return read_all(self._db)
 
     # ------------------------------------------------------------------ writing
 

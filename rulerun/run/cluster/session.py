@@ -143,6 +143,10 @@ class JobRequest:
     keep_files: bool = False
     key: int = -1
     shell: tuple[str, ...] = shells.DEFAULT   # the shell's command line (rulerun.run.shell)
+    # the queue and the rule's own options apart, for schedulers other than Grid Engine
+    # (Slurm: -p QUEUE, then the options as sbatch options)
+    queue: str | None = None
+    options: str = ""
 
 
 def make_request(command: str, *, rule: str, workdir: str | None = None, name: str | None = None,
@@ -157,7 +161,8 @@ def make_request(command: str, *, rule: str, workdir: str | None = None, name: s
                       native_spec=native_specification(queue, native_spec),
                       outputs=tuple(outputs or ()), retries=max(0, retries or 0),
                       keep_files=keep_files, key=key,
-                      shell=shells.resolved(shell or _shell))
+                      shell=shells.resolved(shell or _shell),
+                      queue=queue or None, options=(native_spec or "").strip())
 
 
 # ------------------------------------------------------------------------------ job files
@@ -181,6 +186,13 @@ class JobFiles:
         self.script, self.stdout, self.stderr = base + ".sh", base + ".out", base + ".err"
         for path in (self.stdout, self.stderr):   # Grid Engine appends: start empty
             _remove(path)
+
+    @classmethod
+    def at(cls, base: str) -> "JobFiles":
+        """The files of a job submitted earlier (by a run that died), which exist already."""
+        files = cls.__new__(cls)
+        files.script, files.stdout, files.stderr = base + ".sh", base + ".out", base + ".err"
+        return files
 
     def settle(self, paths, seconds: float) -> None:
         """Wait up to `seconds` for `paths` to appear (a shared filesystem may show them late)."""
@@ -282,8 +294,9 @@ class ClusterSession:
     style): close() then leaves it open."""
 
     def __init__(self, poll_seconds: float = 2.0, settle_seconds: float = SETTLE_SECONDS,
-                 drmaa_session=None):
+                 drmaa_session=None, record=None):
         self.poll_seconds = max(1, round(poll_seconds))   # drmaa's wait() takes whole seconds
+        self._record = record   # rulerun.store.cluster_jobs.SubmittedJobs of a run, or None
         self.settle_seconds = settle_seconds
         self._lock = threading.Lock()          # opening/closing, and every template + runJob
         self._session = drmaa_session
@@ -332,6 +345,8 @@ class ClusterSession:
                 session.exit()
             except self._drmaa.errors.DrmaaException:
                 pass   # already gone: nothing left to release
+        if self._record is not None:
+            self._record.close()
 
     def _check_process(self) -> None:
         if self._pid != os.getpid():
@@ -435,6 +450,28 @@ class ClusterSession:
             return JobResult(request.key, False, reason="not submitted: the run was aborted",
                              interrupted=True)
         self.open()   # before anything else uses self._drmaa
+        if self._record is None:
+            return self._submit_and_wait(request, shutdown, None)
+        from rulerun.store.cluster_jobs import job_key
+
+        key = job_key(request.name, request.outputs, request.command, request.workdir)
+        try:
+            result = self._earlier(request, key, shutdown)
+            return result if result is not None else self._submit_and_wait(request, shutdown, key)
+        finally:   # its result is taken (or it was never submitted): nothing for a later run
+            self._record.forget(key)
+
+    def _earlier(self, request: JobRequest, key: str, shutdown) -> JobResult | None:
+        """The result of this job as an earlier run that died submitted it, or None."""
+        from rulerun.run.cluster import earlier_sge
+
+        earlier = self._record.find(key)
+        if earlier is None or earlier.scheduler != "drmaa":
+            return None
+        return earlier_sge.result_of(request, JobFiles.at(earlier.base), earlier.job_id,
+                                     self.poll_seconds, shutdown, _failure)
+
+    def _submit_and_wait(self, request: JobRequest, shutdown, key: str | None) -> JobResult:
         try:
             files = JobFiles(request)
         except OSError as exc:
@@ -445,6 +482,10 @@ class ClusterSession:
             files.remove()
             return _failure(request, None, f"Grid Engine refused the job: {_message(exc)}",
                             detail=f"native specification: {request.native_spec or '(none)'}")
+        if key is not None:   # before waiting: a run that dies now leaves the id to the next
+            from rulerun.store.cluster_jobs import Submitted
+
+            self._record.add(Submitted(key, job_id, "drmaa", request.outputs, files.script[:-len(".sh")]))
         try:
             info = self.wait(job_id, shutdown)
         except (self._drmaa.errors.DrmaaException, RuntimeError) as exc:
@@ -530,7 +571,7 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
             job_other_options: str | None = None, job_environment: Mapping[str, str] | None = None,
             working_directory: str | None = None, run_locally: bool = False,
             touch_only: bool = False, output_files=None, retain_job_scripts: bool = False,
-            logger=None, drmaa_session=None) -> tuple[str, str]:
+            logger=None, drmaa_session=None, scheduler: str | None = None) -> tuple[str, str]:
     """Run shell command `cmd_str` (with the shell set_shell named, by default bash -euo pipefail)
     on the cluster and return its (stdout, stderr) text; raise ClusterJobError if it fails.
 
@@ -539,7 +580,8 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
     run_locally runs it here, touch_only only touches output_files: neither needs drmaa.
     Otherwise the job goes through the _submitter hook if set, else `drmaa_session` (a
     ClusterSession or an initialised drmaa.Session), else the session of this process, else a
-    session opened and closed for this one job."""
+    session opened and closed for this one job. `scheduler` ('drmaa' or 'slurm'; default
+    RULERUN_SCHEDULER, else as a run chooses) picks the kind of that last session."""
     env = dict(os.environ, **(job_environment or {}))
     workdir = os.path.abspath(working_directory or os.getcwd())
     if touch_only:
@@ -553,7 +595,7 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
                            outputs=output_files or (), keep_files=retain_job_scripts)
     if logger is not None:
         logger.debug("submitting %s: %s", request.name, cmd_str)
-    result = _submit_for_run_job(request, drmaa_session)
+    result = _submit_for_run_job(request, drmaa_session, scheduler)
     if not result.ok:
         if logger is not None:
             logger.error("%s", result.reason)
@@ -563,9 +605,17 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
     return result.stdout, result.stderr
 
 
-def _submit_for_run_job(request: JobRequest, drmaa_session) -> JobResult:
+def _submit_for_run_job(request: JobRequest, drmaa_session, scheduler: str | None = None) -> JobResult:
     if _submitter is not None:
         return _submitter(request)
+    if drmaa_session is None and current_session() is None and _pick(scheduler) == "slurm":
+        from rulerun.run.cluster.slurm import SlurmSession
+
+        slurm = SlurmSession().open()
+        try:
+            return slurm.run(request)
+        finally:
+            slurm.close()
     if isinstance(drmaa_session, ClusterSession):
         return drmaa_session.run(request)
     if drmaa_session is not None:
@@ -580,6 +630,19 @@ def _submit_for_run_job(request: JobRequest, drmaa_session) -> JobResult:
         return session.run(request)
     finally:
         session.close()
+
+
+def _pick(scheduler: str | None) -> str:
+    """The scheduler run_job submits to; 'drmaa' when none is found, so that its set-up error
+    (which names DRMAA_LIBRARY_PATH) is the one a user sees."""
+    from rulerun.run.cluster.slurm import choose_scheduler
+
+    try:
+        return choose_scheduler(scheduler)
+    except ClusterSetupError:
+        if scheduler or os.environ.get("RULERUN_SCHEDULER"):
+            raise
+        return "drmaa"
 
 
 def run_here(command: str, env: Mapping[str, str], workdir: str, key: int = -1,

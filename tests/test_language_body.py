@@ -573,3 +573,36 @@ def test_list_shows_directory_outputs_with_their_slash(tmp_path, capsys, monkeyp
 
     list_rules(load("index/{s}/ : in/{s}\n    shell: mkdir {output}\n"))
     assert "index/{s}/ : in/{s}" in capsys.readouterr().out
+
+
+def test_threads_from_an_expression_are_per_job_capped_at_j_and_counted(project):
+    project.write("Pipefile", """\
+        N = {"a": 1, "b": 3}
+        task all : a.out b.out
+        %.out :
+            threads: $(N[stem])
+            shell: echo {threads} > {output}
+        bad.out :
+            threads: $(0)
+            shell: true
+        """)
+    result = project.run("-j", "2", "all")
+    assert result.returncode == 0, result.stderr
+    assert project.read("a.out") == "1\n" and project.read("b.out") == "2\n"  # 3 asked, -j 2
+    bad = project.run("bad.out")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("Pipefile:7:16: threads of rule 'bad.out' for 'bad.out' must be a whole number")
+
+
+def test_a_job_whose_threads_fill_j_runs_alone():
+    from rulerun.run.ready import Limits, ReadyQueue
+
+    class Rule:
+        index, limit, resources, threads = 0, None, (), None
+
+    ready = ReadyQueue(Limits(4, {}))
+    ready.add("wide", Rule(), threads=4)
+    ready.add("narrow", Rule(), threads=1)
+    assert ready.take() == ["wide"] and ready.take() == []
+    ready.done("wide")
+    assert ready.take() == ["narrow"]

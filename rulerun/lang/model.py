@@ -82,6 +82,7 @@ class Rule:
     constraints: tuple = ()  # constraints.Constraint of the `{name,REGEX}` in its outputs
     params: tuple["Param", ...] = ()
     threads: int | None = None
+    threads_expression: "Param | None" = None  # `threads: $(EXPR)`, evaluated per job
     resources: tuple["Resource", ...] = ()
     log: PathPattern | None = None  # where a job's stdout and stderr go (not an output)
     # outputs written with a trailing '/' (kept without it in `outputs`): directories the job makes

@@ -45,15 +45,29 @@ def job_values(rule: Rule, inputs: Sequence[str], outputs: Sequence[str], wildca
     raises (naming the job's first output), so no job starts with a value that could not be made."""
     threads = rule.threads or 1
     resources = Attributes({r.name: r.amount for r in rule.resources})
-    if not rule.params:
+    if not rule.params and rule.threads_expression is None:
         return JobValues(threads, resources)
     scope = dict(namespace)
     scope.update(input=list(inputs), output=list(outputs), wildcards=Attributes(wildcards), stem=stem,
-                 threads=threads, resources=resources)
+                 resources=resources)
+    if rule.threads_expression is not None:
+        threads = _threads(_evaluate(rule.threads_expression, scope, rule, outputs, text),
+                           rule.threads_expression, rule, outputs, text)
+    scope["threads"] = threads
     params = Attributes()
     for param in rule.params:
         params[param.name] = _evaluate(param, scope, rule, outputs, text)
     return JobValues(threads, resources, params)
+
+
+def _threads(value: Any, param: Param, rule: Rule, outputs: Sequence[str], text: str | None) -> int:
+    """`threads: $(EXPR)`'s value: a whole number of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        job = f" for '{outputs[0]}'" if outputs else ""
+        raise PipefileError(param.loc, f"threads of rule '{rule.name}'{job} must be a whole number of "
+                                       f"at least 1, not {value!r}", text,
+                            hint="threads: $(EXPR) is evaluated for each job; int(...) makes a number of it")
+    return value
 
 
 def _evaluate(param: Param, scope: dict, rule: Rule, outputs: Sequence[str], text: str | None) -> Any:
@@ -67,7 +81,8 @@ def _evaluate(param: Param, scope: dict, rule: Rule, outputs: Sequence[str], tex
         raise
     except BaseException as exc:  # noqa: BLE001 - the Pipefile's mistake, said at its line
         job = f" for '{outputs[0]}'" if outputs else ""
-        raise PipefileError(param.loc, f"param '{param.name}' of rule '{rule.name}'{job} raised "
+        what = "threads" if param.name == "threads" and param is rule.threads_expression else f"param '{param.name}'"
+        raise PipefileError(param.loc, f"{what} of rule '{rule.name}'{job} raised "
                                        f"{type(exc).__name__}: {exc}", text,
                             hint="a param is evaluated for each job, with wildcards, stem, input, output, "
                                  "threads, resources and the top-level names") from None

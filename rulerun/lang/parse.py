@@ -539,6 +539,19 @@ class _ModelBuilder:
             raise self.error(value, f"threads must be at least 1, not {int(value)}")
         return self.setting(meta, "threads", int(value))
 
+    def threads_expression_line(self, meta: Any, children: list[Any]) -> _Setting:
+        """`threads: $(EXPR)`: EXPR runs to its matching ')', which must end the line."""
+        from rulerun.lang.pathexpr import expression_end
+
+        (token,) = children
+        end = expression_end(token.value, 1)
+        if end != len(token.value) - 1:
+            raise self.error(token, "'threads:' takes a number or one $(EXPRESSION)",
+                             hint="threads: $(config['threads'])")
+        expression = token.value[2:-1]
+        loc = Location(self.path, token.line, token.column + 2)
+        return self.setting(meta, "threads_expression", Param("threads", expression, loc))
+
     def resources_line(self, meta: Any, children: list[Any]) -> _Setting:
         seen: dict[str, Resource] = {}
         for resource in children:

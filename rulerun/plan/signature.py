@@ -83,7 +83,10 @@ class Signatures:
         They are not among the signature's variables: the params' values are, each job's own, so
         a change of `config["window"]` reruns only the jobs whose params it changes."""
         names: set[str] = set()
-        for param in job.rule.params if job.rule is not None else ():
+        expressions = list(job.rule.params) if job.rule is not None else []
+        if job.rule is not None and job.rule.threads_expression is not None:
+            expressions.append(job.rule.threads_expression)
+        for param in expressions:
             names |= _names_in("(" + param.expression + ")")
         return (names - _JOB_NAMES) & self._shared
 

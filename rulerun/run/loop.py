@@ -199,7 +199,8 @@ class Scheduler:
             if job.pending:
                 work.extend(self._grow(job))
             elif self.decisions.runs(job):
-                self.ready.add(job, job.rule)
+                per_job = getattr(job.rule, "threads_expression", None) is not None
+                self.ready.add(job, job.rule, self.plan.signatures.values(job).threads if per_job else None)
             else:
                 work.extend(self._completed(job))
 

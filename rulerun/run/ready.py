@@ -23,9 +23,10 @@ class Limits:
         self.capacity: dict[str, int] = {ALL: max(1, jobs), **named}
         self.used: dict[str, int] = {}
 
-    def keys(self, rule) -> tuple[tuple[str, int], ...]:
-        """What a job of `rule` counts: (key, amount) for each limit it counts against."""
-        demand = {ALL: min(getattr(rule, "threads", None) or 1, self.capacity[ALL])}
+    def keys(self, rule, threads: int | None = None) -> tuple[tuple[str, int], ...]:
+        """What a job of `rule` counts: (key, amount) for each limit it counts against;
+        `threads`: the job's own, when its rule computes them per job."""
+        demand = {ALL: min(threads or getattr(rule, "threads", None) or 1, self.capacity[ALL])}
         limit = rule.limit
         if isinstance(limit, int):
             own = f"rule:{rule.index}"
@@ -62,8 +63,8 @@ class ReadyQueue:
         self._waiting: dict[tuple[tuple[str, int], ...], deque] = {}
         self._keys: dict[Hashable, tuple[tuple[str, int], ...]] = {}
 
-    def add(self, job: Hashable, rule) -> None:
-        keys = self._keys[job] = self.limits.keys(rule)
+    def add(self, job: Hashable, rule, threads: int | None = None) -> None:
+        keys = self._keys[job] = self.limits.keys(rule, threads)
         self._waiting.setdefault(keys, deque()).append(job)
 
     def __bool__(self) -> bool:

@@ -86,11 +86,11 @@ def executor():
 
 # ------------------------------------------------------------------------------ the executor
 
-def test_job_runs_in_the_project_with_the_submitters_environment(executor, tmp_path):
-    env = dict(os.environ, RR_VALUE="a b, c;d")
+def test_job_runs_in_the_project_with_the_submitters_environment(executor, tmp_path, monkeypatch):
+    monkeypatch.setenv("RR_VALUE", "a b, c;d")  # the submitter's environment: the job sees it
     done = Collector()
     executor.start(spec(1, 'echo "$RR_VALUE"\npwd\necho to-err >&2\necho made > out.txt',
-                        tmp_path, outputs=("out.txt",), env=env), done)
+                        tmp_path, outputs=("out.txt",)), done)
     result = done.wait_for(1)[1]
     assert result.ok, result
     assert result.stdout == f"a b, c;d\n{tmp_path}\n"

@@ -40,9 +40,9 @@ if [ "$#" -gt 0 ]; then   # particular tests: as asked, in one process
     exec python -m pytest -q -p no:cacheprovider "$@"
 fi
 # Everything: most tests in parallel (they wait on processes more than they compute), then the
-# tests with deadlines (tests/conftest.py marks them serial) one at a time, in two lines side by
-# side: the cluster's tests and the others.
+# tests with deadlines (tests/conftest.py marks them serial) one at a time within each of four
+# lines side by side (each cluster's, the kill tests, the rest): they wait far more than they compute.
 status=0
 python -m pytest -q -p no:cacheprovider -n "${RULERUN_TEST_WORKERS:-4}" -m "not serial" || status=$?
-python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup -m serial || status=$?
+python -m pytest -q -p no:cacheprovider -n 4 --dist loadgroup -m serial || status=$?
 exit "$status"

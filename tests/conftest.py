@@ -64,7 +64,10 @@ SERIAL_MODULES = {"test_watch", "test_cluster_sge", "test_cluster_cli", "test_cl
 SERIAL_NAMES = re.compile(r"interrupt|sigterm|sighup|sigint|sigkill|kill_9|ctrl_c|within|second_run_waits")
 
 
-CLUSTER_MODULES = {"test_cluster_sge", "test_cluster_cli", "test_cluster_slurm"}
+# The lines serial tests run in, side by side (one test at a time within each): each cluster's,
+# the kill and interrupt tests, and the rest.
+LINES = {"test_cluster_sge": "grid-engine", "test_cluster_cli": "grid-engine", "test_cluster_slurm": "slurm",
+         "test_reliability_crash": "crash"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -72,6 +75,4 @@ def pytest_collection_modifyitems(config, items):
         module = item.module.__name__.rsplit(".", 1)[-1]
         if module in SERIAL_MODULES or SERIAL_NAMES.search(item.name):
             item.add_marker(pytest.mark.serial)
-            # two lines of serial tests side by side: the cluster's (waiting on a scheduler) and
-            # this machine's (waiting on its own jobs); within each, one test at a time
-            item.add_marker(pytest.mark.xdist_group("cluster" if module in CLUSTER_MODULES else "here"))
+            item.add_marker(pytest.mark.xdist_group(LINES.get(module, "here")))

@@ -212,9 +212,14 @@ class Ledger:
 
 
 def kill_cycle(root: Path, mark: str, rng: random.Random, crash: bool) -> bool:
-    """Start a run and SIGKILL it at a random moment; return False if it had finished first."""
+    """Start a run and SIGKILL it at a random moment; return False if it had finished first.
+    The moment is random in the build's progress (after the Nth job started), not in seconds:
+    on a loaded machine a time would fall before any job, and some kills do (while starting)."""
     proc = start(root, "-j", rng.choice(["2", "4", "8"]), "all")
-    time.sleep(rng.uniform(0.2, 1.0))
+    if rng.random() < 0.25:
+        time.sleep(rng.uniform(0.05, 0.6))
+    else:
+        _wait_for_started(root, rng.randint(2, JOB_COUNT - 20), proc)
     finished = proc.poll() is not None
     proc.kill()
     proc.communicate()
@@ -223,6 +228,19 @@ def kill_cycle(root: Path, mark: str, rng: random.Random, crash: bool) -> bool:
     else:
         wait_for_jobs(mark)
     return not finished
+
+
+def _wait_for_started(root: Path, jobs: int, proc: subprocess.Popen, limit: float = 30) -> None:
+    """Until `jobs` jobs have started (a line each in runs.log) or the run has ended."""
+    log = root / "runs.log"
+    deadline = time.monotonic() + limit
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if log.read_bytes().count(b"\n") >= jobs:
+                return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.01)
 
 
 KILL_SEEDS = range(10)

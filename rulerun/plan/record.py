@@ -121,8 +121,8 @@ def _identity(stat: os.stat_result) -> tuple[int, int, int]:
 
 
 def _changed(recorded: tuple[list[str], list[int | None], list[int]]) -> list[int]:
-    """Indices of the recorded paths whose time or mark (change time, inode, device: what a
-    person can't put back, unlike a time) is not the recorded one."""
+    """Indices of the recorded paths whose time or mark (the change time: what a person can't
+    put back, unlike a modification time) is not the recorded one."""
     stat = os.stat
     paths, mtimes, marks = recorded
     changed = []
@@ -133,7 +133,7 @@ def _changed(recorded: tuple[list[str], list[int | None], list[int]]) -> list[in
             if then is not None:
                 changed.append(index)
             continue
-        if found.st_mtime_ns != then or hash((found.st_ctime_ns, found.st_ino, found.st_dev)) != mark:
+        if found.st_mtime_ns != then or found.st_ctime_ns != mark:
             changed.append(index)
     return changed
 

@@ -15,8 +15,9 @@ from typing import NamedTuple, Protocol
 
 class Stamp(NamedTuple):
     """What a look at a path saw: its modification time (ns), and a mark of what a person can't
-    put back (its change time, inode and device) so that a file replaced by one with the same
-    time (`tar x`, a symlink switched to another version) reads as changed."""
+    put back: its change time (ns), which every change of the file sets to now, a restored
+    modification time included, and which a file reached through a symlink switched to
+    another version has of its own (`tar x` restoring times, `data -> v2`)."""
 
     mtime: int
     mark: int
@@ -60,7 +61,7 @@ class RealDisk:
             found = os.stat(path)
         except (OSError, ValueError):
             return None
-        return Stamp(found.st_mtime_ns, hash((found.st_ctime_ns, found.st_ino, found.st_dev)))
+        return Stamp(found.st_mtime_ns, found.st_ctime_ns)
 
     def mtime(self, path: str) -> int | None:
         try:
@@ -125,7 +126,7 @@ class FakeDisk:
 
     def stat(self, path: str) -> Stamp | None:
         mtime = self.mtime(path)
-        return None if mtime is None else Stamp(mtime, hash((mtime, path)))
+        return None if mtime is None else Stamp(mtime, mtime)
 
     def mtime(self, path: str) -> int | None:
         path = os.path.normpath(path) if path else ""

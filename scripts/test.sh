@@ -6,35 +6,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" = 0 ] && [ "${RULERUN_NO_SGE:-0}" != 1 ]; then
+# start_cell NAME SCRIPT FLAG: as root, unless $RULERUN_NO_<FLAG> is 1, start a cluster cell with
+# SCRIPT, take the variables it prints and export RULERUN_<FLAG>=1 for the tests; under CI a cell
+# that does not start fails the run, elsewhere its tests are skipped and say so.
+start_cell() {
+    local name=$1 script=$2 flag=$3 skip="RULERUN_NO_$3" env_file
+    [ "$(id -u)" = 0 ] && [ "${!skip:-0}" != 1 ] || return 0
     env_file=$(mktemp)
-    if bash scripts/sge.sh start > "$env_file"; then
+    if bash "$script" start > "$env_file"; then
         # shellcheck disable=SC1090
         . "$env_file"
-        export RULERUN_SGE=1
+        export "RULERUN_$flag=1"
     elif [ "${CI:-}" = true ]; then
-        echo "scripts/test.sh: the Grid Engine did not start; CI needs it for the cluster tests" >&2
+        echo "scripts/test.sh: $name did not start; CI needs it for its tests" >&2
         exit 1
     else
-        echo "scripts/test.sh: the Grid Engine did not start; cluster tests will be skipped" >&2
+        echo "scripts/test.sh: $name did not start; its tests will be skipped" >&2
     fi
     rm -f "$env_file"
-fi
+}
 
-if [ "$(id -u)" = 0 ] && [ "${RULERUN_NO_SLURM:-0}" != 1 ]; then
-    env_file=$(mktemp)
-    if bash scripts/slurm.sh start > "$env_file"; then
-        # shellcheck disable=SC1090
-        . "$env_file"
-        export RULERUN_SLURM=1
-    elif [ "${CI:-}" = true ]; then
-        echo "scripts/test.sh: Slurm did not start; CI needs it for the Slurm tests" >&2
-        exit 1
-    else
-        echo "scripts/test.sh: Slurm did not start; Slurm tests will be skipped" >&2
-    fi
-    rm -f "$env_file"
-fi
+start_cell "the Grid Engine" scripts/sge.sh SGE
+start_cell Slurm scripts/slurm.sh SLURM
 
 if [ "$#" -gt 0 ]; then   # particular tests: as asked, in one process
     exec python -m pytest -q -p no:cacheprovider "$@"

@@ -284,6 +284,20 @@ def _failure(request: JobRequest, job_id: str | None, what: str, **extra) -> Job
 
 # ------------------------------------------------------------------------------ the session
 
+def run_with_retries(run_once: Callable[[JobRequest, threading.Event | None], JobResult],
+                     request: JobRequest, shutdown: threading.Event | None) -> JobResult:
+    """`run_once(request, shutdown)`, again up to request.retries more times while it fails;
+    a job that was interrupted or never submitted (no job id: refused) is not tried again.
+    Both schedulers' sessions carry out a job through this."""
+    for attempt in range(request.retries + 1):
+        result = run_once(request, shutdown)
+        if result.ok or result.interrupted or result.job_id is None:
+            break
+    if not result.ok and attempt:
+        result.reason += f" (failed {attempt + 1} times)"
+    return result
+
+
 _current: "ClusterSession | None" = None   # the open session of this process (see run_job)
 
 
@@ -437,13 +451,7 @@ class ClusterSession:
     def run(self, request: JobRequest, shutdown: threading.Event | None = None) -> JobResult:
         """Carry out `request` on the cluster, resubmitting a failed (not interrupted, not
         refused) job up to request.retries times.  Raises only ClusterSetupError."""
-        for attempt in range(request.retries + 1):
-            result = self._run_once(request, shutdown)
-            if result.ok or result.interrupted or result.job_id is None:
-                break
-        if not result.ok and attempt:
-            result.reason += f" (failed {attempt + 1} times)"
-        return result
+        return run_with_retries(self._run_once, request, shutdown)
 
     def _run_once(self, request: JobRequest, shutdown: threading.Event | None) -> JobResult:
         if shutdown is not None and shutdown.is_set():

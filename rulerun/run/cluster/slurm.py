@@ -27,7 +27,8 @@ from typing import Callable
 
 from rulerun.errors import ClusterSetupError
 from rulerun.run import shell as shells
-from rulerun.run.cluster.session import LOCAL_HINT, SETTLE_SECONDS, JobFiles, JobRequest, _failure
+from rulerun.run.cluster.session import (LOCAL_HINT, SETTLE_SECONDS, JobFiles, JobRequest, _failure,
+                                         run_with_retries)
 from rulerun.run.executor import JobResult
 from rulerun.store.cluster_jobs import Submitted, SubmittedJobs, job_key
 
@@ -228,13 +229,7 @@ class SlurmSession:
     def run(self, request: JobRequest, shutdown: threading.Event | None = None) -> JobResult:
         """Carry out `request`, resubmitting a failed (not interrupted, not refused) job up to
         request.retries times."""
-        for attempt in range(request.retries + 1):
-            result = self._run_once(request, shutdown)
-            if result.ok or result.interrupted or result.job_id is None:
-                break
-        if not result.ok and attempt:
-            result.reason += f" (failed {attempt + 1} times)"
-        return result
+        return run_with_retries(self._run_once, request, shutdown)
 
     def _run_once(self, request: JobRequest, shutdown) -> JobResult:
         if shutdown is not None and shutdown.is_set():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 _TOKEN = re.compile(r"%|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -109,31 +110,18 @@ class Pattern:
 @lru_cache(maxsize=None)
 def compile_pattern(text: str, constraints: tuple[tuple[str, str], ...] = ()) -> Pattern:
     """`text` compiled; `constraints` (name, REGEX) narrow what values a wildcard matches."""
-    regexes = dict(constraints)
-    parts: list[str] = []
+    regex = _wildcard_regex(text, lambda literal: re.escape(unescape_literal(literal)), dict(constraints))
     pieces: list[tuple[bool, str]] = []
-    seen: set[str] = set()
     last = 0
     for match in _TOKEN.finditer(text):
-        parts.append(re.escape(unescape_literal(text[last:match.start()])))
         pieces.append((False, unescape_literal(text[last:match.start()])))
-        name = match.group(1) or STEM
-        pieces.append((True, name))
-        if name in seen:
-            parts.append(f"(?P={name})")
-        else:
-            if name in regexes:
-                parts.append(f"(?P<{name}>(?:{regexes[name]}))")
-            else:
-                parts.append(f"(?P<{name}>.+)" if name == STEM else f"(?P<{name}>[^/]+)")
-            seen.add(name)
+        pieces.append((True, match.group(1) or STEM))
         last = match.end()
-    parts.append(re.escape(unescape_literal(text[last:])))
     pieces.append((False, unescape_literal(text[last:])))
     tokens = list(_TOKEN.finditer(text))
     prefix = unescape_literal(text[: tokens[0].start()] if tokens else text)
     suffix = unescape_literal(text[tokens[-1].end():] if tokens else text)
-    return Pattern(text, re.compile("".join(parts), re.DOTALL), tuple(wildcard_names(text)), prefix, suffix,
+    return Pattern(text, re.compile(regex, re.DOTALL), tuple(wildcard_names(text)), prefix, suffix,
                    tuple(p for p in pieces if p[1] or p[0]), is_glob(text), single=len(tokens) == 1,
                    constraints=constraints)
 
@@ -147,20 +135,31 @@ def match_with_globs(pattern: Pattern, path: str) -> dict[str, str] | None:
 
 @lru_cache(maxsize=None)
 def _wildcard_glob_regex(text: str) -> re.Pattern[str]:
+    return re.compile(_wildcard_regex(text, lambda literal: glob_regex(glob_text(literal)).pattern if literal else ""),
+                      re.DOTALL)
+
+
+def _wildcard_regex(text: str, literal: Callable[[str], str], regexes: dict[str, str] | None = None) -> str:
+    """A regex for pattern `text`: each piece between wildcards as `literal` makes it (plain text,
+    or a glob), each wildcard a named group (its constraint's REGEX from `regexes` when it has
+    one), a wildcard's second use a backreference to its first."""
+    regexes = regexes or {}
     parts: list[str] = []
     seen: set[str] = set()
     last = 0
     for match in _TOKEN.finditer(text):
-        parts.append(glob_regex(glob_text(text[last:match.start()])).pattern if match.start() > last else "")
+        parts.append(literal(text[last:match.start()]))
         name = match.group(1) or STEM
         if name in seen:
             parts.append(f"(?P={name})")
+        elif name in regexes:
+            parts.append(f"(?P<{name}>(?:{regexes[name]}))")
         else:
             parts.append(f"(?P<{name}>.+)" if name == STEM else f"(?P<{name}>[^/]+)")
-            seen.add(name)
+        seen.add(name)
         last = match.end()
-    parts.append(glob_regex(glob_text(text[last:])).pattern if last < len(text) else "")
-    return re.compile("".join(parts), re.DOTALL)
+    parts.append(literal(text[last:]))
+    return "".join(parts)
 
 
 def escape_glob(value: str) -> str:

@@ -28,9 +28,11 @@ def test_anything_for_the_shell_goes_through_bash_with_pipefail(script):
     assert command_line(script, ("/bin/sh", "-e")) == ["/bin/sh", "-e", "-c", script]
 
 
-def _run_shell(tmp_path, script: str, log: str = "logs/r/job.log", while_running=None, linger: float = 0):
+def _run_shell(tmp_path, script: str, log: str = "logs/r/job.log", while_running=None, linger: float = 0,
+               workdir=None):
     """Run `script` through ShellRunner and return its JobResult (after `while_running()`);
-    the runner stays open `linger` seconds after the job ended."""
+    the runner stays open `linger` seconds after the job ended. The job runs in `workdir`, by
+    default tmp_path (not the test's current directory: a job started with subprocess)."""
     import queue
     import time
 
@@ -39,7 +41,7 @@ def _run_shell(tmp_path, script: str, log: str = "logs/r/job.log", while_running
 
     runner, results = ShellRunner(), queue.Queue()
     spec = JobSpec(key=1, rule="r", kind="shell", command=script, outputs=(), inputs=(),
-                   log_path=str(tmp_path / log), workdir=str(tmp_path))
+                   log_path=str(tmp_path / log), workdir=str(workdir or tmp_path))
     try:
         runner.start(spec, results.put)
         if while_running:
@@ -49,6 +51,46 @@ def _run_shell(tmp_path, script: str, log: str = "logs/r/job.log", while_running
         return result
     finally:
         runner.close()
+
+
+@pytest.fixture(params=["posix_spawn", "subprocess"])
+def job_dir(request, tmp_path, monkeypatch):
+    """Where a job runs: rulerun's own directory (it is started with posix_spawn), or another
+    one (with subprocess, which can change directory)."""
+    if request.param == "posix_spawn":
+        monkeypatch.chdir(tmp_path)
+        return tmp_path
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    return elsewhere
+
+
+def test_a_job_gets_no_descriptor_rulerun_inherited_and_signals_at_their_defaults(tmp_path, job_dir):
+    import os
+
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)  # as a parent's pipe reaches rulerun
+    try:
+        assert _run_shell(tmp_path, "grep -E '^Sig(Ign|Blk)' /proc/self/status; ls /proc/self/fd",
+                          workdir=job_dir).ok
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    lines = (tmp_path / "logs/r/job.log").read_text().splitlines()
+    # Python ignores SIGPIPE: a job that inherited that would see a broken pipe as an error
+    # instead of ending quietly, and `yes | head -1` would fail differently
+    import signal
+
+    (blk, blocked), (ign, ignored) = (line.split() for line in lines[:2])
+    assert (blk, ign, int(blocked, 16)) == ("SigBlk:", "SigIgn:", 0)
+    assert int(ignored, 16) & (1 << signal.SIGPIPE - 1 | 1 << signal.SIGXFSZ - 1) == 0
+    assert str(write_end) not in lines[2:]
+    assert {"0", "1", "2"} <= set(lines[2:])
+
+
+def test_a_job_killed_by_a_signal_says_which(tmp_path, job_dir):
+    result = _run_shell(tmp_path, "kill -TERM $$; sleep 5", workdir=job_dir)
+    assert not result.ok and result.signal == "SIGTERM"
 
 
 def test_a_job_that_prints_keeps_its_log(tmp_path):

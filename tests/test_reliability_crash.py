@@ -18,6 +18,7 @@ alternating by seed:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -381,3 +382,29 @@ def test_python_jobs_of_a_killed_run_are_gone_before_the_next_run_starts_its_own
     assert second.returncode == 0, second.stderr
     assert not (tmp_path / "overlap").exists() and gone(orphan)
     assert (tmp_path / "out.txt").read_text() == "second\n"
+
+
+def test_a_long_jobs_process_is_recorded_while_it_runs(tmp_path):
+    """The record a run after a kill -9 reads: a job's main process is written soon after it
+    starts, not only with the next job's end (which may be hours away)."""
+    (tmp_path / "Pipefile").write_text(KILLED_RUN_PIPEFILE + SHELL_ACTION)
+    first = start(tmp_path, "out.txt", "WHO=first", "NAP=30")
+    recorded = None
+    try:
+        deadline = time.time() + 20
+        while not (tmp_path / "first.pid").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        job = int((tmp_path / "first.pid").read_text())
+        while recorded is None and time.time() < deadline:
+            with sqlite3.connect(f"file:{tmp_path / '.rulerun' / 'state.db'}?mode=ro", uri=True) as db:
+                rows = db.execute("SELECT job, pid, pgid FROM running").fetchall()
+            recorded = rows[0] if rows and rows[0][1] is not None else None
+            time.sleep(0.02)
+        assert recorded == ("out.txt", job, job)  # its own session, which the next run stops
+    finally:
+        first.kill()
+        first.wait()
+        first.stdout.close()
+        first.stderr.close()
+        with contextlib.suppress(ProcessLookupError, ValueError, OSError):
+            os.killpg(int((tmp_path / "first.pid").read_text()), signal.SIGKILL)

@@ -62,6 +62,9 @@ class Outcome:
         return 130 if self.interrupted else (1 if self.failures else 0)
 
 
+PROCESS_RECORD_DELAY = 0.05  # seconds a started job's process may go unrecorded while the loop waits
+
+
 class Inbox:
     """Where executors leave results, from any thread; the loop waits here. A SimpleQueue: a C
     queue, cheaper per job than Queue. A fake executor brings its own (see tests)."""
@@ -118,6 +121,7 @@ class Scheduler:
         self._stopping = False
         self._unrecorded: list[tuple[Job, bool]] = []  # ended (and succeeded?) since the last commit
         self._newest_input: dict[int, int] = {}
+        self._unrecorded_processes: list = []  # (job key, ProcessId) of jobs started, until recorded
         self._made_dirs: set[str] = set()  # output directories known to exist: one mkdir each a run
         self.keep_temp = keep_temp
         self._temp = None  # TempOutputs, once the decisions are known (run)
@@ -141,7 +145,7 @@ class Scheduler:
                     self._start(self.ready.take() if not self._stopping else [])
                     if not self._running:
                         break
-                    self._finish(self.inbox.wait(lambda: signals.received is not None))
+                    self._finish(self._wait(signals))
                 self._commit([])
                 signals.check()
             except (KeyboardInterrupt, Interrupted):
@@ -250,8 +254,23 @@ class Scheduler:
             except OSError as exc:  # e.g. its output directory is on a read-only or full disk
                 what = f"{exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else "")
                 self.inbox.put(JobResult(spec.key, False, f"it could not be started: {what}"))
-        if processes:  # known only now: a second, small transaction (see State.record)
-            self.state.record(running=processes)
+        self._unrecorded_processes.extend(processes)  # known only now: see _wait
+
+    def _wait(self, signals) -> list[JobResult]:
+        """The next results. The processes of the jobs just started are recorded (so that a
+        run after a kill -9 can stop what they left) with the next turn's transaction, or by a
+        transaction of their own once no job has ended for PROCESS_RECORD_DELAY: a short job
+        then costs no transaction of its own, and a long one is recorded while it runs."""
+        if self._unrecorded_processes:
+            results = self.inbox.wait(lambda: True, timeout=PROCESS_RECORD_DELAY)
+            if results:
+                return results
+            self.state.record(running=self._take_processes())
+        return self.inbox.wait(lambda: signals.received is not None)
+
+    def _take_processes(self) -> list:
+        processes, self._unrecorded_processes = self._unrecorded_processes, []
+        return processes
 
     def _spec(self, job: Job) -> tuple[JobSpec, str | None]:
         """The job's spec; or, when its command can't be made (`{input[1]}` in a job with one
@@ -272,7 +291,8 @@ class Scheduler:
         if ended or starting:
             self.state.record(succeeded=[(job_key(j), j.outputs, self._signature(j)) for j, ok in ended if ok],
                               failed=[(job_key(j), j.outputs) for j, ok in ended if not ok],
-                              started=[(job_key(j), j.outputs) for j in starting])
+                              started=[(job_key(j), j.outputs) for j in starting],
+                              **({"running": self._take_processes()} if self._unrecorded_processes else {}))
 
     def _prepare_outputs(self, job: Job, spec: JobSpec) -> None:
         """Output directories (and a `log:` file's) exist before a job starts; a split rule's old

@@ -50,36 +50,40 @@ class Specs:
         when the command can't be rendered (an index past the job's inputs or outputs)."""
         rule = job.rule
         kind = "python" if isinstance(rule.action, PythonAction) else "shell"
-        own = self.own(job)
+        log = log_path(job)
+        own = self.own(job, log)
         if kind == "python" and command is None:
             _refuse_unpicklable(rule.name, own["params"])
         return JobSpec(
-            key=job.id, rule=rule.name, kind=kind, command=self.command(job) if command is None else command,
-            outputs=tuple(job.outputs), inputs=tuple(job.inputs), log_path=log_path(job),
+            key=job.id, rule=rule.name, kind=kind, command=self.command(job, own) if command is None else command,
+            outputs=tuple(job.outputs), inputs=tuple(job.inputs), log_path=log,
             workdir=self.workdir, wildcards=job.wildcards, stem=job.stem, rule_index=rule.index,
             native_spec=_native_spec(rule, own), queue=rule.queue, retries=rule.retries, shell=self.shell,
             params=own["params"], threads=own["threads"], resources=own["resources"],
             keep_log=rule.log is not None, named_inputs=named_values(rule, job.named))
 
-    def own(self, job: Job) -> dict[str, Any]:
-        """The job's own values as its action sees them: threads capped at -j."""
+    def own(self, job: Job, log: str | None = None) -> dict[str, Any]:
+        """The job's own values as its action sees them: threads capped at -j. `log`: its log
+        path, if known."""
         values = self.values(job)
         threads = min(values.threads, self.max_threads) if self.max_threads else values.threads
-        return {"params": values.params, "threads": threads, "resources": values.resources, "log": log_path(job)}
+        return {"params": values.params, "threads": threads, "resources": values.resources,
+                "log": log_path(job) if log is None else log}
 
     def _evaluate(self, job: Job):
         from rulerun.lang.params import job_values
 
         return job_values(job.rule, job.inputs, job.outputs, job.wildcards, job.stem, self.namespace)
 
-    def command(self, job: Job) -> str:
-        """The shell script with every {…} substituted, or the Python action's source."""
+    def command(self, job: Job, own: Mapping[str, Any] | None = None) -> str:
+        """The shell script with every {…} substituted, or the Python action's source. `own`:
+        the job's own values, if known."""
         from rulerun.lang.template import render_shell
 
         action = job.rule.action
         if isinstance(action, ShellAction):
             return render_shell(action.script, job.inputs, job.outputs, job.wildcards, job.stem, self.namespace,
-                                named=job.named, own=self.own(job))
+                                named=job.named, own=self.own(job) if own is None else own)
         if isinstance(action, PythonAction):
             return action.source
         return ""

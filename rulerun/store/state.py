@@ -216,9 +216,10 @@ class State:
         jobs it starts: a transaction costs more than its rows.
 
         A job's process exists only after its incomplete marks are committed, so it is recorded
-        by a second transaction, right after the turn's jobs started (`running`). A crash
-        between the two leaves the job listed without a process: the next run finds its
-        processes by their RULERUN_JOB mark alone (rulerun.run.orphans).
+        by a later transaction (`running`): the next turn's, or one of its own if the loop waits
+        longer than a moment (rulerun.run.loop). A crash in between leaves the job listed
+        without a process: the next run finds its processes by their RULERUN_JOB mark alone
+        (rulerun.run.orphans). A process of a job that ended meanwhile updates nothing.
 
         A failed job's output still at its path is one the quarantine had to leave there (a
         directory on another file system, a path through a symlink out of the project): it stays
@@ -230,17 +231,22 @@ class State:
                  for key, outputs in started for out in dict.fromkeys([*outputs, key])]
         marks += [(_stored(out), _stored(key), now)
                   for key, outputs in failed for out in outputs if os.path.lexists(out)]
+        statements = [
+            ("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?)",
+             [(_stored(key), json.dumps(sig, sort_keys=True), now) for key, _, sig in succeeded]),
+            ("DELETE FROM signatures WHERE job=?", [(_stored(key),) for key, _ in failed]),
+            ("DELETE FROM incomplete WHERE job=?", ended),
+            ("INSERT OR REPLACE INTO incomplete VALUES (?, ?, ?)", marks),
+            ("DELETE FROM running WHERE job=?", ended),
+            ("INSERT OR REPLACE INTO running VALUES (?, ?, NULL, NULL, NULL)",
+             [(_stored(key), proc.run_id()) for key, _ in started]),
+            ("UPDATE running SET pid=?, pgid=?, start=? WHERE job=?",
+             [(p.pid, p.pgid, p.start, _stored(key)) for key, p in running]),
+        ]
         with self._transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?)",
-                           [(_stored(key), json.dumps(sig, sort_keys=True), now) for key, _, sig in succeeded])
-            db.executemany("DELETE FROM signatures WHERE job=?", [(_stored(key),) for key, _ in failed])
-            db.executemany("DELETE FROM incomplete WHERE job=?", ended)
-            db.executemany("INSERT OR REPLACE INTO incomplete VALUES (?, ?, ?)", marks)
-            db.executemany("DELETE FROM running WHERE job=?", ended)
-            db.executemany("INSERT OR REPLACE INTO running VALUES (?, ?, NULL, NULL, NULL)",
-                           [(_stored(key), proc.run_id()) for key, _ in started])
-            db.executemany("UPDATE running SET pid=?, pgid=?, start=? WHERE job=?",
-                           [(p.pid, p.pgid, p.start, _stored(key)) for key, p in running])
+            for statement, rows in statements:
+                if rows:  # in order: a job that ended drops its row before its process is set
+                    db.executemany(statement, rows)
 
     def forget_running(self, jobs: Iterable[str]) -> None:
         """`jobs` are no longer running (what they left was stopped)."""

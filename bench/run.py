@@ -404,11 +404,12 @@ def timed_out_at(earlier: list[Case], spec: Workload, n: int, tool: Tool) -> int
     return None
 
 
-def run_size(spec: Workload, n: int, tools: list[Tool], args, earlier: list[Case] = ()) -> list[Case]:
-    """Every tool that has a build file for `spec` through its rounds at size n; a tool
-    that timed out at a smaller n is recorded as skipped without running."""
+def run_size(specs: list[Workload], n: int, tools: list[Tool], args, earlier: list[Case] = ()) -> list[Case]:
+    """Each workload of `specs` with each tool that has a build file for it, through their
+    rounds at size n, taking turns; a tool that timed out at a smaller n is recorded as
+    skipped without running."""
     cases, live = [], []
-    for tool in tools:
+    for spec, tool in ((spec, tool) for spec in specs for tool in tools):
         if not spec.writes_for(tool.build_tool):
             continue  # the Part 2 forms are rulerun's alone; the table shows n/a
         case = Case(spec, n, tool, args.work / f"{spec.name}-{n}" / tool.name)
@@ -422,7 +423,7 @@ def run_size(spec: Workload, n: int, tools: list[Tool], args, earlier: list[Case
         generate(spec.name, n, tool.build_tool, case.root)
         live.append(case)
     for r in range(rounds_for(n, args) if live else 0):
-        print(f"{spec.name} N={n} round {r + 1}/{rounds_for(n, args)}", flush=True)
+        print(f"{','.join(s.name for s in specs)} N={n} round {r + 1}/{rounds_for(n, args)}", flush=True)
         for case in live:  # interleaved: A, B, C, D, A, B, ...
             run_round(case, args)
     return cases
@@ -616,6 +617,13 @@ def parse_args(argv=None):
     return args
 
 
+def workload_groups(names: list[str]) -> list[list[Workload]]:
+    """The workloads measured side by side: the Part 2 forms together, taking turns as tools
+    do, since their ratios compare one workload with another; every other one alone."""
+    forms = [WORKLOADS[name] for name in names if name in FORMS]
+    return [[WORKLOADS[name]] for name in names if name not in FORMS] + ([forms] if forms else [])
+
+
 def sizes_for(spec: Workload, args) -> list[int]:
     if args.quick:
         return [min(args.sizes or spec.sizes)] if spec.name in SCALABLE else [min(spec.sizes)]
@@ -643,10 +651,9 @@ def main(argv=None) -> int:
     header = environment(tools, args)
     print(header, flush=True)
     cases: list[Case] = []
-    for name in args.workloads:
-        spec = WORKLOADS[name]
-        for n in sizes_for(spec, args):
-            cases += run_size(spec, n, tools, args, cases)
+    for group in workload_groups(args.workloads):
+        for n in sorted({n for spec in group for n in sizes_for(spec, args)}):
+            cases += run_size(group, n, tools, args, cases)
     passed, failures = correctness(cases, args.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = RESULTS / "-".join(filter(None, [run_kind(args), time.strftime("%Y%m%d-%H%M%S")]))

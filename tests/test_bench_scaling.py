@@ -69,7 +69,7 @@ def test_a_tool_that_timed_out_at_a_smaller_size_is_not_run_at_a_larger_one(tmp_
     slow = run.Tool("snakemake", ["false"], {})
     earlier = run.Case(chains, 300, slow, tmp_path / "earlier")
     earlier.runs = {"dry": [run.Measurement("ok", 1.0)], "full": [run.Measurement("timeout", 10.0)]}
-    (case,) = run.run_size(chains, 1_000, [slow], args, [earlier])
+    (case,) = run.run_size([chains], 1_000, [slow], args, [earlier])
     assert {phase: [m.status for m in ms] for phase, ms in case.runs.items()} == {
         phase: ["skipped"] for phase in chains.phases}
     assert case.runs["dry"][0].message == "timed out at N=300"
@@ -82,7 +82,10 @@ def test_the_part_2_forms_are_measured_with_rulerun_alone():
     args = run.parse_args(["--forms"])
     assert args.workloads == ["plain", "expand", "inputfn"] and args.tools == ["rulerun"]
     make = run.Tool("make", ["make"], {})
-    assert run.run_size(run.WORKLOADS["expand"], 10, [make], args) == []
+    assert run.run_size([run.WORKLOADS["expand"]], 10, [make], args) == []
+    # measured side by side, taking turns, since their ratios compare them with each other
+    assert run.workload_groups(["chains", *args.workloads, "fanin"]) == [
+        [run.WORKLOADS["chains"]], [run.WORKLOADS["fanin"]], [run.WORKLOADS[f] for f in args.workloads]]
 
 
 def test_the_forms_table_gives_each_form_over_plain_and_flags_a_target_missed():

@@ -20,6 +20,17 @@ Workloads:
   startup  a ten-rule chain seed.txt -> s1.out -> ... -> s10.out, used only
            for `--version` and a dry run: the cost of starting the tool.
 
+The Part 2 forms, rulerun only (make, Ninja and Snakemake have no such forms):
+the graph of `chains`, written three ways that differ in one thing each.
+  plain    the baseline: `task all : src/*.b` (a glob over makeable files) and
+           named-wildcard rules `src/{sample}.b : src/{sample}.a`, ...
+  expand   `task all : src/$(SAMPLES).b`, SAMPLES a literal list of the N
+           sample names written into the Pipefile; the rules as in plain.
+  inputfn  as expand, but every rule's input comes from a function of the
+           Pipefile's, `$(a_of(wildcards.sample))`: 2N jobs, each evaluating one.
+           (Its targets can't be found by a glob: a glob over makeable files
+           does not see through an input function.)
+
 Usage: python bench/generate.py WORKLOAD N TOOL DEST
 """
 
@@ -54,6 +65,10 @@ class Workload:
     outputs: Callable[[int], list[str]]
     touched: Callable[[int], tuple[str, list[str]]]  # (source, outputs it changes)
     writers: dict[str, Callable[[int], str]]
+
+    def writes_for(self, tool: str) -> bool:
+        """Whether this workload has a build file for `tool` (the Part 2 forms: rulerun only)."""
+        return tool in self.writers
 
     def build_file(self, tool: str, n: int) -> str:
         return self.writers[tool](n)
@@ -330,7 +345,59 @@ def startup_snakefile(n: int) -> str:
     return lines("rule all:", f'    input: "s{n}.out"', rules)
 
 
+# ---------------------------------------------------------------- Part 2 forms
+# The chains graph (src/i.txt -> src/i.a -> src/i.b) in three Pipefiles that differ in one
+# form each, so that the ratio to `plain` is the cost of that form.
+
+NAMED_CHAIN_ACTION = "    shell: cp {input} {output}"
+
+
+def named_chain_rules(b_input: str, a_input: str) -> list[str]:
+    """The two chain rules over `{sample}`, with the inputs written as given."""
+    return [
+        f"src/{{sample}}.b : {b_input}",
+        NAMED_CHAIN_ACTION,
+        "",
+        f"src/{{sample}}.a : {a_input}",
+        NAMED_CHAIN_ACTION,
+    ]
+
+
+def plain_pipefile(n: int) -> str:
+    return lines("task all : src/*.b", "", named_chain_rules("src/{sample}.a", "src/{sample}.txt"))
+
+
+def samples_task(n: int) -> list[str]:
+    """`task all` over a literal list of the N sample names: a value that follows from the
+    Pipefile's text, so the no-op record may answer for it (a list computed by code may
+    change with no file changing)."""
+    samples = ", ".join(f'"{i}"' for i in range(n))
+    return [f"SAMPLES = [{samples}]", "", "task all : src/$(SAMPLES).b"]
+
+
+def expand_pipefile(n: int) -> str:
+    return lines(samples_task(n), "", named_chain_rules("src/{sample}.a", "src/{sample}.txt"))
+
+
+def inputfn_pipefile(n: int) -> str:
+    return lines(
+        samples_task(n),
+        "",
+        named_chain_rules("$(a_of(wildcards.sample))", "$(txt_of(wildcards.sample))"),
+        "",
+        "python:",
+        "    def a_of(sample):",
+        '        return f"src/{sample}.a"',
+        "",
+        "    def txt_of(sample):",
+        '        return f"src/{sample}.txt"',
+    )
+
+
 # ---------------------------------------------------------------- registry
+
+FORM_BASELINE = "plain"
+FORMS = {"plain": plain_pipefile, "expand": expand_pipefile, "inputfn": inputfn_pipefile}
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
@@ -391,6 +458,18 @@ WORKLOADS: dict[str, Workload] = {
                 "snakemake": startup_snakefile,
             },
         ),
+        *(
+            Workload(
+                name=name,
+                sizes=(1_000, 10_000, 100_000),
+                phases=BUILD_PHASES,
+                sources=lambda n: numbered(n, "src/{i}.txt"),
+                outputs=chains_outputs,
+                touched=chains_touched,
+                writers={"rulerun": writer},
+            )
+            for name, writer in FORMS.items()
+        ),
     )
 }
 
@@ -424,6 +503,9 @@ def main() -> None:
     parser.add_argument("tool", choices=TOOLS)
     parser.add_argument("dest", type=Path)
     args = parser.parse_args()
+    if not WORKLOADS[args.workload].writes_for(args.tool):
+        parser.error(f"{args.workload} has no build file for {args.tool} "
+                     f"(only {', '.join(WORKLOADS[args.workload].writers)})")
     print(generate(args.workload, args.n, args.tool, args.dest))
 
 

@@ -19,6 +19,8 @@ mtimes), whatever the tool.  The table reports medians over the rounds.
   python bench/run.py                      # everything, all tools
   python bench/run.py --quick              # CI: rulerun only, correctness only
   python bench/run.py --workloads chains --sizes 1000 --tools make,ninja
+  python bench/run.py --scaling            # chains at 1,000 ... 100,000: plot, growth
+  python bench/run.py --forms --sizes 1000 # the Part 2 forms against plain patterns
 
 Exit status: 0 when every check passed, 1 when one failed (or a command
 failed; with --quick a timeout counts as a failure too), 2 on bad usage.
@@ -40,7 +42,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from generate import BUILD_FILES, TOOLS, WORKLOADS, Workload, generate
+from generate import BUILD_FILES, FORM_BASELINE, FORMS, TOOLS, WORKLOADS, Workload, generate
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -49,7 +51,8 @@ RESULTS = BENCH / "results"
 VENV = BENCH / ".venv"
 RULERUN_VENV = BENCH / ".venv-rulerun"
 BIG = 100_000  # sizes from here on get --big-runs rounds
-SCALABLE = ("chains", "fanin", "trivial")  # the workloads --sizes applies to
+SCALABLE = ("chains", "fanin", "trivial", *FORMS)  # the workloads --sizes applies to
+SCALING_SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
 LOG_TAIL = 12
 
 
@@ -391,15 +394,37 @@ def rounds_for(n: int, args) -> int:
     return min(args.runs, args.big_runs) if n >= BIG else args.runs
 
 
-def run_size(spec: Workload, n: int, tools: list[Tool], args) -> list[Case]:
-    cases = []
-    for tool in tools:
-        root = args.work / f"{spec.name}-{n}" / tool.name
-        generate(spec.name, n, tool.build_tool, root)
-        cases.append(Case(spec, n, tool, root))
-    for r in range(rounds_for(n, args)):
-        print(f"{spec.name} N={n} round {r + 1}/{rounds_for(n, args)}", flush=True)
-        for case in cases:  # interleaved: A, B, C, D, A, B, ...
+def timed_out_at(earlier: list[Case], spec: Workload, n: int, tool: Tool) -> int | None:
+    """The smaller N of this workload at which `tool` already timed out, if any: a larger N
+    would only time out again, after as long."""
+    for case in earlier:
+        if (case.spec.name, case.tool.name) == (spec.name, tool.name) and case.n < n \
+                and any(m.status == "timeout" for ms in case.runs.values() for m in ms):
+            return case.n
+    return None
+
+
+def run_size(specs: list[Workload], n: int, tools: list[Tool], args, earlier: list[Case] = ()) -> list[Case]:
+    """Each workload of `specs` with each tool that has a build file for it, through their
+    rounds at size n, taking turns; a tool that timed out at a smaller n is recorded as
+    skipped without running."""
+    cases, live = [], []
+    for spec, tool in ((spec, tool) for spec in specs for tool in tools):
+        if not spec.writes_for(tool.build_tool):
+            continue  # the Part 2 forms are rulerun's alone; the table shows n/a
+        case = Case(spec, n, tool, args.work / f"{spec.name}-{n}" / tool.name)
+        cases.append(case)
+        smaller = timed_out_at(earlier, spec, n, tool)
+        if smaller is not None:
+            for phase in spec.phases:
+                case.runs[phase] = [Measurement("skipped", message=f"timed out at N={smaller:,}")]
+                report(case, phase, case.runs[phase][0])
+            continue
+        generate(spec.name, n, tool.build_tool, case.root)
+        live.append(case)
+    for r in range(rounds_for(n, args) if live else 0):
+        print(f"{','.join(s.name for s in specs)} N={n} round {r + 1}/{rounds_for(n, args)}", flush=True)
+        for case in live:  # interleaved: A, B, C, D, A, B, ...
             run_round(case, args)
     return cases
 
@@ -415,7 +440,13 @@ class Summary:
     wall: float = 0.0
     rss_kib: float = 0.0
 
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
     def cell(self) -> str:
+        if self.status == "n/a":
+            return "n/a"
         if self.status != "ok":
             return self.status.upper() if self.status in ("fail", "error") else self.status
         mem = f"{self.rss_kib / 1024:.1f} MiB" if self.rss_kib else "? MiB"
@@ -423,6 +454,8 @@ class Summary:
 
 
 def summarize(runs: list[Measurement]) -> Summary:
+    if not runs:
+        return Summary("n/a")  # not measured: the workload has no build file for the tool
     for bad in ("fail", "error", "timeout", "skipped"):
         if any(m.status == bad for m in runs):
             return Summary(bad)
@@ -446,11 +479,44 @@ def table(cases: list[Case], tool_names: list[str]) -> str:
     by_key = {(c.spec.name, c.n, c.tool.name): c for c in cases}
     for workload, n in dict.fromkeys((c.spec.name, c.n) for c in cases):
         for phase in WORKLOADS[workload].phases:
-            sums = {t: summarize(by_key[(workload, n, t)].runs.get(phase, [])) for t in tool_names}
+            # no case: the workload has no build file for that tool (n/a)
+            sums = {t: summarize(by_key[(workload, n, t)].runs.get(phase, []) if (workload, n, t) in by_key else [])
+                    for t in tool_names}
             cells = [workload, f"{n:,}", phase] + [sums[t].cell() for t in tool_names]
             cells += [ratio(sums["rulerun"], sums[p]) for p in peers]
             rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+FORM_LIMIT = 1.2  # issue 17: a Part 2 form costs at most this much more than plain patterns
+FORM_TARGET_PHASES = ("dry", "noop")
+
+
+def forms_table(cases: list[Case]) -> str:
+    """rulerun on each Part 2 form against the same graph in plain patterns ('' when the run
+    measured no pair): inputfn also against expand, which lists its targets the same way, so
+    that the share of the input functions alone shows."""
+    runs = {(c.spec.name, c.n): c.runs for c in cases if c.tool.name == "rulerun"}
+    pairs = [("expand", FORM_BASELINE), ("inputfn", FORM_BASELINE), ("inputfn", "expand")]
+    sizes = sorted({n for (w, n) in runs if w == FORM_BASELINE})
+    if not any((form, n) in runs for n in sizes for form in FORMS if form != FORM_BASELINE):
+        return ""
+    forms = list(FORMS)
+    head = ["N", "phase", *forms, *(f"{a}/{b}" for a, b in pairs)]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in sizes:
+        for phase in WORKLOADS[FORM_BASELINE].phases:
+            sums = {f: summarize(runs.get((f, n), {}).get(phase, [])) for f in forms}
+            cells = [f"{n:,}", phase, *(sums[f].cell() for f in forms)]
+            for a, b in pairs:
+                cell = ratio(sums[a], sums[b])
+                over = sums[a].ok and sums[b].ok and sums[a].wall > FORM_LIMIT * sums[b].wall
+                if over and phase in FORM_TARGET_PHASES and b == FORM_BASELINE:
+                    cell += f" **over {FORM_LIMIT}×**"
+                cells.append(cell)
+            rows.append("| " + " | ".join(cells) + " |")
+    return (f"Part 2 forms against plain patterns (rulerun; target: dry and noop at most "
+            f"{FORM_LIMIT}× plain)\n\n" + "\n".join(rows))
 
 
 def environment(tools: list[Tool], args) -> str:
@@ -480,13 +546,16 @@ def correctness(cases: list[Case], quick: bool) -> tuple[int, list[str]]:
     return passed, failures
 
 
-def save(cases: list[Case], text: str, prefix: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
-    data = [{"workload": c.spec.name, "n": c.n, "tool": c.tool.name,
+def raw(cases: list[Case]) -> list[dict]:
+    """Every measurement, as saved in the run's .json (and read back by scaling.py)."""
+    return [{"workload": c.spec.name, "n": c.n, "tool": c.tool.name,
              "runs": {p: [asdict(m) for m in ms] for p, ms in c.runs.items()}} for c in cases]
-    (RESULTS / f"{stamp}.json").write_text(json.dumps(data, indent=1))
-    path = RESULTS / f"{stamp}.md"
+
+
+def save(cases: list[Case], text: str, stamp: Path) -> Path:
+    """The raw measurements as STAMP.json and the report as STAMP.md."""
+    stamp.with_suffix(".json").write_text(json.dumps(raw(cases), indent=1))
+    path = stamp.with_suffix(".md")
     path.write_text(text)
     return path
 
@@ -501,9 +570,11 @@ def csv(kind):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Benchmark rulerun against make, ninja and Snakemake.")
     p.add_argument("--tools", type=csv(str), default=list(TOOLS), help="comma list (default: all)")
-    p.add_argument("--workloads", type=csv(str), default=list(WORKLOADS), help="comma list (default: all)")
+    p.add_argument("--workloads", type=csv(str),
+                   help="comma list (default: all; chains with --scaling)")
     p.add_argument("--sizes", type=csv(int),
-                   help="comma list of N for chains, fanin and trivial (default: each its own)")
+                   help="comma list of N for chains, fanin, trivial and the forms (default: each "
+                        "its own; with --scaling " + ",".join(map(str, SCALING_SIZES)) + ")")
     p.add_argument("--runs", type=int, default=5, help="rounds per size (default 5)")
     p.add_argument("--big-runs", type=int, default=3, help=f"rounds for N >= {BIG:,} (default 3)")
     p.add_argument("--jobs", type=int, default=2, help="-j for every tool (default 2)")
@@ -515,10 +586,25 @@ def parse_args(argv=None):
     p.add_argument("--baseline", type=Path, metavar="CHECKOUT",
                    help="also measure the rulerun of another checkout (e.g. a clone at an older "
                         "commit), as the tool rulerun-base, side by side with this one")
+    p.add_argument("--scaling", action="store_true",
+                   help="growth: chains (or --workloads) at --sizes, then a log-log plot of time "
+                        "against N, the figures as CSV and each phase's growth exponent "
+                        "(needs matplotlib: the bench extra)")
+    p.add_argument("--forms", action="store_true",
+                   help="the Part 2 forms ($(...) over the samples, input functions) against the "
+                        "same graph in plain patterns: rulerun only, with their ratios")
     p.add_argument("--in-place", action="store_true",
                    help="run the rulerun of this checkout as it is (console script or python -m) "
                         "instead of installing it into bench/.venv-rulerun (implied by --quick)")
     args = p.parse_args(argv)
+    if args.forms and args.workloads:
+        p.error("--forms chooses the workloads itself (plain, expand, inputfn)")
+    if args.forms:
+        args.workloads, args.tools = list(FORMS), ["rulerun"]
+    if args.scaling:
+        args.workloads = args.workloads or ["chains"]
+        args.sizes = sorted(args.sizes or SCALING_SIZES)
+    args.workloads = args.workloads or list(WORKLOADS)
     for name in args.tools:
         if name not in TOOLS:
             p.error(f"unknown tool {name!r} (choose from {', '.join(TOOLS)})")
@@ -531,14 +617,32 @@ def parse_args(argv=None):
     return args
 
 
+def workload_groups(names: list[str]) -> list[list[Workload]]:
+    """The workloads measured side by side: the Part 2 forms together, taking turns as tools
+    do, since their ratios compare one workload with another; every other one alone."""
+    forms = [WORKLOADS[name] for name in names if name in FORMS]
+    return [[WORKLOADS[name]] for name in names if name not in FORMS] + ([forms] if forms else [])
+
+
 def sizes_for(spec: Workload, args) -> list[int]:
     if args.quick:
         return [min(args.sizes or spec.sizes)] if spec.name in SCALABLE else [min(spec.sizes)]
     return list(args.sizes) if args.sizes and spec.name in SCALABLE else list(spec.sizes)
 
 
+def run_kind(args) -> str:
+    """The name a run's results are saved under, before its time stamp."""
+    return next((kind for kind in ("quick", "scaling", "forms") if getattr(args, kind)), "")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.scaling:
+        from scaling import check_plotting
+
+        if (problem := check_plotting()):
+            print(f"run.py: {problem}", file=sys.stderr)
+            return 2
     (args.work / "logs").mkdir(parents=True, exist_ok=True)
     tools = [make_tool(name, installed=not args.in_place) for name in args.tools]
     if args.baseline:
@@ -547,14 +651,20 @@ def main(argv=None) -> int:
     header = environment(tools, args)
     print(header, flush=True)
     cases: list[Case] = []
-    for name in args.workloads:
-        spec = WORKLOADS[name]
-        for n in sizes_for(spec, args):
-            cases += run_size(spec, n, tools, args)
+    for group in workload_groups(args.workloads):
+        for n in sorted({n for spec in group for n in sizes_for(spec, args)}):
+            cases += run_size(group, n, tools, args, cases)
     passed, failures = correctness(cases, args.quick)
-    text = "\n\n".join([header, table(cases, args.tools)]) + "\n"
-    print("\n" + table(cases, args.tools))
-    saved = save(cases, text, "quick-" if args.quick else "")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = RESULTS / "-".join(filter(None, [run_kind(args), time.strftime("%Y%m%d-%H%M%S")]))
+    sections = [table(cases, args.tools), forms_table(cases)]
+    if args.scaling:
+        from scaling import write_growth
+
+        sections.append(write_growth(raw(cases), stamp))
+    sections = [s for s in sections if s]
+    print("\n" + "\n\n".join(sections))
+    saved = save(cases, "\n\n".join([header, *sections]) + "\n", stamp)
     print(f"\nresults saved to {saved}")
     for failure in failures:
         print(f"FAILED {failure}")

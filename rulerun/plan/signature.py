@@ -42,7 +42,7 @@ class Signatures:
         self._shared = {name for name in namespace if not name.startswith("__")}
         self._rule_parts: dict[int, tuple[str, dict[str, str]]] = {}
         self._text = pipefile.text
-        self._values: dict[Job, Any] = {}
+        self._values: dict[Job | int, Any] = {}  # by job, or by rule index (see values)
 
     def __call__(self, job: Job) -> dict:
         """What decides whether the job must run again: its action as written and the values of
@@ -56,13 +56,17 @@ class Signatures:
         return signature
 
     def values(self, job: Job):
-        """The job's own values (lang/params.py), evaluated once per job and run."""
-        found = self._values.get(job)
+        """The job's own values (lang/params.py), evaluated once per job and run; one value for
+        all the jobs of a rule whose values can't differ between jobs (no params, threads as a
+        number: most rules), so that a large graph holds one, not one per job."""
+        rule = job.rule
+        per_job = bool(rule.params) or rule.threads_expression is not None
+        found = self._values.get(job if per_job else rule.index)
         if found is None:
             from rulerun.lang.params import job_values
 
-            found = self._values[job] = job_values(job.rule, job.inputs, job.outputs, job.wildcards,
-                                                      job.stem, self.namespace, self._text)
+            found = self._values[job if per_job else rule.index] = job_values(
+                rule, job.inputs, job.outputs, job.wildcards, job.stem, self.namespace, self._text)
         return found
 
     def _rule_signature(self, job: Job) -> tuple[str, dict[str, str]]:

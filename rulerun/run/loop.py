@@ -187,8 +187,6 @@ class Scheduler:
         """Take `jobs` (deps first) into the run: count each one's unfinished deps, and register
         it as a dependent of each dep."""
         for job in jobs:
-            self._dependents.setdefault(job, [])
-        for job in jobs:
             self._remaining[job] = sum(1 for dep in job.deps if dep not in self._complete)
             for dep in job.deps:
                 self._dependents.setdefault(dep, []).append(job)

@@ -173,6 +173,74 @@ def test_a_variable_computed_by_code_is_never_recorded(project):
     assert project.read("out.txt") == "somebody\n"
 
 
+def test_a_param_read_from_a_file_by_a_function_is_never_recorded(project):
+    """The param's value is part of the decision: a record kept for it would call out.txt up
+    to date after count.txt changed, which the full decision reruns ("param 'n' changed")."""
+    project.write("Pipefile", """\
+        python:
+            def words_in(path):
+                return len(open(path).read().split())
+
+        out.txt : in.txt
+            params:
+                n = words_in("count.txt")
+            shell: echo {params.n} > {output}
+        """)
+    project.write("in.txt", "x\n")
+    project.write("count.txt", "a b\n")
+    assert project.run("out.txt").returncode == 0
+    assert not project.exists(".rulerun/uptodate")
+    project.write("count.txt", "a b c\n")
+    assert project.run("out.txt").returncode == 0
+    assert project.read("out.txt") == "3\n"
+
+
+INPUT_FUNCTIONS = """\
+    SAMPLES = ["x", "y"]
+
+    task all : out/$(SAMPLES).txt
+
+    out/{sample}.txt : $(source_of(wildcards.sample))
+        shell: cp {input} {output}
+
+    python:
+        import os
+
+        def source_of(sample):
+            return f"in/{sample.upper()}.src"
+    """
+
+
+def test_pure_input_functions_let_the_record_answer_and_an_edit_reruns_its_job_only(project):
+    project.write("Pipefile", INPUT_FUNCTIONS)
+    project.write("in/X.src", "x1\n")
+    project.write("in/Y.src", "y1\n")
+    assert project.run("all").returncode == 0
+    assert project.exists(".rulerun/uptodate")
+    assert "nothing to do" in project.run("all").stdout
+    time.sleep(0.01)
+    project.write("in/Y.src", "y2\n")
+    second = project.run("-v", "all")
+    assert second.returncode == 0, second.stderr
+    assert project.read("out/y.txt") == "y2\n" and project.read("out/x.txt") == "x1\n"
+    assert "out/x.txt" not in second.stdout + second.stderr
+
+
+@pytest.mark.parametrize("body", [
+    'return open("sheet.txt").read().split()[0] if sample == "x" else f"in/{sample.upper()}.src"',
+    'return os.environ.get("SOURCE_" + sample, f"in/{sample.upper()}.src")',
+    'return sorted(glob.glob(f"in/{sample.upper()}*.src"))[-1]',
+])
+def test_an_input_function_reading_the_disk_or_the_environment_is_never_recorded(project, body):
+    project.write("Pipefile", INPUT_FUNCTIONS.replace('return f"in/{sample.upper()}.src"', body)
+                  .replace("import os", "import os, glob"))
+    project.write("in/X.src", "x1\n")
+    project.write("in/Y.src", "y1\n")
+    project.write("sheet.txt", "in/X.src\n")
+    assert project.run("all").returncode == 0, project.run("all").stderr
+    assert not project.exists(".rulerun/uptodate")
+
+
 def test_a_task_with_an_action_runs_every_time(project):
     project.write("Pipefile", """\
         task hello :
@@ -232,11 +300,28 @@ def test_fixed_names(project):
         F = "after"
         G = A
         """)
-    assert fixed_names(pipefile) == {"F"}
+    # the block mentions none of A, B, D: they stay fixed (C and E are calls' results)
+    assert fixed_names(pipefile) == {"A", "B", "D", "F", "G"}
     assert fixed_names(pipefile, {"G": "1", "C": "3"}) >= {"F", "G"}
     pure = project.pipefile('A = 1\nB = f"{A}-x" + "y" * 2\nC = len("abc")\nD = [A, B, {"k": A}][0]\nE = C + 1\n')
     assert fixed_names(pure) == {"A", "B", "D"}
     assert fixed_names(pure, {"C": "3"}) == {"A", "B", "C", "D", "E"}
+
+
+@pytest.mark.parametrize("block, still_fixed", [
+    ("A.append(2)", {"B"}),                      # changes A
+    ("A = [9]", {"B"}),
+    ("def f():\n    global B\n    B = 1", {"A"}),
+    ("from os import *", set()),                 # could bind any name
+    ("globals()['A'] = 3", set()),
+    ("exec('A = 3')", set()),
+    ("import os\ndef g(s):\n    return s", {"A", "B"}),
+])
+def test_a_python_block_unfixes_what_it_mentions_or_everything_if_it_can_reach_anything(project, block, still_fixed):
+    import textwrap
+
+    pipefile = project.pipefile('A = [1]\nB = "b"\n\npython:\n' + textwrap.indent(block, "    ") + "\n")
+    assert fixed_names(pipefile) == still_fixed
 
 
 @pytest.mark.parametrize("garbage", [b"", b"\x00\x01junk", b"\xe9" * 40])

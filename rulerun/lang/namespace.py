@@ -282,12 +282,16 @@ _PLAIN_NODES = (ast.Expression, ast.Constant, ast.List, ast.Tuple, ast.Set, ast.
 def fixed_names(pipefile: Pipefile, overrides: Mapping[str, str] | None = None) -> set[str]:
     """The variables whose values follow from the Pipefile's text and the command line alone:
     overridden ones, and those whose expression is plain (see _PLAIN_NODES) and names only
-    fixed variables, with no top-level Python block after them that could bind them again."""
+    fixed variables, with no top-level Python block after them that mentions them (it could
+    bind or change them; one that could reach any name unfixes all, see lang/purity.py)."""
+    from rulerun.lang.purity import block_mentions
+
     overrides = overrides or {}
     fixed = {name for name in overrides}
     for item in pipefile.preamble:
         if isinstance(item, PythonBlock):
-            fixed = set()  # the block may rebind any name defined before it
+            mentioned = block_mentions(item.source)
+            fixed = set() if mentioned is None else fixed - (mentioned - set(overrides))
         elif item.name in overrides or _plain(item.expression, fixed):
             fixed.add(item.name)
         else:

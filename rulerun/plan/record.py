@@ -173,10 +173,11 @@ def _recordable(loaded, plan, options) -> bool:
     every name a `$(...)` in a path reads (besides a job's `wildcards` and `stem`)."""
     from rulerun.lang.namespace import fixed_names
     from rulerun.lang.pathexpr import JOB_NAMES
+    from rulerun.lang.purity import follows_from_text
 
     fixed = fixed_names(loaded.pipefile, options.overrides)
-    if not loaded.pipefile.path_names <= fixed | JOB_NAMES:
-        return False  # a $(...) in a path read a value (a function, a list a block built) that may change
+    if not follows_from_text(set(loaded.pipefile.path_names - JOB_NAMES), loaded.namespace, fixed):
+        return False  # a $(...) in a path read a value (a list a block built, a function that globs) that may change
     one_job_per_rule = {}
     for job in plan.graph.jobs:
         if job.pending or (job.is_task and job.has_action):

@@ -79,20 +79,18 @@ class Signatures:
             parts = self._rule_parts[job.rule.index] = (digest(text), variables)
         return parts
 
-    def _used(self, job: Job) -> set[str]:
-        return self._used_by_action(job) | self._used_by_params(job)
-
-    def _used_by_params(self, job: Job) -> set[str]:
-        """Shared names a params: expression reads: the record must know them (follows_from_text).
-        They are not among the signature's variables: the params' values are, each job's own, so
-        a change of `config["window"]` reruns only the jobs whose params it changes."""
+    def _read_by_params(self, job: Job) -> set[str]:
+        """Every name a params: or threads: expression reads besides the job's own, builtins
+        included (`open` is none of the namespace's, and must be seen). The shared ones are not
+        among the signature's variables: the params' values are, each job's own, so a change of
+        `config["window"]` reruns only the jobs whose params it changes."""
         names: set[str] = set()
         expressions = list(job.rule.params) if job.rule is not None else []
         if job.rule is not None and job.rule.threads_expression is not None:
             expressions.append(job.rule.threads_expression)
         for param in expressions:
-            names |= _names_in("(" + param.expression + ")")
-        return (names - _JOB_NAMES) & self._shared
+            names |= _free_names("(" + param.expression + ")")
+        return names - _JOB_NAMES
 
     def _used_by_action(self, job: Job) -> set[str]:
         action = job.rule.action
@@ -108,8 +106,16 @@ class Signatures:
         """Whether every value `job` uses follows from the Pipefile's text and the command line:
         a name in `fixed` (see namespace.fixed_names), a module, or a function or class of the
         Pipefile whose reads do too. Other values (a list a `python:` block computed, say) may
-        change with nothing on disk changing, so no record may answer for them."""
-        todo, seen = list(self._used(job)), set()
+        change with nothing on disk changing, so no record may answer for them.
+
+        A params: or threads: expression is evaluated for the decision itself (the signature
+        holds its value): what it reads must be pure (lang/purity.py), as a function that
+        opens a file or globs gives another value with no input changed."""
+        from rulerun.lang.purity import follows_from_text as pure
+
+        if not pure(self._read_by_params(job), self.namespace, fixed):
+            return False
+        todo, seen = list(self._used_by_action(job)), set()
         while todo:
             name = todo.pop()
             if name in seen or name in fixed:
@@ -133,6 +139,22 @@ def _names_in(source: str) -> set[str]:
     except SyntaxError:
         return set()
     return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+def _free_names(source: str) -> set[str]:
+    """The names an expression reads that it does not bind itself (a comprehension's variable,
+    a lambda's argument); an expression that can't be parsed reads `eval`, which is never pure."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {"eval"}
+    loaded, bound = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return loaded - bound
 
 
 def digest(text: str) -> str:

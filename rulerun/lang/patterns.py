@@ -62,7 +62,7 @@ class Pattern:
     here: a glob is expanded against files, not matched against a target)."""
 
     text: str
-    regex: re.Pattern[str]
+    regex: re.Pattern[str] | None  # None for a literal path: it matches only itself (`prefix`)
     names: tuple[str, ...]
     prefix: str
     suffix: str
@@ -77,6 +77,8 @@ class Pattern:
 
     def match(self, path: str) -> dict[str, str] | None:
         """The wildcard values that make this pattern equal `path`, or None."""
+        if self.regex is None:
+            return {} if path == self.prefix else None
         found = self.regex.fullmatch(path)
         if found is None:
             return None
@@ -109,7 +111,14 @@ class Pattern:
 
 @lru_cache(maxsize=None)
 def compile_pattern(text: str, constraints: tuple[tuple[str, str], ...] = ()) -> Pattern:
-    """`text` compiled; `constraints` (name, REGEX) narrow what values a wildcard matches."""
+    """`text` compiled; `constraints` (name, REGEX) narrow what values a wildcard matches.
+    A literal path (most of a `$(SAMPLES)` list's, every input function's) gets no regex:
+    compiling one was most of the cost of such a path."""
+    tokens = list(_TOKEN.finditer(text))
+    if not tokens:
+        literal = unescape_literal(text)
+        return Pattern(text, None, (), literal, literal, ((False, literal),) if literal else (), is_glob(text),
+                       single=False, constraints=constraints)
     regex = _wildcard_regex(text, lambda literal: re.escape(unescape_literal(literal)), dict(constraints))
     pieces: list[tuple[bool, str]] = []
     last = 0
@@ -118,12 +127,17 @@ def compile_pattern(text: str, constraints: tuple[tuple[str, str], ...] = ()) ->
         pieces.append((True, match.group(1) or STEM))
         last = match.end()
     pieces.append((False, unescape_literal(text[last:])))
-    tokens = list(_TOKEN.finditer(text))
-    prefix = unescape_literal(text[: tokens[0].start()] if tokens else text)
-    suffix = unescape_literal(text[tokens[-1].end():] if tokens else text)
+    prefix = unescape_literal(text[: tokens[0].start()])
+    suffix = unescape_literal(text[tokens[-1].end():])
     return Pattern(text, re.compile(regex, re.DOTALL), tuple(wildcard_names(text)), prefix, suffix,
                    tuple(p for p in pieces if p[1] or p[0]), is_glob(text), single=len(tokens) == 1,
                    constraints=constraints)
+
+
+def pattern_for_one_job(text: str) -> Pattern:
+    """`text` compiled, not kept in compile_pattern's cache: a path an input function gave for
+    one job would otherwise stay in memory for the whole run, one per job."""
+    return compile_pattern.__wrapped__(text)
 
 
 def match_with_globs(pattern: Pattern, path: str) -> dict[str, str] | None:

@@ -21,7 +21,7 @@ from rulerun.plan.view import DiskView, normalise
 from rulerun.plan.graph import Job, JobGraph, JobKind, topological
 from rulerun.lang.model import Pipefile, Rule
 from rulerun.lang.patterns import (Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob,
-                                   match_with_globs, specificity)
+                                   match_with_globs, pattern_for_one_job, specificity)
 from rulerun.lang.patterns import unescape_literal
 from rulerun.lang.pathexpr import expand_for_job
 from rulerun.lang.constraints import merged, refusal
@@ -374,7 +374,7 @@ class Resolver:
                 patterns.append((position, pattern))
                 continue
             for text in expand_for_job(written, self.pipefile.text, self.namespace, job.values, target):
-                patterns.append((position, compile_pattern(normalise(text))))
+                patterns.append((position, pattern_for_one_job(normalise(text))))
         return patterns
 
     def _miss(self, job: Job, path: str, found: Unmakeable) -> Unmakeable:

@@ -145,7 +145,7 @@ class Resolver:
         self.index = RuleIndex(pipefile.rules, dict(pipefile.wildcards))
         self.split_is_stale = split_is_stale
         self._made: dict[str, Resolution] = {}
-        self._jobs: dict[tuple[int, tuple[str, ...]], Job] = {}
+        self._jobs: dict[int, dict[str, Job]] = {}  # by rule index, then first output (or name)
         self._split_jobs: dict[int, Job] = {}
         self._splits_ran: set[Job] = set()
         self._globs: dict[str, tuple[list[str], Pending]] = {}
@@ -278,7 +278,7 @@ class Resolver:
             key = specificity(values)
             if level and key != level_key:
                 break
-            found = self._build_job(rule, values, strict=False)
+            found = self._build_job(rule, values, strict=False, path=path)
             if isinstance(found, Job):
                 level.append((rule, found))
                 level_key = key
@@ -300,13 +300,18 @@ class Resolver:
 
     # ------------------------------------------------------------------ jobs
 
-    def _build_job(self, rule: Rule, values: dict[str, str], strict: bool) -> Resolution:
+    def _build_job(self, rule: Rule, values: dict[str, str], strict: bool, path: str | None = None) -> Resolution:
         """A job of `rule` with wildcard `values`, its inputs resolved. strict (literal rules and
-        tasks): a missing input is an error; otherwise it makes the candidate drop out."""
+        tasks): a missing input is an error; otherwise it makes the candidate drop out. `path`:
+        the output it is built for, whose string the job keeps (one string per path in a graph
+        of 200,000 jobs, not one per mention)."""
         outputs = [] if rule.is_task else [o.expand(values) for o in self.index.outputs[rule.index]]
-        key = (rule.index, outputs[0] if outputs else rule.name)
-        if key in self._jobs:
-            return self._jobs[key]
+        if path is not None:
+            outputs = [path if output == path else output for output in outputs]
+        jobs = self._jobs.setdefault(rule.index, {})
+        key = outputs[0] if outputs else rule.name
+        if key in jobs:
+            return jobs[key]
         job = self._new_job(rule, outputs, [], values)
         self._rule_stack.append(rule.index)
         try:
@@ -320,9 +325,7 @@ class Resolver:
         return job
 
     def _register(self, job: Job) -> Job:
-        key = (job.rule.index, job.outputs[0] if job.outputs else job.rule.name)
-        self._jobs.setdefault(key, job)
-        return self._jobs[key]
+        return self._jobs.setdefault(job.rule.index, {}).setdefault(job.outputs[0] if job.outputs else job.rule.name, job)
 
     def _resolve_inputs(self, job: Job, strict: bool) -> Unmakeable | Pending | None:
         """Fill job.inputs and job.deps; return why it can't be made, or Pending when every

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
-
-@dataclass
 class Options:
-    targets: list[str] = field(default_factory=list)
-    overrides: dict[str, str] = field(default_factory=dict)
-    limit_sizes: dict[str, int] = field(default_factory=dict)  # --limit NAME=N
-    config_overrides: dict[str, str] = field(default_factory=dict)  # --config KEY=VALUE
+    """Every setting, by keyword: Options(targets=["all"], jobs=2). A plain class, not a
+    dataclass: importing dataclasses costs every run a few milliseconds, the no-op's too."""
+
+    targets: list[str]
+    overrides: dict[str, str]
+    limit_sizes: dict[str, int]  # --limit NAME=N
+    config_overrides: dict[str, str]  # --config KEY=VALUE
     keep_temp: bool = False
-
-    @property
-    def namespace_overrides(self) -> dict[str, str]:
-        """NAME=VALUE and --config KEY=VALUE, as build_namespace and the workers take them."""
-        from rulerun.lang.config import OVERRIDE_PREFIX
-
-        return {**self.overrides, **{OVERRIDE_PREFIX + k: v for k, v in self.config_overrides.items()}}
     file: str = "Pipefile"
     directory: str | None = None
     jobs: int = 0
@@ -42,3 +35,20 @@ class Options:
     # (started as `rulerun`, not called by a program): see app.restart_for_cluster.
     restart_argv: list[str] | None = None
     start_dir: str = ""
+
+    def __init__(self, **settings) -> None:
+        self.targets, self.overrides, self.limit_sizes, self.config_overrides = [], {}, {}, {}
+        for name, value in settings.items():
+            if not hasattr(self, name):
+                raise TypeError(f"Options has no setting {name!r}")
+            setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"Options({vars(self)!r})"
+
+    @property
+    def namespace_overrides(self) -> dict[str, str]:
+        """NAME=VALUE and --config KEY=VALUE, as build_namespace and the workers take them."""
+        from rulerun.lang.config import OVERRIDE_PREFIX
+
+        return {**self.overrides, **{OVERRIDE_PREFIX + k: v for k, v in self.config_overrides.items()}}

@@ -405,6 +405,39 @@ def test_run_job_in_a_python_action_with_local_runs_here(tmp_path):
     assert (root / "result.txt").read_text() == "hello from here|warning|4|half-way|False\n"
 
 
+UNCAUGHT = {"Pipefile": """\
+    doomed.txt :
+        python:
+            from rulerun.cluster import run_job
+            print("the action began")
+            run_job("echo 'partial result on stdout'; echo 'disk on fire on stderr' >&2; exit 6")
+    """}
+
+
+def _uncaught_report(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr.split("log:")[0]   # the traceback is the log's, below
+    report = _report_of(proc.stderr, "doomed.txt")
+    assert "ClusterJobError" in report and "exit status 6" in report, report
+    assert "partial result on stdout" in report and "disk on fire on stderr" in report, report
+    assert "the action began" in report, report                 # the action's own log still shown
+    return report
+
+
+@sge
+def test_an_uncaught_cluster_job_error_shows_the_jobs_output(tmp_path):
+    """A Python action that lets run_job's ClusterJobError through: the report names the rule, the
+    cluster job's id and exit status, and what it printed on stdout and stderr."""
+    report = _uncaught_report(rulerun(write(tmp_path, UNCAUGHT)))
+    assert re.search(r"cluster job: \d+", report), report
+
+
+def test_an_uncaught_local_job_error_shows_the_jobs_output(tmp_path):
+    """The same with --local: the job ran here, so there is no job id, but its output is shown."""
+    report = _uncaught_report(rulerun(write(tmp_path, UNCAUGHT), "--local"))
+    assert "cluster job:" not in report, report
+
+
 # ------------------------------------------------------------------------------ no DRMAA needed
 
 CLUSTER_PIPELINE = {

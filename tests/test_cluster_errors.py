@@ -408,3 +408,14 @@ def test_executor_refuses_python_actions_and_reports_once(fake, tmp_path):
     executor.start(JobSpec(1, "r", "python", "pass", (), (), "", str(tmp_path)), results.append)
     assert len(results) == 1 and not results[0].ok and "only shell actions" in results[0].reason
     executor.close()
+
+
+def test_cluster_job_error_pickles_with_what_it_carries():
+    """It may cross a process boundary (a worker's call to the rulerun process) whole."""
+    import pickle
+
+    error = ClusterJobError("rule 'x', cluster job 9: exit status 2", stdout="o", stderr="e",
+                            exit_status=2, job_id="9", command="exit 2")
+    again = pickle.loads(pickle.dumps(error))
+    assert (str(again), again.stdout, again.stderr, again.exit_status, again.job_id, again.command) \
+        == (str(error), "o", "e", 2, "9", "exit 2")

@@ -419,3 +419,27 @@ def test_cluster_job_error_pickles_with_what_it_carries():
     again = pickle.loads(pickle.dumps(error))
     assert (str(again), again.stdout, again.stderr, again.exit_status, again.job_id, again.command) \
         == (str(error), "o", "e", 2, "9", "exit 2")
+
+
+def test_the_lent_session_is_opened_once_and_closed_by_its_last_borrower():
+    from rulerun.run.cluster.shared import LentSession
+
+    events = []
+
+    class Session:
+        def open(self):
+            events.append("open")
+            return self
+
+        def close(self):
+            events.append("close")
+
+    lent = LentSession(Session)
+    with lent.borrowed() as first:
+        with lent.borrowed() as second:
+            assert second is first and lent.holds(first)
+        assert events == ["open"]            # the first borrower still holds it
+    assert events == ["open", "close"] and not lent.holds(first)
+    with lent.borrowed() as third:           # a later caller gets a new one
+        assert third is not first
+    assert events == ["open", "close", "open", "close"]

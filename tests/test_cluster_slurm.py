@@ -266,6 +266,16 @@ def test_run_job_with_slurm(tmp_path):
 
 
 @slurm
+def test_run_job_from_four_threads_of_a_plain_script(tmp_path):
+    """Four threads of a plain script share one Slurm session (one poller) that ends with the
+    last of their jobs; nothing is left in squeue."""
+    from tests.test_cluster_sge import run_threaded_run_job
+
+    ids = run_threaded_run_job(tmp_path, "slurm", "SLURM_JOB_ID", environment())
+    assert not set(ids) & squeue_ids()
+
+
+@slurm
 def test_run_job_in_a_python_action_goes_through_the_run(tmp_path):
     root = write(tmp_path, {"Pipefile": """\
         python:

@@ -587,9 +587,11 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
     lines, and `job_environment` adds to this process's environment instead of replacing it.
     run_locally runs it here, touch_only only touches output_files: neither needs drmaa.
     Otherwise the job goes through the _submitter hook if set, else `drmaa_session` (a
-    ClusterSession or an initialised drmaa.Session), else the session of this process, else a
-    session opened and closed for this one job. `scheduler` ('drmaa' or 'slurm'; default
-    RULERUN_SCHEDULER, else as a run chooses) picks the kind of that last session."""
+    ClusterSession or an initialised drmaa.Session), else the session this process opened,
+    else the one session run_job shares between all its callers (rulerun.run.cluster.shared:
+    opened by the first, closed when the last is done; safe from any number of threads).
+    `scheduler` ('drmaa' or 'slurm'; default RULERUN_SCHEDULER, else as a run chooses) picks
+    the kind of that last session."""
     env = dict(os.environ, **(job_environment or {}))
     workdir = os.path.abspath(working_directory or os.getcwd())
     if touch_only:
@@ -616,28 +618,20 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
 def _submit_for_run_job(request: JobRequest, drmaa_session, scheduler: str | None = None) -> JobResult:
     if _submitter is not None:
         return _submitter(request)
-    if drmaa_session is None and current_session() is None and _pick(scheduler) == "slurm":
-        from rulerun.run.cluster.slurm import SlurmSession
-
-        slurm = SlurmSession().open()
-        try:
-            return slurm.run(request)
-        finally:
-            slurm.close()
     if isinstance(drmaa_session, ClusterSession):
         return drmaa_session.run(request)
     if drmaa_session is not None:
         return ClusterSession(drmaa_session=drmaa_session).run(request)
+    from rulerun.run.cluster.shared import LENT
+
     session = current_session()
-    if session is not None:
-        return session.run(request)
-    if _current is not None:   # inherited through fork: libdrmaa's state here is unusable
-        _current._check_process()
-    session = ClusterSession()
-    try:
-        return session.run(request)
-    finally:
-        session.close()
+    if session is not None and not LENT["drmaa"].holds(session):
+        return session.run(request)   # the process's own: a run's, or one the caller opened
+    kind = _pick(scheduler)
+    if kind == "drmaa" and session is None and _current is not None:
+        _current._check_process()   # inherited through fork: libdrmaa's state here is unusable
+    with LENT[kind].borrowed() as shared:
+        return shared.run(request)
 
 
 def _pick(scheduler: str | None) -> str:

@@ -333,3 +333,26 @@ def test_run_job_from_threads_uses_the_callers_own_session(tmp_path):
     finally:
         session.close()
 
+
+def check_ruffus_keywords(tmp_path: Path, scheduler: str) -> None:
+    """job_script_directory (with and without retain_job_scripts) and resubmit, on `scheduler`."""
+    scripts, where = tmp_path / "scripts", {"working_directory": str(tmp_path), "scheduler": scheduler}
+    out, _ = run_job("echo kept", job_name="kept", job_script_directory=str(scripts),
+                     retain_job_scripts=True, **where)
+    assert out == "kept\n"
+    assert (scripts / "kept.1.sh").read_text() == "echo kept\n"   # the script, in that directory
+    assert (scripts / "kept.1.out").read_text() == "kept\n"       # and its output beside it
+    assert not (tmp_path / ".rulerun").exists()                     # nothing in the default place
+    run_job("echo gone", job_name="gone", job_script_directory=str(scripts), **where)
+    assert not list(scripts.glob("gone.*"))                         # not retained: removed
+    flaky = "echo x >> attempts; [ $(wc -l < attempts) -ge 2 ]"    # fails on its first attempt
+    assert run_job(flaky, resubmit=1, **where) == ("", "")
+    assert (tmp_path / "attempts").read_text() == "x\nx\n"
+    with pytest.raises(ClusterJobError) as caught:
+        run_job("echo y >> tries; exit 3", resubmit=2, **where)
+    assert (tmp_path / "tries").read_text() == "y\ny\ny\n" and "failed 3 times" in str(caught.value)
+
+
+def test_ruffus_keywords_on_grid_engine(tmp_path):
+    check_ruffus_keywords(tmp_path, "drmaa")
+

@@ -438,6 +438,52 @@ def test_an_uncaught_local_job_error_shows_the_jobs_output(tmp_path):
     assert "cluster job:" not in report, report
 
 
+def python_rule_pipefile(queue: str, options: str, queue_var: str, name_var: str, other_queue: str,
+                         bad_options: str) -> dict:
+    """A Pipefile whose Python rule has cluster:, queue: and retries: (its run_job calls take
+    them unless they say otherwise), and one whose cluster: options the scheduler refuses."""
+    return {"Pipefile": f"""\
+        task all : placed.txt refused.txt
+
+        placed.txt :
+            name: placed
+            cluster: {options}
+            queue: {queue}
+            retries: 1
+            python:
+                from rulerun.cluster import run_job
+                flaky = 'echo x >> attempts; [ $(wc -l < attempts) -ge 2 ]; echo "${queue_var} ${name_var}"'
+                ruled, _ = run_job(flaky)
+                own, _ = run_job('echo "${queue_var}"', job_queue_name="{other_queue}", resubmit=0)
+                with open(output[0], "w") as f:
+                    f.write(ruled + own)
+
+        refused.txt :
+            cluster: {bad_options}
+            python:
+                from rulerun.cluster import run_job
+                run_job("true")
+                open(output[0], "w").close()
+        """}
+
+
+def check_python_rule_cluster_lines(root: Path, proc, queue: str, other_queue: str, refusal: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    assert (root / "placed.txt").read_text() == f"{queue} placed\n{other_queue}\n", proc.stderr
+    assert (root / "attempts").read_text() == "x\nx\n"          # retries: 1 resubmitted it once
+    report = _report_of(proc.stderr, "refused.txt")
+    assert refusal in report, report                             # its cluster: options were used
+    assert not (root / "refused.txt").exists()
+
+
+@sge
+def test_cluster_and_retries_on_a_python_rule_apply_to_its_run_job_calls(tmp_path):
+    root = write(tmp_path, python_rule_pipefile("test.q", "-l h_rt=0:5:0", "QUEUE", "JOB_NAME",
+                                                "all.q", "-l nosuchres=1"))
+    proc = rulerun(root, "-k")
+    check_python_rule_cluster_lines(root, proc, "test.q", "all.q", "Grid Engine refused the job")
+
+
 # ------------------------------------------------------------------------------ no DRMAA needed
 
 CLUSTER_PIPELINE = {

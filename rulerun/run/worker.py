@@ -199,6 +199,9 @@ class _Loaded:
         from rulerun.run.cluster import session as cluster
 
         cluster.set_shell(spec.shell)  # run_job's commands run with the Pipefile's shell too
+        # and its jobs with the rule's name, `queue:`, `cluster:` options and `retries:`
+        cluster.set_defaults(cluster.RunJobDefaults(rule=spec.rule, queue=spec.queue,
+                                                    options=spec.native_spec, retries=spec.retries))
         rule = self.rules[spec.rule_index]
         scope = dict(self.namespace)
         scope.update(input=InputList(spec.inputs, spec.named_inputs), output=list(spec.outputs),

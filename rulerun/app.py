@@ -83,7 +83,9 @@ def run(options: Options, basis=None) -> int:
                              "it is defined as a string anyway")
         from rulerun.lang.check import make_habits
 
-        for text in make_habits(loaded.pipefile):
+        from rulerun.run.route import idle_cluster_lines
+
+        for text in make_habits(loaded.pipefile) + idle_cluster_lines(loaded.pipefile):
             reporter.warning(text)
     if options.list_rules:
         return list_rules(loaded.pipefile)

@@ -200,7 +200,8 @@ class Reporter:
                 lines += [f"    | {line}" for line in text.rstrip("\n").splitlines()[-TAIL_LINES:]]
         logged = tail(spec.log_path, TAIL_LINES)
         lines.append(f"  log: {spec.log_path}")
-        if logged and not (result.stdout or result.stderr):
+        # a Python action's log holds its traceback, beside a cluster job's stdout and stderr
+        if logged and (spec.kind == "python" or not (result.stdout or result.stderr)):
             lines += [f"    | {line}" for line in logged.lines]
         if failure.quarantined.moved:
             lines.append("  outputs it left were moved to: " + ", ".join(failure.quarantined.moved))

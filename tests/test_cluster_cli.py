@@ -405,6 +405,85 @@ def test_run_job_in_a_python_action_with_local_runs_here(tmp_path):
     assert (root / "result.txt").read_text() == "hello from here|warning|4|half-way|False\n"
 
 
+UNCAUGHT = {"Pipefile": """\
+    doomed.txt :
+        python:
+            from rulerun.cluster import run_job
+            print("the action began")
+            run_job("echo 'partial result on stdout'; echo 'disk on fire on stderr' >&2; exit 6")
+    """}
+
+
+def _uncaught_report(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr.split("log:")[0]   # the traceback is the log's, below
+    report = _report_of(proc.stderr, "doomed.txt")
+    assert "ClusterJobError" in report and "exit status 6" in report, report
+    assert "partial result on stdout" in report and "disk on fire on stderr" in report, report
+    assert "the action began" in report, report                 # the action's own log still shown
+    return report
+
+
+@sge
+def test_an_uncaught_cluster_job_error_shows_the_jobs_output(tmp_path):
+    """A Python action that lets run_job's ClusterJobError through: the report names the rule, the
+    cluster job's id and exit status, and what it printed on stdout and stderr."""
+    report = _uncaught_report(rulerun(write(tmp_path, UNCAUGHT)))
+    assert re.search(r"cluster job: \d+", report), report
+
+
+def test_an_uncaught_local_job_error_shows_the_jobs_output(tmp_path):
+    """The same with --local: the job ran here, so there is no job id, but its output is shown."""
+    report = _uncaught_report(rulerun(write(tmp_path, UNCAUGHT), "--local"))
+    assert "cluster job:" not in report, report
+
+
+def python_rule_pipefile(queue: str, options: str, queue_var: str, name_var: str, other_queue: str,
+                         bad_options: str) -> dict:
+    """A Pipefile whose Python rule has cluster:, queue: and retries: (its run_job calls take
+    them unless they say otherwise), and one whose cluster: options the scheduler refuses."""
+    return {"Pipefile": f"""\
+        task all : placed.txt refused.txt
+
+        placed.txt :
+            name: placed
+            cluster: {options}
+            queue: {queue}
+            retries: 1
+            python:
+                from rulerun.cluster import run_job
+                flaky = 'echo x >> attempts; [ $(wc -l < attempts) -ge 2 ]; echo "${queue_var} ${name_var}"'
+                ruled, _ = run_job(flaky)
+                own, _ = run_job('echo "${queue_var}"', job_queue_name="{other_queue}", resubmit=0)
+                with open(output[0], "w") as f:
+                    f.write(ruled + own)
+
+        refused.txt :
+            cluster: {bad_options}
+            python:
+                from rulerun.cluster import run_job
+                run_job("true")
+                open(output[0], "w").close()
+        """}
+
+
+def check_python_rule_cluster_lines(root: Path, proc, queue: str, other_queue: str, refusal: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    assert (root / "placed.txt").read_text() == f"{queue} placed\n{other_queue}\n", proc.stderr
+    assert (root / "attempts").read_text() == "x\nx\n"          # retries: 1 resubmitted it once
+    report = _report_of(proc.stderr, "refused.txt")
+    assert refusal in report, report                             # its cluster: options were used
+    assert not (root / "refused.txt").exists()
+
+
+@sge
+def test_cluster_and_retries_on_a_python_rule_apply_to_its_run_job_calls(tmp_path):
+    root = write(tmp_path, python_rule_pipefile("test.q", "-l h_rt=0:5:0", "QUEUE", "JOB_NAME",
+                                                "all.q", "-l nosuchres=1"))
+    proc = rulerun(root, "-k")
+    check_python_rule_cluster_lines(root, proc, "test.q", "all.q", "Grid Engine refused the job")
+
+
 # ------------------------------------------------------------------------------ no DRMAA needed
 
 CLUSTER_PIPELINE = {

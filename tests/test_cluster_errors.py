@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections import namedtuple
 from pathlib import Path
 from types import SimpleNamespace
@@ -408,3 +409,108 @@ def test_executor_refuses_python_actions_and_reports_once(fake, tmp_path):
     executor.start(JobSpec(1, "r", "python", "pass", (), (), "", str(tmp_path)), results.append)
     assert len(results) == 1 and not results[0].ok and "only shell actions" in results[0].reason
     executor.close()
+
+
+def test_cluster_job_error_pickles_with_what_it_carries():
+    """It may cross a process boundary (a worker's call to the rulerun process) whole."""
+    import pickle
+
+    error = ClusterJobError("rule 'x', cluster job 9: exit status 2", stdout="o", stderr="e",
+                            exit_status=2, job_id="9", command="exit 2")
+    again = pickle.loads(pickle.dumps(error))
+    assert (str(again), again.stdout, again.stderr, again.exit_status, again.job_id, again.command) \
+        == (str(error), "o", "e", 2, "9", "exit 2")
+
+
+def test_the_lent_session_is_opened_once_and_closed_by_its_last_borrower():
+    from rulerun.run.cluster.shared import LentSession
+
+    events = []
+
+    class Session:
+        def open(self):
+            events.append("open")
+            return self
+
+        def close(self):
+            events.append("close")
+
+    lent = LentSession(Session)
+    with lent.borrowed() as first:
+        with lent.borrowed() as second:
+            assert second is first and lent.holds(first)
+        assert events == ["open"]            # the first borrower still holds it
+    assert events == ["open", "close"] and not lent.holds(first)
+    with lent.borrowed() as third:           # a later caller gets a new one
+        assert third is not first
+    assert events == ["open", "close", "open", "close"]
+
+
+@pytest.fixture
+def submitted():
+    """run_job's requests, answered by a hook as the cluster would (a command with 'exit' fails)."""
+    seen = []
+
+    def submitter(req):
+        seen.append(req)
+        ok = "exit" not in req.command
+        return cluster.JobResult(req.key, ok, reason="" if ok else f"rule '{req.rule}', cluster job 9: exit status 2",
+                                 stdout="job out\n", stderr="job err\n", exit_status=0 if ok else 2, job_id="9")
+    previous = cluster.set_submitter(submitter)
+    yield seen
+    cluster.set_submitter(previous)
+
+
+def test_ruffus_positional_order_is_accepted(submitted, tmp_path):
+    """Ruffus's order: cmd_str, job_name, job_other_options, job_script_directory, ..."""
+    run_job("echo", "named", "-l h_rt=0:1:0", str(tmp_path / "scripts"), {"X": "1"}, str(tmp_path))
+    request = submitted[0]
+    assert (request.name, request.native_spec, request.script_dir, request.workdir, request.env["X"]) \
+        == ("named", "-l h_rt=0:1:0", str(tmp_path / "scripts"), str(tmp_path), "1")
+
+
+def test_verbose_logs_submission_and_end_through_the_logger(submitted, caplog):
+    import logging
+
+    logger = logging.getLogger("test.ruffus")
+    with caplog.at_level(logging.INFO, logger="test.ruffus"):
+        run_job("echo hi", job_name="talk", job_queue_name="test.q", logger=logger, verbose=1)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert said == ["submitting talk (queue test.q): echo hi", "cluster job 9 (talk) succeeded"]
+
+
+def test_verbose_without_a_logger_says_it_on_stderr(submitted, capsys):
+    run_job("echo hi", job_name="talk")
+    assert capsys.readouterr().err == ""                      # not verbose: nothing
+    with pytest.raises(ClusterJobError):
+        run_job("exit 2", job_name="talk", verbose=True)
+    assert capsys.readouterr().err.splitlines() == [
+        "run_job: submitting talk (no options): exit 2",
+        "run_job: cluster job 9 (talk) failed: rule 'talk', cluster job 9: exit status 2"]
+
+
+def test_local_echo_of_a_cluster_job_shows_its_output_once_it_ended(submitted, capsys):
+    assert run_job("echo", local_echo=True) == ("job out\n", "job err\n")
+    assert capsys.readouterr() == ("job out\n", "job err\n")
+    run_job("echo")
+    assert capsys.readouterr() == ("", "")
+
+
+def test_local_echo_with_run_locally_echoes_as_the_command_runs(tmp_path):
+    """Each line reaches the caller's stdout when printed, not when the command ended."""
+    code = ("from rulerun.cluster import run_job\n"
+            "out, err = run_job('echo first; sleep 3; echo second; echo oops >&2', run_locally=True,"
+            " local_echo=True)\n"
+            "print('returned', repr(out), repr(err), flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    first = proc.stdout.readline()
+    at_first = time.monotonic()
+    rest = proc.stdout.read()
+    gap = time.monotonic() - at_first
+    assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    assert first == "first\n" and gap > 2, (first, gap)
+    assert rest == "second\nreturned 'first\\nsecond\\n' 'oops\\n'\n", rest
+    assert proc.stderr.read() == "oops\n"
+

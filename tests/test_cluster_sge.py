@@ -258,3 +258,101 @@ def test_run_job_through_given_sessions(tmp_path):
         assert run_job("echo raw", working_directory=str(tmp_path), drmaa_session=raw) == ("raw\n", "")
     finally:
         raw.exit()
+
+
+THREADED_RUN_JOB = """\
+import sys, threading
+from rulerun.cluster import current_session, run_job
+
+barrier, results = threading.Barrier(4), {}
+
+def one(i):
+    barrier.wait()   # all four call run_job at the same moment
+    try:   # staggered: the first ends while the others still wait on their jobs
+        results[i] = run_job(f"sleep {i}; echo job{i} > out{i}.txt; echo ${ID_VAR}",
+                             job_name=f"threaded{i}", output_files=[f"out{i}.txt"],
+                             scheduler=sys.argv[1])
+    except BaseException as exc:
+        results[i] = exc
+
+threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+bad = {i: f"{type(r).__name__}: {r}" for i, r in results.items() if isinstance(r, BaseException)}
+assert not bad, bad
+assert current_session() is None, "the shared session outlived its last borrower"
+print(" ".join(results[i][0].strip() for i in range(4)))
+"""
+
+
+def run_threaded_run_job(tmp_path: Path, scheduler: str, id_var: str, env: dict) -> list[str]:
+    """THREADED_RUN_JOB in a plain Python process (no rulerun run); the four job ids, after
+    checking each job wrote its own output."""
+    script = tmp_path / "threaded.py"
+    script.write_text(THREADED_RUN_JOB.replace("{ID_VAR}", id_var))
+    proc = subprocess.run([sys.executable, str(script), scheduler], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=JOB_TIMEOUT * 2)
+    assert proc.returncode == 0, proc.stderr
+    assert "already open" not in proc.stderr
+    ids = proc.stdout.split()
+    assert len(ids) == 4 and len(set(ids)) == 4 and all(i.isdigit() for i in ids), proc.stdout
+    for i in range(4):
+        assert (tmp_path / f"out{i}.txt").read_text() == f"job{i}\n"
+    return ids
+
+
+def test_run_job_from_four_threads_of_a_plain_script(tmp_path):
+    """Four threads, no run and no session of their own: they share one session that stays
+    open until the last job ended (no "already open", no orphaned job)."""
+    ids = run_threaded_run_job(tmp_path, "drmaa", "JOB_ID", dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert not our_jobs_in_qstat(ids)
+    # closed once the last caller was done: the script could open a session of its own now
+    code = ("import drmaa\nfrom rulerun.cluster import run_job\n"
+            "assert run_job('echo one') == ('one\\n', '')\n"
+            "s = drmaa.Session(); s.initialize(); s.exit(); print('closed')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=JOB_TIMEOUT)
+    assert proc.stdout == "closed\n", proc.stderr
+
+
+def test_run_job_from_threads_uses_the_callers_own_session(tmp_path):
+    """A session the caller opened is used by every thread and left open for it."""
+    session = ClusterSession(poll_seconds=1).open()
+    try:
+        outs = {}
+        threads = [threading.Thread(target=lambda i=i: outs.__setitem__(
+            i, run_job(f"echo {i}", working_directory=str(tmp_path)))) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert outs == {i: (f"{i}\n", "") for i in range(3)}
+        from rulerun.cluster import current_session
+        assert current_session() is session                 # not closed under its owner
+        assert run_job("echo after", drmaa_session=session) == ("after\n", "")
+    finally:
+        session.close()
+
+
+def check_ruffus_keywords(tmp_path: Path, scheduler: str) -> None:
+    """job_script_directory (with and without retain_job_scripts) and resubmit, on `scheduler`."""
+    scripts, where = tmp_path / "scripts", {"working_directory": str(tmp_path), "scheduler": scheduler}
+    out, _ = run_job("echo kept", job_name="kept", job_script_directory=str(scripts),
+                     retain_job_scripts=True, **where)
+    assert out == "kept\n"
+    assert (scripts / "kept.1.sh").read_text() == "echo kept\n"   # the script, in that directory
+    assert (scripts / "kept.1.out").read_text() == "kept\n"       # and its output beside it
+    assert not (tmp_path / ".rulerun").exists()                     # nothing in the default place
+    run_job("echo gone", job_name="gone", job_script_directory=str(scripts), **where)
+    assert not list(scripts.glob("gone.*"))                         # not retained: removed
+    flaky = "echo x >> attempts; [ $(wc -l < attempts) -ge 2 ]"    # fails on its first attempt
+    assert run_job(flaky, resubmit=1, **where) == ("", "")
+    assert (tmp_path / "attempts").read_text() == "x\nx\n"
+    with pytest.raises(ClusterJobError) as caught:
+        run_job("echo y >> tries; exit 3", resubmit=2, **where)
+    assert (tmp_path / "tries").read_text() == "y\ny\ny\n" and "failed 3 times" in str(caught.value)
+
+
+def test_ruffus_keywords_on_grid_engine(tmp_path):
+    check_ruffus_keywords(tmp_path, "drmaa")
+

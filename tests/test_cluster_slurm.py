@@ -266,6 +266,33 @@ def test_run_job_with_slurm(tmp_path):
 
 
 @slurm
+def test_run_job_from_four_threads_of_a_plain_script(tmp_path):
+    """Four threads of a plain script share one Slurm session (one poller) that ends with the
+    last of their jobs; nothing is left in squeue."""
+    from tests.test_cluster_sge import run_threaded_run_job
+
+    ids = run_threaded_run_job(tmp_path, "slurm", "SLURM_JOB_ID", environment())
+    assert not set(ids) & squeue_ids()
+
+
+@slurm
+def test_ruffus_keywords_on_slurm(tmp_path):
+    from tests.test_cluster_sge import check_ruffus_keywords
+
+    check_ruffus_keywords(tmp_path, "slurm")
+
+
+@slurm
+def test_cluster_and_retries_on_a_python_rule_apply_to_its_run_job_calls(tmp_path):
+    from tests.test_cluster_cli import check_python_rule_cluster_lines, python_rule_pipefile
+
+    root = write(tmp_path, python_rule_pipefile("test", "--time=5", "SLURM_JOB_PARTITION",
+                                                "SLURM_JOB_NAME", "debug", "--no-such-option"))
+    proc = rulerun(root, "-k")
+    check_python_rule_cluster_lines(root, proc, "test", "debug", "Slurm refused the job")
+
+
+@slurm
 def test_run_job_in_a_python_action_goes_through_the_run(tmp_path):
     root = write(tmp_path, {"Pipefile": """\
         python:

@@ -59,3 +59,15 @@ def test_a_cycle_names_its_rules_and_their_lines(project):
     assert result.returncode == 2 and "dependency cycle: a.x -> a.y -> a.x" in result.stderr
     assert "  a.x: rule '%.x' (Pipefile:1:1)" in result.stderr
     assert "  a.y: rule 'a.y' (Pipefile:3:1)" in result.stderr
+
+
+def test_cluster_lines_on_a_python_rule_that_submits_nothing_get_a_warning(project):
+    project.write("Pipefile", "a :\n    cluster: -l h_rt=60\n    retries: 2\n    python:\n        open('a', 'w').close()\n"
+                              "b :\n    queue: q\n    python:\n        from rulerun.cluster import run_job\n"
+                              "        run_job('touch b', run_locally=True)\n")
+    result = project.run("-n")
+    assert result.returncode == 0, result.stderr  # a hint, not an error
+    assert "Pipefile:1:1: rule 'a' has a Python action, which runs on this machine: its cluster:, " \
+           "queue: and retries: apply only to the rulerun.cluster.run_job calls it makes, and it makes none" \
+        in result.stderr
+    assert "rule 'b'" not in result.stderr        # its run_job calls take them

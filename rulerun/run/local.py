@@ -598,8 +598,8 @@ class _PythonJob:
         finally:
             self.conn.close()
         if reported is not None:
-            ok, reason, detail = reported
-            return JobResult(spec.key, ok, reason, detail=detail)
+            ok, reason, detail, facts = reported
+            return JobResult(spec.key, ok, reason, detail=detail, **facts)
         return _died(spec, status)
 
     def _answer(self, message, services: dict[str, Callable]) -> None:

@@ -28,6 +28,20 @@ def python_submits(pipefile) -> bool:
                for item in pipefile.preamble)
 
 
+def idle_cluster_lines(pipefile) -> list[str]:
+    """Warnings for Python rules with `cluster:`, `queue:` or `retries:` whose action can't
+    reach the cluster (neither it nor the top-level Python mentions run_job): those lines only
+    set the defaults of its run_job calls, so here they do nothing."""
+    if python_submits(pipefile):
+        return []
+    return [f"{rule.loc}: rule '{rule.name}' has a Python action, "
+            "which runs on this machine: its cluster:, queue: and retries: apply only to the "
+            "rulerun.cluster.run_job calls it makes, and it makes none"
+            for rule in pipefile.rules
+            if rule.action is not None and not isinstance(rule.action, ShellAction)
+            and (rule.is_cluster or rule.retries) and "run_job" not in rule.action.source]
+
+
 class LazyCluster:
     """The run's cluster executor, made by `factory` when first asked for (a run that submits
     nothing never loads the cluster library). Shared by the router and the workers' calls."""

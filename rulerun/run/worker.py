@@ -31,6 +31,7 @@ from rulerun.lang.named import InputList
 from rulerun.run.executor import JobSpec
 from rulerun.run.orphans import MARK
 
+_RULERUN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _conn = None  # the job's channel to the rulerun process, for calls made during an action (run_job)
 
 
@@ -115,9 +116,9 @@ def _job(channel: int, loaded: "_Loaded") -> int:
     conn = _conn = Connection(channel)
     spec, mark = conn.recv()
     os.environ[MARK] = mark  # for processes the action starts, as for a shell job's
-    ok, reason, detail = loaded.run(spec)
+    ok, reason, detail, facts = loaded.run(spec)
     _stop_what_it_started()
-    conn.send(("result", ok, reason, detail))
+    conn.send(("result", ok, reason, detail, facts))
     return 0
 
 
@@ -191,12 +192,16 @@ class _Loaded:
         except BaseException as exc:  # noqa: BLE001 - reported for every job instead
             self.error = f"the worker could not load the Pipefile: {exc}"
 
-    def run(self, spec: JobSpec) -> tuple[bool, str, str]:
+    def run(self, spec: JobSpec) -> tuple[bool, str, str, dict]:
+        """(ok, reason, detail, facts): facts are JobResult fields the failure report shows."""
         if self.error:
-            return False, self.error, ""
+            return False, self.error, "", {}
         from rulerun.run.cluster import session as cluster
 
         cluster.set_shell(spec.shell)  # run_job's commands run with the Pipefile's shell too
+        # and its jobs with the rule's name, `queue:`, `cluster:` options and `retries:`
+        cluster.set_defaults(cluster.RunJobDefaults(rule=spec.rule, queue=spec.queue,
+                                                    options=spec.native_spec, retries=spec.retries))
         rule = self.rules[spec.rule_index]
         scope = dict(self.namespace)
         scope.update(input=InputList(spec.inputs, spec.named_inputs), output=list(spec.outputs),
@@ -207,15 +212,26 @@ class _Loaded:
                 exec(self.codes[spec.rule_index], scope)
             except SystemExit as exc:
                 if exc.code not in (None, 0):
-                    return False, f"the action called exit({exc.code!r})", ""
+                    return False, f"the action called exit({exc.code!r})", "", {}
             except BaseException as exc:  # noqa: BLE001 - every failure becomes text for the user
                 detail = _traceback_text(exc, rule.action.loc.file)
                 sys.stderr.write(detail)
-                return False, f"{type(exc).__name__}: {_safe_str(exc)}", detail
+                return False, f"{type(exc).__name__}: {_safe_str(exc)}", detail, _cluster_facts(exc)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
-        return True, "", ""
+        return True, "", "", {}
+
+
+def _cluster_facts(exc: BaseException) -> dict:
+    """What an uncaught ClusterJobError knows of its cluster job (id, stdout, stderr), so the
+    failure report shows them as it does for a cluster rule's job; plain strings, to cross."""
+    from rulerun.run.cluster.session import ClusterJobError
+
+    if not isinstance(exc, ClusterJobError):
+        return {}
+    return {"job_id": str(exc.job_id) if exc.job_id else None,
+            "stdout": str(exc.stdout or ""), "stderr": str(exc.stderr or "")}
 
 
 def call_main(name: str, *args, **kwargs):
@@ -276,7 +292,8 @@ class _redirected:
 
 def _traceback_text(exc: BaseException, pipefile: str) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
-    mine = [f for f in frames if not f.filename.endswith(("rulerun/run/worker.py",))]
+    # the action's own frames: rulerun's (this worker, run_job raising) say nothing to its author
+    mine = [f for f in frames if not f.filename.startswith(_RULERUN_DIR)]
     lines = traceback.format_list(mine)
     lines += traceback.format_exception_only(type(exc), exc) if _str_ok(exc) else [f"{type(exc).__name__}\n"]
     return "Traceback (most recent call last):\n" + "".join(lines)

@@ -32,6 +32,7 @@ The runner installs, in each worker, a function that sends the request to the ma
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import subprocess
@@ -147,6 +148,7 @@ class JobRequest:
     # (Slurm: -p QUEUE, then the options as sbatch options)
     queue: str | None = None
     options: str = ""
+    script_dir: str = ""   # where the job's files go (absolute); '' is WORKDIR/.rulerun/cluster
 
 
 def make_request(command: str, *, rule: str, workdir: str | None = None, name: str | None = None,
@@ -154,7 +156,7 @@ def make_request(command: str, *, rule: str, workdir: str | None = None, name: s
                  native_spec: str | None = None, outputs=(), retries: int = 0,
                  keep_files: bool = False, key: int = -1,
                  wildcards: Mapping[str, str] | None = None, stem: str | None = None,
-                 shell: tuple[str, ...] | None = None) -> JobRequest:
+                 shell: tuple[str, ...] | None = None, script_dir: str | None = None) -> JobRequest:
     """A JobRequest with every default worked out (name, environment, native specification)."""
     return JobRequest(command=command, rule=rule, name=job_name(name or rule, wildcards, stem),
                       workdir=os.path.abspath(workdir or os.getcwd()), env=job_environment(env),
@@ -162,7 +164,8 @@ def make_request(command: str, *, rule: str, workdir: str | None = None, name: s
                       outputs=tuple(outputs or ()), retries=max(0, retries or 0),
                       keep_files=keep_files, key=key,
                       shell=shells.resolved(shell or _shell),
-                      queue=queue or None, options=(native_spec or "").strip())
+                      queue=queue or None, options=(native_spec or "").strip(),
+                      script_dir=os.path.abspath(script_dir) if script_dir else "")
 
 
 # ------------------------------------------------------------------------------ job files
@@ -171,7 +174,7 @@ class JobFiles:
     """The script, stdout and stderr files of one submission, in WORKDIR/.rulerun/cluster."""
 
     def __init__(self, request: JobRequest):
-        folder = os.path.join(request.workdir, CLUSTER_DIR)
+        folder = request.script_dir or os.path.join(request.workdir, CLUSTER_DIR)
         os.makedirs(folder, exist_ok=True)     # a missing -o/-e directory aborts the job
         n = 1
         while True:   # the script is created exclusively, which also reserves .out and .err
@@ -561,6 +564,20 @@ _submitter: Submitter | None = None
 _shell: tuple[str, ...] = shells.DEFAULT   # run_job's shell: the Pipefile's, in a worker (set_shell)
 
 
+@dataclass(frozen=True)
+class RunJobDefaults:
+    """What run_job uses for a keyword its caller left out: in a Python action, its rule's
+    name, `queue:`, `cluster:` options and `retries:` (see set_defaults)."""
+
+    rule: str = "run_job"
+    queue: str | None = None
+    options: str | None = None
+    retries: int = 0
+
+
+_defaults = RunJobDefaults()
+
+
 def set_submitter(submitter: Submitter | None) -> Submitter | None:
     """Route run_job's submissions through `submitter` (None: submit directly); returns the
     previous one.  See the module docstring."""
@@ -575,21 +592,38 @@ def set_shell(shell: tuple[str, ...]) -> None:
     _shell = tuple(shell)
 
 
-def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | None = None,
-            job_other_options: str | None = None, job_environment: Mapping[str, str] | None = None,
-            working_directory: str | None = None, run_locally: bool = False,
-            touch_only: bool = False, output_files=None, retain_job_scripts: bool = False,
-            logger=None, drmaa_session=None, scheduler: str | None = None) -> tuple[str, str]:
+def set_defaults(defaults: RunJobDefaults) -> None:
+    """Fill run_job's unset keywords from `defaults` (a Python action's worker sets its rule's)."""
+    global _defaults
+    _defaults = defaults
+
+
+def run_job(cmd_str: str, job_name: str | None = None, job_other_options: str | None = None,
+            job_script_directory: str | None = None, job_environment: Mapping[str, str] | None = None,
+            working_directory: str | None = None, logger=None, drmaa_session=None,
+            retain_job_scripts: bool = False, run_locally: bool = False, output_files=None,
+            touch_only: bool = False, verbose: int = 0, local_echo: bool = False, *,
+            job_queue_name: str | None = None, resubmit: int | None = None,
+            scheduler: str | None = None) -> tuple[str, str]:
     """Run shell command `cmd_str` (with the shell set_shell named, by default bash -euo pipefail)
     on the cluster and return its (stdout, stderr) text; raise ClusterJobError if it fails.
 
-    Like Ruffus's drmaa_wrapper.run_job, except that output comes back as text, not lists of
-    lines, and `job_environment` adds to this process's environment instead of replacing it.
-    run_locally runs it here, touch_only only touches output_files: neither needs drmaa.
+    Ruffus's drmaa_wrapper.run_job, same parameters in the same order, except that output comes
+    back as text, not lists of lines, and `job_environment` adds to this process's environment
+    instead of replacing it. `job_script_directory`: where the job's script, stdout and stderr
+    files go (default WORKDIR/.rulerun/cluster). `verbose`: say what is submitted and how it
+    ended, through `logger` (INFO) or else on stderr. `local_echo`: copy the command's output
+    to this process's stdout and stderr, as it comes with run_locally, else once the job ended.
+    rulerun's own keywords: `job_queue_name` (-q / -p), `resubmit` (submit a failed job up to
+    that many more times), `scheduler` ('drmaa' or 'slurm'; default RULERUN_SCHEDULER, else as
+    a run chooses). In a Python action, job_name, job_queue_name, job_other_options and
+    resubmit default to its rule's name, `queue:`, `cluster:` and `retries:` (set_defaults).
+
+    run_locally runs it here, touch_only only touches output_files: neither needs a scheduler.
     Otherwise the job goes through the _submitter hook if set, else `drmaa_session` (a
-    ClusterSession or an initialised drmaa.Session), else the session of this process, else a
-    session opened and closed for this one job. `scheduler` ('drmaa' or 'slurm'; default
-    RULERUN_SCHEDULER, else as a run chooses) picks the kind of that last session."""
+    ClusterSession or an initialised drmaa.Session), else the session this process opened,
+    else the one session run_job shares between all its callers (rulerun.run.cluster.shared:
+    opened by the first, closed when the last is done; safe from any number of threads)."""
     env = dict(os.environ, **(job_environment or {}))
     workdir = os.path.abspath(working_directory or os.getcwd())
     if touch_only:
@@ -597,13 +631,21 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
             touch(os.path.join(workdir, path))
         return "", ""
     if run_locally:
-        return _run_here(cmd_str, env, workdir)
-    request = make_request(cmd_str, rule=job_name or "run_job", workdir=workdir, env=env,
-                           queue=job_queue_name, native_spec=job_other_options,
-                           outputs=output_files or (), keep_files=retain_job_scripts)
-    if logger is not None:
-        logger.debug("submitting %s: %s", request.name, cmd_str)
+        return _run_here(cmd_str, env, workdir, echo=local_echo)
+    own = _defaults
+    request = make_request(cmd_str, rule=job_name or own.rule, workdir=workdir, env=env,
+                           queue=own.queue if job_queue_name is None else job_queue_name,
+                           native_spec=own.options if job_other_options is None else job_other_options,
+                           outputs=output_files or (), keep_files=retain_job_scripts,
+                           retries=own.retries if resubmit is None else int(resubmit),
+                           script_dir=job_script_directory)
+    tell = _teller(logger, verbose)
+    tell(f"submitting {request.name} ({_options_shown(request)}): {cmd_str}")
     result = _submit_for_run_job(request, drmaa_session, scheduler)
+    tell(f"cluster job {result.job_id or '(none)'} ({request.name}) "
+         + ("succeeded" if result.ok else f"failed: {result.reason}"))
+    if local_echo:
+        _echo(result.stdout, result.stderr)
     if not result.ok:
         if logger is not None:
             logger.error("%s", result.reason)
@@ -613,31 +655,47 @@ def run_job(cmd_str: str, job_name: str | None = None, job_queue_name: str | Non
     return result.stdout, result.stderr
 
 
+def _teller(logger, verbose) -> Callable[[str], None]:
+    """Where run_job says what it does: with `verbose`, the caller's logger at INFO, else
+    stderr; without, the logger at DEBUG (as before verbose existed), else nowhere."""
+    if logger is not None:
+        level = logging.INFO if verbose else logging.DEBUG
+        return lambda text: logger.log(level, "%s", text)
+    if verbose:
+        return lambda text: print(f"run_job: {text}", file=sys.stderr, flush=True)
+    return lambda text: None
+
+
+def _options_shown(request: JobRequest) -> str:
+    parts = [f"queue {request.queue}"] if request.queue else []
+    parts += [f"options {request.options}"] if request.options else []
+    return ", ".join(parts) or "no options"
+
+
+def _echo(stdout: str, stderr: str) -> None:
+    for text, stream in ((stdout, sys.stdout), (stderr, sys.stderr)):
+        if text:
+            stream.write(text)
+            stream.flush()
+
+
 def _submit_for_run_job(request: JobRequest, drmaa_session, scheduler: str | None = None) -> JobResult:
     if _submitter is not None:
         return _submitter(request)
-    if drmaa_session is None and current_session() is None and _pick(scheduler) == "slurm":
-        from rulerun.run.cluster.slurm import SlurmSession
-
-        slurm = SlurmSession().open()
-        try:
-            return slurm.run(request)
-        finally:
-            slurm.close()
     if isinstance(drmaa_session, ClusterSession):
         return drmaa_session.run(request)
     if drmaa_session is not None:
         return ClusterSession(drmaa_session=drmaa_session).run(request)
+    from rulerun.run.cluster.shared import LENT
+
     session = current_session()
-    if session is not None:
-        return session.run(request)
-    if _current is not None:   # inherited through fork: libdrmaa's state here is unusable
-        _current._check_process()
-    session = ClusterSession()
-    try:
-        return session.run(request)
-    finally:
-        session.close()
+    if session is not None and not LENT["drmaa"].holds(session):
+        return session.run(request)   # the process's own: a run's, or one the caller opened
+    kind = _pick(scheduler)
+    if kind == "drmaa" and session is None and _current is not None:
+        _current._check_process()   # inherited through fork: libdrmaa's state here is unusable
+    with LENT[kind].borrowed() as shared:
+        return shared.run(request)
 
 
 def _pick(scheduler: str | None) -> str:
@@ -654,21 +712,52 @@ def _pick(scheduler: str | None) -> str:
 
 
 def run_here(command: str, env: Mapping[str, str], workdir: str, key: int = -1,
-             shell: tuple[str, ...] | None = None) -> JobResult:
+             shell: tuple[str, ...] | None = None, echo: bool = False) -> JobResult:
     """Run shell `command` on this machine and capture its output: what run_job(run_locally=True)
-    and a run with --local do instead of submitting."""
-    proc = subprocess.run(shells.script_argv(shell or _shell, command), cwd=workdir, env=dict(env),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
-    if proc.returncode == 0:
-        return JobResult(key, True, stdout=proc.stdout, stderr=proc.stderr)
-    what = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
-            else f"exit status {proc.returncode}")
-    return JobResult(key, False, what, exit_status=proc.returncode if proc.returncode >= 0 else None,
-                     stdout=proc.stdout, stderr=proc.stderr)
+    and a run with --local do instead of submitting. `echo`: copy its output to this
+    process's stdout and stderr as it comes, too."""
+    argv = shells.script_argv(shell or _shell, command)
+    if echo:
+        code, stdout, stderr = _run_echoing(argv, env, workdir)
+    else:
+        proc = subprocess.run(argv, cwd=workdir, env=dict(env), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, errors="replace")
+        code, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+    if code == 0:
+        return JobResult(key, True, stdout=stdout, stderr=stderr)
+    what = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+    return JobResult(key, False, what, exit_status=code if code >= 0 else None,
+                     stdout=stdout, stderr=stderr)
 
 
-def _run_here(cmd_str: str, env: Mapping[str, str], workdir: str) -> tuple[str, str]:
-    result = run_here(cmd_str, env, workdir)
+def _run_echoing(argv: list[str], env: Mapping[str, str], workdir: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `argv`, each line of its output also written to ours as
+    soon as it arrives (one thread per stream, so neither pipe fills up)."""
+    proc = subprocess.Popen(argv, cwd=workdir, env=dict(env), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            errors="replace")
+    kept: dict[int, str] = {}
+
+    def copy(index: int, source, sink) -> None:
+        lines = []
+        for line in source:
+            lines.append(line)
+            sink.write(line)
+            sink.flush()
+        kept[index] = "".join(lines)
+
+    copiers = [threading.Thread(target=copy, args=(i, source, sink), daemon=True)
+               for i, (source, sink) in enumerate(((proc.stdout, sys.stdout), (proc.stderr, sys.stderr)))]
+    for copier in copiers:
+        copier.start()
+    code = proc.wait()
+    for copier in copiers:
+        copier.join()
+    return code, kept.get(0, ""), kept.get(1, "")
+
+
+def _run_here(cmd_str: str, env: Mapping[str, str], workdir: str, echo: bool = False) -> tuple[str, str]:
+    result = run_here(cmd_str, env, workdir, echo=echo)
     if not result.ok:
         raise ClusterJobError(f"local job failed: {result.reason}", stdout=result.stdout,
                               stderr=result.stderr, exit_status=result.exit_status, command=cmd_str)

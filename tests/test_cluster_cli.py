@@ -581,3 +581,32 @@ def test_a_restart_after_kill_9_does_not_resubmit(tmp_path):
     assert ids.read_text().split() == started           # nothing was submitted twice
     made = sorted((root / "s" / n).read_text().split()[0] for n in ("1", "2"))
     assert made == sorted(started)
+
+
+@sge
+def test_a_jobs_time_in_the_queue_is_recorded_and_drawn_in_the_report(tmp_path):
+    from tests.test_report import queue_times
+
+    name = f"held_{os.getpid()}_{int(time.time())}.txt"    # the job's name: the cell is shared
+    root = write(tmp_path, {"Pipefile": f"""\
+        {name} :
+            cluster: -h
+            shell: touch {{output}}
+        """})
+    run = subprocess.Popen([sys.executable, "-m", "rulerun"], cwd=root, env=environment(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run(["qstat", "-j", name], capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+            time.sleep(0.2)
+        time.sleep(3)                                      # held 3 s from its submission on
+        subprocess.run(["qrls", name], capture_output=True, check=True, timeout=30)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, err
+    recorded, drawn = queue_times(root)
+    assert len(recorded) == 1 and recorded[0] >= 3, recorded
+    assert drawn == [pytest.approx(recorded[0], abs=0.01)]

@@ -317,15 +317,31 @@ def _ids(root: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+def late_job(root: Path, seconds: int) -> Path:
+    """A project whose one cluster job may not start before `seconds` after its submission."""
+    return write(root, {"Pipefile": f"""\
+        late.txt :
+            cluster: --begin=now+{seconds}
+            shell: touch {{output}}
+        """})
+
+
 @slurm
 def test_a_job_pending_too_long_is_reported_once_with_the_reason(tmp_path):
-    root = write(tmp_path, {"Pipefile": """\
-        late.txt :
-            cluster: --begin=now+4
-            shell: touch {output}
-        """})
+    root = late_job(tmp_path, 4)
     proc = ok(rulerun(root, "--pending-warn", "1"))
     lines = [line for line in proc.stderr.splitlines() if "still pending" in line]
     assert len(lines) == 1, proc.stderr
     assert re.search(r"cluster job \d+ \(late\.txt\) still pending after 1s: BeginTime", lines[0]), lines
     assert (root / "late.txt").exists()
+
+
+@slurm
+def test_a_jobs_time_in_the_queue_is_recorded_and_drawn_in_the_report(tmp_path):
+    from tests.test_report import queue_times
+
+    root = late_job(tmp_path, 3)
+    ok(rulerun(root))
+    recorded, drawn = queue_times(root)
+    assert len(recorded) == 1 and recorded[0] >= 3, recorded     # held 3 s by --begin
+    assert drawn == [pytest.approx(recorded[0], abs=0.01)]

@@ -237,6 +237,16 @@ def interpret(info) -> tuple[str, int | None, str | None]:
     return "aborted", None, None
 
 
+def queue_seconds(usage) -> float | None:
+    """Seconds from submission to start, from a JobInfo's resourceUsage: Grid Engine fills
+    submission_time and start_time (whole seconds since the epoch; start 0 if it never ran)."""
+    try:
+        submitted, started = float(usage["submission_time"]), float(usage["start_time"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return started - submitted if 0 < submitted <= started else None
+
+
 def is_no_rusage(exc: BaseException) -> bool:
     """True for drmaa's 'code 24' (the job ended without running, e.g. deleted while pending),
     which drmaa 0.7.9 raises as the builtin Exception."""
@@ -513,18 +523,19 @@ class ClusterSession:
                            if not any(c in p for c in "*?[")]
             files.settle(wanted, self.settle_seconds)
         stdout, stderr = files.read()
+        queued = queue_seconds(info.resourceUsage)
         if kind == "exited" and status == 0:
             if not request.keep_files:
                 files.remove()
             return JobResult(request.key, True, exit_status=0, job_id=job_id,
-                             stdout=stdout, stderr=stderr)
+                             stdout=stdout, stderr=stderr, queued=queued)
         what = _describe(kind, status, signal)
         detail = f"job script: {files.script}\nstdout: {files.stdout}\nstderr: {files.stderr}"
         if kind == "aborted":
             why = "terminated because the run was aborted" if interrupted else qacct_failure(job_id)
             what += f": {why}" if why else ""
         return _failure(request, job_id, what, detail=detail, exit_status=status, signal=signal,
-                        stdout=stdout, stderr=stderr, interrupted=interrupted)
+                        stdout=stdout, stderr=stderr, interrupted=interrupted, queued=queued)
 
 
 def _message(exc: BaseException) -> str:

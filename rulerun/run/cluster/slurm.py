@@ -23,6 +23,8 @@ import shutil
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 from rulerun.errors import ClusterSetupError
@@ -109,6 +111,7 @@ class Watch:
         self.ended = threading.Event()
         self.state = "PENDING"
         self.reason = ""
+        self.times = ("", "")   # (submitted, started) as squeue showed them once it ran
         self.since = time.monotonic()
         self.told_pending = False
 
@@ -154,20 +157,22 @@ class Poller:
                 self._poll(ids)
 
     def _poll(self, ids: list[str]) -> None:
-        proc = slurm_command(["squeue", "-h", "-o", "%i|%T|%r", "-j", ",".join(ids)])
+        # %V and %S: submitted and (once it runs) started, for the job's time in the queue
+        proc = slurm_command(["squeue", "-h", "-o", "%i|%T|%r|%V|%S", "-j", ",".join(ids)])
         if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
             return   # the controller is busy or restarting: ask again next turn
         seen = {}
         for line in proc.stdout.splitlines():
-            job_id, _, rest = line.partition("|")
-            state, _, reason = rest.partition("|")
-            seen[job_id.strip()] = (state.strip(), reason.strip())
+            job_id, state, reason, submitted, started = (line.split("|") + [""] * 4)[:5]
+            seen[job_id.strip()] = (state.strip(), reason.strip(), submitted, started)
         with self._lock:
             for job_id in ids:
                 watch = self._jobs.get(job_id)
                 state = seen.get(job_id)
                 if state is not None and state[0] in _LIVE:
-                    watch.state, watch.reason = state
+                    watch.state, watch.reason = state[:2]
+                    if watch.state in ("RUNNING", "COMPLETING"):   # %S is a forecast before
+                        watch.times = state[2:]
                     self._tell_pending(watch)
                     continue
                 del self._jobs[job_id]
@@ -298,33 +303,59 @@ class SlurmSession:
             files.settle([status_path(files)], min(self.settle_seconds, 2.0))
             status = read_status(files)
         stdout, stderr = files.read()
+        # squeue saw it run, so it told when: else (and for a failure's reason) ask once more
+        ended = None if status == 0 and watch.times[1] else job_end(job_id)
+        queued = queue_time(*watch.times) if watch.times[1] else ended.queued
         if status == 0:
             if not request.keep_files:
                 _remove_all(files, wrapper)
             return JobResult(request.key, True, exit_status=0, job_id=job_id,
-                             stdout=stdout, stderr=stderr)
+                             stdout=stdout, stderr=stderr, queued=queued)
         detail = f"job script: {files.script}\nstdout: {files.stdout}\nstderr: {files.stderr}"
         if status is not None:
             what = f"exit status {status}"
-            state, _ = job_end(job_id) if status > 128 else ("", "")
-            if state in _STATE_WORDS:   # a signal's status: say who sent it
-                what += f": {_STATE_WORDS[state]}"
+            if status > 128 and ended.state in _STATE_WORDS:   # a signal's status: say who sent it
+                what += f": {_STATE_WORDS[ended.state]}"
         else:
-            state, reason = job_end(job_id)
             what = ("cancelled because the run was aborted" if interrupted
-                    else _STATE_WORDS.get(state, state.lower() or "ended without an exit status"))
-            if reason and reason != "None" and not interrupted:
-                what += f" ({reason})"
+                    else _STATE_WORDS.get(ended.state, ended.state.lower() or "ended without an exit status"))
+            if ended.reason and ended.reason != "None" and not interrupted:
+                what += f" ({ended.reason})"
         return _failure(request, job_id, what, detail=detail, exit_status=status,
-                        stdout=stdout, stderr=stderr, interrupted=interrupted)
+                        stdout=stdout, stderr=stderr, interrupted=interrupted, queued=queued)
 
 
-def job_end(job_id: str) -> tuple[str, str]:
-    """(JobState, Reason) of an ended job from `scontrol show job` (no accounting needed);
-    ('', '') once Slurm forgot it."""
+@dataclass(frozen=True)
+class JobEnd:
+    """How Slurm says a job ended; empty strings for what it does not (or no longer) know."""
+
+    state: str = ""
+    reason: str = ""
+    submitted: str = ""
+    started: str = ""
+
+    @property
+    def queued(self) -> float | None:
+        return queue_time(self.submitted, self.started)
+
+
+def job_end(job_id: str) -> JobEnd:
+    """How an ended job ended, from `scontrol show job` (no accounting needed); an empty JobEnd
+    once Slurm forgot it (MinJobAge)."""
     proc = slurm_command(["scontrol", "-o", "show", "job", job_id])
     fields = dict(word.partition("=")[::2] for word in proc.stdout.split() if "=" in word)
-    return fields.get("JobState", ""), fields.get("Reason", "")
+    return JobEnd(fields.get("JobState", ""), fields.get("Reason", ""),
+                  fields.get("SubmitTime", ""), fields.get("StartTime", ""))
+
+
+def queue_time(submitted: str, started: str) -> float | None:
+    """Seconds between two of Slurm's times (2026-11-26T00:54:24, whole seconds, local time);
+    None when either is not a time ("Unknown", "N/A", "None")."""
+    try:
+        seconds = (datetime.fromisoformat(started) - datetime.fromisoformat(submitted)).total_seconds()
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def _options_text(request: JobRequest) -> str:

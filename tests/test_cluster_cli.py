@@ -177,7 +177,7 @@ def test_cluster_flag_submits_plain_shell_rules(tmp_path):
 # ------------------------------------------------------------------------------ failures
 
 FAILURES = """\
-    task all : broken.txt refused.txt flaky.txt hopeless.txt
+    task all : broken.txt refused.txt flaky.txt hopeless.txt forgetful.txt
 
     broken.txt :
         cluster:
@@ -207,6 +207,10 @@ FAILURES = """\
             echo x >> hopeless.attempts
             echo "still broken" >&2
             exit 5
+
+    forgetful.txt :
+        cluster:
+        shell: echo "$JOB_ID" > forgetful.id
     """
 
 
@@ -258,7 +262,15 @@ def test_retries_resubmits_a_failed_job_once(failed_run):
     assert (root / "hopeless.attempts").read_text() == "x\nx\n"        # 1 + 1 retry, no more
     report = _report_of(proc.stderr, "hopeless.txt")
     assert "exit status 5 (failed 2 times)" in report and "still broken" in report
-    assert "3 job(s) failed (1 succeeded)" in proc.stderr
+    assert "4 job(s) failed (1 succeeded)" in proc.stderr
+
+
+@sge
+def test_a_missing_output_names_the_cluster_job(failed_run):
+    root, proc = failed_run
+    job_id = (root / "forgetful.id").read_text().strip()
+    report = _report_of(proc.stderr, "forgetful.txt")
+    assert f"cluster job {job_id} succeeded but did not create its declared output 'forgetful.txt'" in report
 
 
 # ------------------------------------------------------------------------------ parallelism and limits

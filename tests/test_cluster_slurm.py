@@ -162,7 +162,7 @@ def test_same_files_as_local_and_the_partition_is_used(tmp_path):
 @slurm
 def test_failures_are_relayed_with_job_id_output_and_reason(tmp_path):
     root = write(tmp_path, {"Pipefile": """\
-        task all : bad.txt refused.txt cancelled.txt
+        task all : bad.txt refused.txt cancelled.txt forgetful.txt
 
         bad.txt :
             cluster:
@@ -176,6 +176,10 @@ def test_failures_are_relayed_with_job_id_output_and_reason(tmp_path):
         cancelled.txt :
             cluster: -J to-cancel
             shell: sleep 60; touch {output}
+
+        forgetful.txt :
+            cluster:
+            shell: echo "$SLURM_JOB_ID" > forgetful.id
         """})
     canceller = subprocess.Popen(["sh", "-c", "sleep 3; scancel -n to-cancel"])
     try:
@@ -191,6 +195,8 @@ def test_failures_are_relayed_with_job_id_output_and_reason(tmp_path):
     assert "| to-stdout" in err and "| to-stderr" in err
     assert "Slurm refused the job: sbatch: unrecognized option '--no-such-option'" in err
     assert re.search(r"cancelled\.txt: cancelled", err), err
+    forgetful = (root / "forgetful.id").read_text().strip()
+    assert f"cluster job {forgetful} succeeded but did not create its declared output 'forgetful.txt'" in err
 
 
 @slurm

@@ -258,10 +258,16 @@ def test_bad_native_specification_names_rule_and_scheduler_message(failed_run):
 def test_retries_resubmits_a_failed_job_once(failed_run):
     root, proc = failed_run
     assert (root / "flaky.txt").read_text() == "worked on attempt 2\n"
-    assert "flaky.txt" not in proc.stderr
+    assert "FAILED: rule 'flaky.txt'" not in proc.stderr                # it failed once, then worked
+    assert "rule 'flaky.txt': attempt 1 of 2 failed: cluster job" in proc.stderr
     assert (root / "hopeless.attempts").read_text() == "x\nx\n"        # 1 + 1 retry, no more
     report = _report_of(proc.stderr, "hopeless.txt")
     assert "exit status 5 (failed 2 times)" in report and "still broken" in report
+    announced = re.search(r"rule 'hopeless\.txt': attempt 1 of 2 failed: cluster job \d+: exit status 5; "
+                          r"resubmitting \(its output is kept in (\S+)\)\n", proc.stderr)
+    assert announced, proc.stderr
+    log = (root / announced[1]).read_text()
+    assert log.count("still broken\n") == 2 and "rulerun: attempt 2 of 2\n" in log
     assert "4 job(s) failed (1 succeeded)" in proc.stderr
 
 

@@ -192,6 +192,12 @@ def test_failures_are_relayed_with_job_id_output_and_reason(tmp_path):
     assert len(ids) == 2                             # retries: 1 -> submitted twice
     assert f"cluster job: {ids[1]}" in err
     assert "exit status 3 (failed 2 times)" in err
+    announced = re.search(rf"rule 'bad\.txt': attempt 1 of 2 failed: cluster job {ids[0]}: exit status 3; "
+                          r"resubmitting \(its output is kept in (\S+)\)\n", err)
+    assert announced, err
+    log = (root / announced[1]).read_text()                          # both attempts, each said
+    assert log.count("to-stdout\n") == 2 and log.startswith("rulerun: attempt 1 of 2 failed: ")
+    assert "rulerun: attempt 2 of 2\n" in log
     assert "| to-stdout" in err and "| to-stderr" in err
     assert "Slurm refused the job: sbatch: unrecognized option '--no-such-option'" in err
     assert re.search(r"cancelled\.txt: cancelled", err), err

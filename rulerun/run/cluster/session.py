@@ -147,6 +147,7 @@ class JobRequest:
     # (Slurm: -p QUEUE, then the options as sbatch options)
     queue: str | None = None
     options: str = ""
+    log_path: str = ""                 # the job's log in a run: every attempt's output goes there
 
 
 def make_request(command: str, *, rule: str, workdir: str | None = None, name: str | None = None,
@@ -154,7 +155,7 @@ def make_request(command: str, *, rule: str, workdir: str | None = None, name: s
                  native_spec: str | None = None, outputs=(), retries: int = 0,
                  keep_files: bool = False, key: int = -1,
                  wildcards: Mapping[str, str] | None = None, stem: str | None = None,
-                 shell: tuple[str, ...] | None = None) -> JobRequest:
+                 shell: tuple[str, ...] | None = None, log_path: str = "") -> JobRequest:
     """A JobRequest with every default worked out (name, environment, native specification)."""
     return JobRequest(command=command, rule=rule, name=job_name(name or rule, wildcards, stem),
                       workdir=os.path.abspath(workdir or os.getcwd()), env=job_environment(env),
@@ -162,7 +163,7 @@ def make_request(command: str, *, rule: str, workdir: str | None = None, name: s
                       outputs=tuple(outputs or ()), retries=max(0, retries or 0),
                       keep_files=keep_files, key=key,
                       shell=shells.resolved(shell or _shell),
-                      queue=queue or None, options=(native_spec or "").strip())
+                      queue=queue or None, options=(native_spec or "").strip(), log_path=log_path)
 
 
 # ------------------------------------------------------------------------------ job files
@@ -295,17 +296,65 @@ def _failure(request: JobRequest, job_id: str | None, what: str, **extra) -> Job
 # ------------------------------------------------------------------------------ the session
 
 def run_with_retries(run_once: Callable[[JobRequest, threading.Event | None], JobResult],
-                     request: JobRequest, shutdown: threading.Event | None) -> JobResult:
+                     request: JobRequest, shutdown: threading.Event | None,
+                     warn: Callable[[str], None] | None = None) -> JobResult:
     """`run_once(request, shutdown)`, again up to request.retries more times while it fails;
     a job that was interrupted or never submitted (no job id: refused) is not tried again.
-    Both schedulers' sessions carry out a job through this."""
-    for attempt in range(request.retries + 1):
+    Each resubmission is announced through `warn` with where the failed attempt's output is
+    kept: the job's log (request.log_path), else its own files. Both schedulers' sessions carry
+    out a job through this."""
+    total = request.retries + 1
+    log = AttemptLog(request.log_path, total)
+    for attempt in range(1, total + 1):
         result = run_once(request, shutdown)
-        if result.ok or result.interrupted or result.job_id is None:
+        if result.ok or result.interrupted or result.job_id is None or attempt == total:
             break
-    if not result.ok and attempt:
-        result.reason += f" (failed {attempt + 1} times)"
+        why = result.reason.removeprefix(f"rule '{request.rule}', ")
+        log.failed(attempt, why, result)
+        if warn is not None:
+            kept = request.log_path or ", ".join(_files_named(result.detail)) or "nowhere"
+            warn(f"rule '{request.rule}': attempt {attempt} of {total} failed: {why}; "
+                 f"resubmitting (its output is kept in {kept})")
+    log.last(attempt, result)
+    if not result.ok and attempt > 1:
+        result.reason += f" (failed {attempt} times)"
     return result
+
+
+class AttemptLog:
+    """The job's log as its attempts end: what it printed (stdout, then stderr, as a local job's
+    log); once it was tried again, each attempt under a line saying which one and how it ended."""
+
+    def __init__(self, path: str, total: int):
+        self.path, self.total, self.retried = path, total, False
+
+    def failed(self, attempt: int, why: str, result: JobResult) -> None:
+        header = f"rulerun: attempt {attempt} of {self.total} failed: {why}\n"
+        write_log(self.path, result, header, "w" if attempt == 1 else "a")
+        self.retried = True
+
+    def last(self, attempt: int, result: JobResult) -> None:
+        if self.retried:
+            write_log(self.path, result, f"rulerun: attempt {attempt} of {self.total}\n", "a")
+        else:
+            write_log(self.path, result)
+
+
+def write_log(path: str, result: JobResult, header: str = "", mode: str = "w") -> None:
+    """Give the job's log file what it printed, as local jobs do (stdout, then stderr)."""
+    if not path:
+        return
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, mode, encoding="utf-8") as log:
+            log.write(header + result.stdout + result.stderr)
+    except OSError:
+        pass   # the log is a convenience; the result still carries the text
+
+
+def _files_named(detail: str) -> list[str]:
+    """The stdout and stderr files a failure's detail names (kept after a failure)."""
+    return re.findall(r"^(?:stdout|stderr): (.+)$", detail, re.M)
 
 
 _current: "ClusterSession | None" = None   # the open session of this process (see run_job)
@@ -318,8 +367,9 @@ class ClusterSession:
     style): close() then leaves it open."""
 
     def __init__(self, poll_seconds: float = 2.0, settle_seconds: float = SETTLE_SECONDS,
-                 drmaa_session=None, record=None):
+                 drmaa_session=None, record=None, warn: Callable[[str], None] | None = None):
         self.poll_seconds = max(1, round(poll_seconds))   # drmaa's wait() takes whole seconds
+        self._warn = warn       # where a resubmission is announced (the run's console)
         self._record = record   # rulerun.store.cluster_jobs.SubmittedJobs of a run, or None
         self.settle_seconds = settle_seconds
         self._lock = threading.Lock()          # opening/closing, and every template + runJob
@@ -461,7 +511,7 @@ class ClusterSession:
     def run(self, request: JobRequest, shutdown: threading.Event | None = None) -> JobResult:
         """Carry out `request` on the cluster, resubmitting a failed (not interrupted, not
         refused) job up to request.retries times.  Raises only ClusterSetupError."""
-        return run_with_retries(self._run_once, request, shutdown)
+        return run_with_retries(self._run_once, request, shutdown, self._warn)
 
     def _run_once(self, request: JobRequest, shutdown: threading.Event | None) -> JobResult:
         if shutdown is not None and shutdown.is_set():

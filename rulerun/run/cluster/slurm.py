@@ -207,6 +207,7 @@ class SlurmSession:
         self.poll_seconds = poll_seconds
         self._record = record   # where submitted jobs are recorded (a run's; not run_job's alone)
         self.settle_seconds = settle_seconds
+        self._warn = warn
         tell = (lambda watch: warn(pending_text(watch, pending_warn))) if warn else None
         self._poller = Poller(poll_seconds, pending_warn, tell)
 
@@ -234,7 +235,7 @@ class SlurmSession:
     def run(self, request: JobRequest, shutdown: threading.Event | None = None) -> JobResult:
         """Carry out `request`, resubmitting a failed (not interrupted, not refused) job up to
         request.retries times."""
-        return run_with_retries(self._run_once, request, shutdown)
+        return run_with_retries(self._run_once, request, shutdown, self._warn)
 
     def _run_once(self, request: JobRequest, shutdown) -> JobResult:
         if shutdown is not None and shutdown.is_set():

@@ -599,6 +599,7 @@ def test_a_restart_after_kill_9_does_not_resubmit(tmp_path):
     assert ids.read_text().split() == started           # nothing was submitted twice
     made = sorted((root / "s" / n).read_text().split()[0] for n in ("1", "2"))
     assert made == sorted(started)
+    assert not any((root / ".rulerun" / "cluster").iterdir())   # the ended jobs' files pruned
 
 
 @sge
@@ -628,3 +629,10 @@ def test_a_jobs_time_in_the_queue_is_recorded_and_drawn_in_the_report(tmp_path):
     recorded, drawn = queue_times(root)
     assert len(recorded) == 1 and recorded[0] >= 3, recorded
     assert drawn == [pytest.approx(recorded[0], abs=0.01)]
+
+
+@sge
+def test_a_failed_jobs_files_stay_until_the_next_run_prunes_them(tmp_path):
+    from tests.test_cluster_slurm import failed_files_stay_until_pruned
+
+    failed_files_stay_until_pruned(tmp_path, rulerun)

@@ -408,3 +408,22 @@ def test_executor_refuses_python_actions_and_reports_once(fake, tmp_path):
     executor.start(JobSpec(1, "r", "python", "pass", (), (), "", str(tmp_path)), results.append)
     assert len(results) == 1 and not results[0].ok and "only shell actions" in results[0].reason
     executor.close()
+
+
+def test_pruning_takes_the_files_of_ended_jobs_only(tmp_path):
+    """What the restart of a run that died finds: the files of a job still recorded (to be
+    judged), of jobs already judged, of a job kept on purpose, and a stranger's file."""
+    from rulerun.store.cluster_jobs import Submitted, SubmittedJobs
+
+    folder = tmp_path / ".rulerun" / "cluster"
+    (folder / "kept").mkdir(parents=True)
+    names = ["live.1.sh", "live.1.out", "live.1.sbatch", "done.txt.1.sh", "done.txt.1.out",
+             "done.txt.1.err", "done.txt.2.status", "done.txt.2.status.tmp", "kept/mine.1.sh", "notes"]
+    for name in names:
+        (folder / name).write_text("x")
+    record = SubmittedJobs(str(tmp_path / ".rulerun" / "state.db"))
+    record.add(Submitted("k", "17", "slurm", ("live",), str(folder / "live.1")))
+    assert record.prune() == 5
+    record.close()
+    left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert left == ["kept/mine.1.sh", "live.1.out", "live.1.sbatch", "live.1.sh", "notes"]

@@ -357,3 +357,25 @@ def test_a_jobs_time_in_the_queue_is_recorded_and_drawn_in_the_report(tmp_path):
     recorded, drawn = queue_times(root)
     assert len(recorded) == 1 and recorded[0] >= 3, recorded     # held 3 s by --begin
     assert drawn == [pytest.approx(recorded[0], abs=0.01)]
+
+
+@slurm
+def test_a_failed_jobs_files_stay_until_the_next_run_prunes_them(tmp_path):
+    failed_files_stay_until_pruned(tmp_path, rulerun)
+
+
+def failed_files_stay_until_pruned(root: Path, run) -> None:
+    """A failed job's files stay (its report names them) until the next run prunes them; a
+    successful job's go at once. `run(root, *args)` runs rulerun on one scheduler."""
+    write(root, {"Pipefile": """\
+        out.txt :
+            cluster:
+            shell: test -e ready; touch {output}
+        """})
+    cluster = root / ".rulerun" / "cluster"
+    failed = run(root)
+    assert failed.returncode == 1 and f"job script: {cluster / 'out.txt.1.sh'}" in failed.stderr
+    assert {p.name for p in cluster.iterdir()} >= {"out.txt.1.sh", "out.txt.1.out", "out.txt.1.err"}
+    (root / "ready").touch()
+    ok(run(root))
+    assert not any(cluster.iterdir())       # the failure's files pruned, the success's removed

@@ -48,7 +48,7 @@ from rulerun.run.touch import touch
 from rulerun.run.cluster.tls import REEXEC_MARKER, TLS_TUNABLE, reexec_with_tls_fix, tls_restart_due  # noqa: F401
 
 LOCAL_HINT = "or run with --local"
-from rulerun.store.layout import CLUSTER_DIR
+from rulerun.store.layout import CLUSTER_DIR, CLUSTER_KEPT
 NAME_MAX = 64
 SETTLE_SECONDS = 5.0       # how long a late (shared) filesystem gets to show a job's files
 TERMINATE_WAIT = 60.0      # how long a terminated job gets to be reported before we give up
@@ -172,7 +172,8 @@ class JobFiles:
     """The script, stdout and stderr files of one submission, in WORKDIR/.rulerun/cluster."""
 
     def __init__(self, request: JobRequest):
-        folder = os.path.join(request.workdir, CLUSTER_DIR)
+        # kept on purpose (run_job's retain_job_scripts): out of the way of pruning
+        folder = os.path.join(request.workdir, CLUSTER_KEPT if request.keep_files else CLUSTER_DIR)
         os.makedirs(folder, exist_ok=True)     # a missing -o/-e directory aborts the job
         n = 1
         while True:   # the script is created exclusively, which also reserves .out and .err
@@ -405,6 +406,8 @@ class ClusterSession:
                          f"{LOCAL_HINT}") from None
             self._drmaa, self._session, self._pid = drmaa, session, os.getpid()
             _current = self
+        if self._record is not None:
+            self._record.prune()
         return self
 
     def close(self) -> None:

@@ -218,6 +218,8 @@ class SlurmSession:
             raise ClusterSetupError(f"Slurm is unreachable: {_one_line(proc.stderr or proc.stdout)}",
                                     hint="is slurmctld running? (rulerun's test cluster: "
                                          f"bash scripts/slurm.sh start) {LOCAL_HINT}")
+        if self._record:
+            self._record.prune()
         return self
 
     def close(self) -> None:
@@ -280,6 +282,7 @@ class SlurmSession:
             result = self._wait(request, files, wrapper, earlier.job_id, shutdown)
             if result.interrupted or result.exit_status is not None:   # its script said how it ended
                 return result
+            _remove_all(files, wrapper)
             return None   # it ended without running to its end: submit it anew
         watch = Watch(earlier.job_id)
         return self._result(request, files, wrapper, earlier.job_id, watch, False)

@@ -636,3 +636,19 @@ def test_a_failed_jobs_files_stay_until_the_next_run_prunes_them(tmp_path):
     from tests.test_cluster_slurm import failed_files_stay_until_pruned
 
     failed_files_stay_until_pruned(tmp_path, rulerun)
+
+
+@sge
+def test_a_job_over_its_time_limit_fails_with_grid_engines_reason(tmp_path):
+    root = write(tmp_path, {"Pipefile": """\
+        slow.txt :
+            cluster: -l h_rt=0:0:2
+            shell: echo started > {output}; sleep 60; echo finished >> {output}
+        """})
+    proc = rulerun(root)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    report = _report_of(proc.stderr, "slow.txt")
+    assert re.search(r"cluster job: \d+\n", report), report
+    assert "killed by SIGKILL: qmaster enforced h_rt, h_cpu, or h_vmem limit (qacct: failed 37)" in report
+    assert not (root / "slow.txt").exists()                                   # never looks finished
+    assert (root / ".rulerun" / "failed" / "slow.txt").read_text() == "started\n"   # set aside

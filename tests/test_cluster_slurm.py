@@ -379,3 +379,19 @@ def failed_files_stay_until_pruned(root: Path, run) -> None:
     (root / "ready").touch()
     ok(run(root))
     assert not any(cluster.iterdir())       # the failure's files pruned, the success's removed
+
+
+@slurm
+def test_a_job_over_its_time_limit_fails_with_slurms_reason(tmp_path):
+    """Slurm's shortest limit is a minute, and it checks limits every 30 s: one slow test."""
+    root = write(tmp_path, {"Pipefile": """\
+        slow.txt :
+            cluster: --time=1
+            shell: echo "$SLURM_JOB_ID" > {output}; sleep 300; echo finished >> {output}
+        """})
+    proc = rulerun(root, timeout=240)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    job_id = (root / ".rulerun" / "failed" / "slow.txt").read_text().strip()     # set aside, unfinished
+    assert f"cluster job: {job_id}\n" in proc.stderr
+    assert "time limit reached (Slurm: TIMEOUT" in proc.stderr, proc.stderr
+    assert not (root / "slow.txt").exists()

@@ -584,7 +584,7 @@ class ClusterSession:
                              stdout=stdout, stderr=stderr, queued=queued)
         what = _describe(kind, status, signal)
         detail = f"job script: {files.script}\nstdout: {files.stdout}\nstderr: {files.stderr}"
-        if kind == "aborted":
+        if kind != "exited":   # Grid Engine's own kill (h_rt, h_vmem) says why only in qacct
             why = "terminated because the run was aborted" if interrupted else qacct_failure(job_id)
             what += f": {why}" if why else ""
         return _failure(request, job_id, what, detail=detail, exit_status=status, signal=signal,

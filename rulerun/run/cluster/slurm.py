@@ -319,12 +319,11 @@ class SlurmSession:
         if status is not None:
             what = f"exit status {status}"
             if status > 128 and ended.state in _STATE_WORDS:   # a signal's status: say who sent it
-                what += f": {_STATE_WORDS[ended.state]}"
+                what += f": {ended.said()}"
+        elif interrupted:
+            what = "cancelled because the run was aborted"
         else:
-            what = ("cancelled because the run was aborted" if interrupted
-                    else _STATE_WORDS.get(ended.state, ended.state.lower() or "ended without an exit status"))
-            if ended.reason and ended.reason != "None" and not interrupted:
-                what += f" ({ended.reason})"
+            what = ended.said() or "ended without an exit status"
         return _failure(request, job_id, what, detail=detail, exit_status=status,
                         stdout=stdout, stderr=stderr, interrupted=interrupted, queued=queued)
 
@@ -341,6 +340,13 @@ class JobEnd:
     @property
     def queued(self) -> float | None:
         return queue_time(self.submitted, self.started)
+
+    def said(self) -> str:
+        """'time limit reached (Slurm: TIMEOUT, TimeLimit)': in words, then Slurm's own."""
+        if not self.state:
+            return ""
+        own = ", ".join(w for w in (self.state, self.reason) if w and w != "None")
+        return f"{_STATE_WORDS.get(self.state, self.state.lower())} (Slurm: {own})"
 
 
 def job_end(job_id: str) -> JobEnd:

@@ -9,7 +9,8 @@ Facts this module is built around (Slurm 22.05, scripts/slurm.sh):
   stderr and a non-zero exit; the job gets the submitter's environment (--export=ALL).
 - A job that ended leaves squeue at once; its state (COMPLETED, FAILED, CANCELLED, TIMEOUT,
   NODE_FAIL) and ExitCode are then known to `scontrol show job` only for MinJobAge (300 s), and
-  to sacct only where accounting runs. So each job's script writes its own exit status into a
+  to sacct only where accounting runs (slurmdbd) or a job completion log is kept (`sacct
+  --completion`, JobCompType=jobcomp/filetxt: the test cell's). So each job's script writes its own exit status into a
   file beside it: that answer outlives the scheduler's memory of the job.
 - A cancelled or timed-out job is signalled before its script can write that file: no file and
   a state from scontrol means the scheduler ended it.
@@ -308,7 +309,7 @@ class SlurmSession:
             status = read_status(files)
         stdout, stderr = files.read()
         # squeue saw it run, so it told when: else (and for a failure's reason) ask once more
-        ended = None if status == 0 and watch.times[1] else job_end(job_id)
+        ended = None if status == 0 and watch.times[1] else job_end(job_id, accounting=status != 0)
         queued = queue_time(*watch.times) if watch.times[1] else ended.queued
         if status == 0:
             if not request.keep_files:
@@ -330,32 +331,76 @@ class SlurmSession:
 
 @dataclass(frozen=True)
 class JobEnd:
-    """How Slurm says a job ended; empty strings for what it does not (or no longer) know."""
+    """How Slurm says a job ended; empty strings for what it does not (or no longer) know.
+    `source` is the command that said it."""
 
     state: str = ""
     reason: str = ""
     submitted: str = ""
     started: str = ""
+    exit_code: str = ""     # sacct's and scontrol's STATUS:SIGNAL
+    source: str = "scontrol"
 
     @property
     def queued(self) -> float | None:
         return queue_time(self.submitted, self.started)
 
     def said(self) -> str:
-        """'time limit reached (Slurm: TIMEOUT, TimeLimit)': in words, then Slurm's own."""
+        """'time limit reached (sacct: TIMEOUT, exit code 0:15)': in words, then Slurm's own."""
         if not self.state:
             return ""
-        own = ", ".join(w for w in (self.state, self.reason) if w and w != "None")
-        return f"{_STATE_WORDS.get(self.state, self.state.lower())} (Slurm: {own})"
+        own = [w for w in (self.state, self.reason) if w and w not in ("None", "Unknown")]
+        if self.exit_code not in ("", "0:0"):
+            own.append(f"exit code {self.exit_code}")
+        return f"{_STATE_WORDS.get(self.state, self.state.lower())} ({self.source}: {', '.join(own)})"
 
 
-def job_end(job_id: str) -> JobEnd:
-    """How an ended job ended, from `scontrol show job` (no accounting needed); an empty JobEnd
-    once Slurm forgot it (MinJobAge)."""
+# Where an ended job's state, reason and exit code are asked, best first: Slurm's accounting
+# (slurmdbd), then its job completion log (JobCompType=jobcomp/filetxt, read by `sacct
+# --completion` with no daemon), then the controller's memory of the job (scontrol, for
+# MinJobAge seconds). A source this Slurm says is disabled is not asked again by this process.
+SACCT = {"accounting": ("sacct",), "completion": ("sacct", "--completion")}
+_SACCT_FIELDS = "JobID,State,ExitCode,Reason,Submit,Start"
+_disabled: set[str] = set()
+
+
+def job_end(job_id: str, accounting: bool = True) -> JobEnd:
+    """How an ended job ended: from sacct where Slurm keeps accounting or a job completion log
+    (unless `accounting` is False: the queue time alone is the controller's to tell), else from
+    `scontrol show job`; an empty JobEnd once Slurm forgot it."""
+    for source, program in SACCT.items() if accounting else ():
+        if source not in _disabled:
+            end = _from_sacct(source, program, job_id)
+            if end.state:
+                return end
+    return _from_scontrol(job_id)
+
+
+def _from_sacct(source: str, program: tuple[str, ...], job_id: str) -> JobEnd:
+    try:
+        proc = slurm_command([*program, "-n", "-P", "-X", "-j", job_id, "-o", _SACCT_FIELDS])
+    except ClusterSetupError:   # no sacct here: scontrol still answers
+        _disabled.update(SACCT)
+        return JobEnd()
+    if proc.returncode != 0:
+        if "disabled" in proc.stderr:   # "Slurm accounting storage is disabled", "... job completion ..."
+            _disabled.add(source)
+        return JobEnd()
+    for line in proc.stdout.splitlines():   # a row may lag the job's end: then scontrol answers
+        fields = line.split("|")
+        if len(fields) == 6 and fields[0] == job_id and fields[1]:
+            state = fields[1].split()[0]   # "CANCELLED by 0"
+            # the completion log's reader (22.05) gives the start time as Submit: no queue time
+            submitted = fields[4] if source == "accounting" else ""
+            return JobEnd(state, fields[3], submitted, fields[5], fields[2], "sacct")
+    return JobEnd()
+
+
+def _from_scontrol(job_id: str) -> JobEnd:
     proc = slurm_command(["scontrol", "-o", "show", "job", job_id])
     fields = dict(word.partition("=")[::2] for word in proc.stdout.split() if "=" in word)
-    return JobEnd(fields.get("JobState", ""), fields.get("Reason", ""),
-                  fields.get("SubmitTime", ""), fields.get("StartTime", ""))
+    return JobEnd(fields.get("JobState", ""), fields.get("Reason", ""), fields.get("SubmitTime", ""),
+                  fields.get("StartTime", ""), fields.get("ExitCode", ""))
 
 
 def queue_time(submitted: str, started: str) -> float | None:

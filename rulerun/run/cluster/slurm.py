@@ -10,8 +10,8 @@ Facts this module is built around (Slurm 22.05, scripts/slurm.sh):
 - A job that ended leaves squeue at once; its state (COMPLETED, FAILED, CANCELLED, TIMEOUT,
   NODE_FAIL) and ExitCode are then known to `scontrol show job` only for MinJobAge (300 s), and
   to sacct only where accounting runs (slurmdbd) or a job completion log is kept (`sacct
-  --completion`, JobCompType=jobcomp/filetxt: the test cell's). So each job's script writes its own exit status into a
-  file beside it: that answer outlives the scheduler's memory of the job.
+  --completion`, JobCompType=jobcomp/filetxt: the test cell's). So each job's script writes
+  its own exit status into a file beside it: that answer outlives the scheduler's memory.
 - A cancelled or timed-out job is signalled before its script can write that file: no file and
   a state from scontrol means the scheduler ended it.
 """
@@ -308,8 +308,10 @@ class SlurmSession:
             files.settle([status_path(files)], min(self.settle_seconds, 2.0))
             status = read_status(files)
         stdout, stderr = files.read()
-        # squeue saw it run, so it told when: else (and for a failure's reason) ask once more
-        ended = None if status == 0 and watch.times[1] else job_end(job_id, accounting=status != 0)
+        if interrupted or (status == 0 and watch.times[1]):   # squeue told when it ran: no more to ask
+            ended = JobEnd()
+        else:   # its queue time, and for a job its script did not end, how the scheduler ended it
+            ended = job_end(job_id, accounting=status is None or status > 128)
         queued = queue_time(*watch.times) if watch.times[1] else ended.queued
         if status == 0:
             if not request.keep_files:

@@ -328,12 +328,12 @@ def cluster_executor(options: Options, reporter=None):
     from rulerun.run.cluster.slurm import SlurmSession, choose_scheduler
     from rulerun.store.cluster_jobs import SubmittedJobs
 
+    warn = reporter.warning if reporter is not None else None
     if choose_scheduler(options.scheduler) == "slurm":
-        warn = reporter.warning if reporter is not None else None
         return DrmaaExecutor(lambda: SlurmSession(poll_seconds=options.poll_seconds,
                                                   record=SubmittedJobs(), warn=warn,
                                                   pending_warn=options.pending_warn))
     from rulerun.run.cluster.session import ClusterSession
 
     return DrmaaExecutor(lambda: ClusterSession(poll_seconds=options.poll_seconds,
-                                                record=SubmittedJobs()))
+                                                record=SubmittedJobs(), warn=warn))

@@ -36,12 +36,12 @@ class Recording:
         self._reporter.job_started(job, spec, reasons)
 
     def job_finished(self, job, spec, result, elapsed: float) -> None:
-        self._log.ended(job.id, job_key(job), spec.rule, "ok", cluster_id=result.job_id, queued=_queued(result))
+        self._log.ended(job.id, job_key(job), spec.rule, "ok", cluster_id=result.job_id, queued=result.queued)
         self._reporter.job_finished(job, spec, result, elapsed)
 
     def job_failed(self, failure) -> None:
         self._log.ended(failure.job.id, job_key(failure.job), failure.spec.rule, "failed",
-                        failure.result.reason or "failed", failure.result.job_id, _queued(failure.result))
+                        failure.result.reason or "failed", failure.result.job_id, failure.result.queued)
         self._reporter.job_failed(failure)
 
     def job_interrupted(self, failure) -> None:
@@ -53,12 +53,6 @@ class Recording:
         if self._log is not None:
             self._log.finished("interrupted" if outcome.interrupted else "failed" if outcome.failures else "ok")
         self._reporter.run_finished(outcome)
-
-
-def _queued(result) -> float | None:
-    """Seconds a cluster job waited in its queue: an executor that knows sets `queued` on its
-    JobResult (none does yet; the report shows it when one does)."""
-    return getattr(result, "queued", None)
 
 
 class _Nothing:

@@ -15,8 +15,10 @@
 # The cluster: this host is controller and only node, on loopback; partitions
 #   debug  the default
 #   test   the same node, for tests that pick a partition (-p test)
-# No accounting daemon (sacct answers nothing: ask `scontrol show job`),
-# processes tracked by /proc (no cgroups to set up in a container).
+# No accounting daemon, but a job completion log (jobcomp/filetxt): `sacct
+# --completion` tells how an ended job went with no slurmdbd to run (plain
+# `sacct` says accounting is disabled); processes tracked by /proc (no cgroups
+# to set up in a container).
 #
 # Environment knobs: SLURM_WAIT (60: seconds to wait for a daemon or the self-test).
 set -Eeuo pipefail
@@ -109,6 +111,9 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
+# each ended job, one line: what sacct --completion reads (no daemon needed)
+JobCompType=jobcomp/filetxt
+JobCompLoc=/var/log/slurm/jobcomp.log
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
@@ -157,7 +162,13 @@ start_munge() {
 start_daemon() { # PIDFILE PROGRAM
     local pid
     if pid=$(live_pid "$1" "$2"); then
-        if [ -n "${CHANGED:-}" ]; then
+        if [ -n "${CHANGED:-}" ] && [ "$2" = slurmctld ]; then
+            # plugins (JobCompType) are loaded once, at start: a reconfigure keeps the old
+            # ones. Jobs survive the restart (StateSaveLocation), and clients retry meanwhile
+            note "configuration changed: restarting $2"
+            stop_daemon "$1" "$2"
+            bare "/usr/sbin/$2"
+        elif [ -n "${CHANGED:-}" ]; then
             note "configuration changed: $2 rereads it"
             scontrol reconfigure >&2 2>&1 || true
         else

@@ -177,7 +177,7 @@ def test_cluster_flag_submits_plain_shell_rules(tmp_path):
 # ------------------------------------------------------------------------------ failures
 
 FAILURES = """\
-    task all : broken.txt refused.txt flaky.txt hopeless.txt
+    task all : broken.txt refused.txt flaky.txt hopeless.txt forgetful.txt
 
     broken.txt :
         cluster:
@@ -207,6 +207,10 @@ FAILURES = """\
             echo x >> hopeless.attempts
             echo "still broken" >&2
             exit 5
+
+    forgetful.txt :
+        cluster:
+        shell: echo "$JOB_ID" > forgetful.id
     """
 
 
@@ -254,11 +258,25 @@ def test_bad_native_specification_names_rule_and_scheduler_message(failed_run):
 def test_retries_resubmits_a_failed_job_once(failed_run):
     root, proc = failed_run
     assert (root / "flaky.txt").read_text() == "worked on attempt 2\n"
-    assert "flaky.txt" not in proc.stderr
+    assert "FAILED: rule 'flaky.txt'" not in proc.stderr                # it failed once, then worked
+    assert "rule 'flaky.txt': attempt 1 of 2 failed: cluster job" in proc.stderr
     assert (root / "hopeless.attempts").read_text() == "x\nx\n"        # 1 + 1 retry, no more
     report = _report_of(proc.stderr, "hopeless.txt")
     assert "exit status 5 (failed 2 times)" in report and "still broken" in report
-    assert "3 job(s) failed (1 succeeded)" in proc.stderr
+    announced = re.search(r"rule 'hopeless\.txt': attempt 1 of 2 failed: cluster job \d+: exit status 5; "
+                          r"resubmitting \(its output is kept in (\S+)\)\n", proc.stderr)
+    assert announced, proc.stderr
+    log = (root / announced[1]).read_text()
+    assert log.count("still broken\n") == 2 and "rulerun: attempt 2 of 2\n" in log
+    assert "4 job(s) failed (1 succeeded)" in proc.stderr
+
+
+@sge
+def test_a_missing_output_names_the_cluster_job(failed_run):
+    root, proc = failed_run
+    job_id = (root / "forgetful.id").read_text().strip()
+    report = _report_of(proc.stderr, "forgetful.txt")
+    assert f"cluster job {job_id} succeeded but did not create its declared output 'forgetful.txt'" in report
 
 
 # ------------------------------------------------------------------------------ parallelism and limits
@@ -660,3 +678,56 @@ def test_a_restart_after_kill_9_does_not_resubmit(tmp_path):
     assert ids.read_text().split() == started           # nothing was submitted twice
     made = sorted((root / "s" / n).read_text().split()[0] for n in ("1", "2"))
     assert made == sorted(started)
+    assert not any((root / ".rulerun" / "cluster").iterdir())   # the ended jobs' files pruned
+
+
+@sge
+def test_a_jobs_time_in_the_queue_is_recorded_and_drawn_in_the_report(tmp_path):
+    from tests.test_report import queue_times
+
+    name = f"held_{os.getpid()}_{int(time.time())}.txt"    # the job's name: the cell is shared
+    root = write(tmp_path, {"Pipefile": f"""\
+        {name} :
+            cluster: -h
+            shell: touch {{output}}
+        """})
+    run = subprocess.Popen([sys.executable, "-m", "rulerun"], cwd=root, env=environment(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run(["qstat", "-j", name], capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+            time.sleep(0.2)
+        time.sleep(3)                                      # held 3 s from its submission on
+        subprocess.run(["qrls", name], capture_output=True, check=True, timeout=30)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, err
+    recorded, drawn = queue_times(root)
+    assert len(recorded) == 1 and recorded[0] >= 3, recorded
+    assert drawn == [pytest.approx(recorded[0], abs=0.01)]
+
+
+@sge
+def test_a_failed_jobs_files_stay_until_the_next_run_prunes_them(tmp_path):
+    from tests.test_cluster_slurm import failed_files_stay_until_pruned
+
+    failed_files_stay_until_pruned(tmp_path, rulerun)
+
+
+@sge
+def test_a_job_over_its_time_limit_fails_with_grid_engines_reason(tmp_path):
+    root = write(tmp_path, {"Pipefile": """\
+        slow.txt :
+            cluster: -l h_rt=0:0:2
+            shell: echo started > {output}; sleep 60; echo finished >> {output}
+        """})
+    proc = rulerun(root)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    report = _report_of(proc.stderr, "slow.txt")
+    assert re.search(r"cluster job: \d+\n", report), report
+    assert "killed by SIGKILL: qmaster enforced h_rt, h_cpu, or h_vmem limit (qacct: failed 37)" in report
+    assert not (root / "slow.txt").exists()                                   # never looks finished
+    assert (root / ".rulerun" / "failed" / "slow.txt").read_text() == "started\n"   # set aside

@@ -514,3 +514,21 @@ def test_local_echo_with_run_locally_echoes_as_the_command_runs(tmp_path):
     assert rest == "second\nreturned 'first\\nsecond\\n' 'oops\\n'\n", rest
     assert proc.stderr.read() == "oops\n"
 
+
+def test_pruning_takes_the_files_of_ended_jobs_only(tmp_path):
+    """What the restart of a run that died finds: the files of a job still recorded (to be
+    judged), of jobs already judged, of a job kept on purpose, and a stranger's file."""
+    from rulerun.store.cluster_jobs import Submitted, SubmittedJobs
+
+    folder = tmp_path / ".rulerun" / "cluster"
+    (folder / "kept").mkdir(parents=True)
+    names = ["live.1.sh", "live.1.out", "live.1.sbatch", "done.txt.1.sh", "done.txt.1.out",
+             "done.txt.1.err", "done.txt.2.status", "done.txt.2.status.tmp", "kept/mine.1.sh", "notes"]
+    for name in names:
+        (folder / name).write_text("x")
+    record = SubmittedJobs(str(tmp_path / ".rulerun" / "state.db"))
+    record.add(Submitted("k", "17", "slurm", ("live",), str(folder / "live.1")))
+    assert record.prune() == 5
+    record.close()
+    left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert left == ["kept/mine.1.sh", "live.1.out", "live.1.sbatch", "live.1.sh", "notes"]

@@ -162,7 +162,7 @@ def test_same_files_as_local_and_the_partition_is_used(tmp_path):
 @slurm
 def test_failures_are_relayed_with_job_id_output_and_reason(tmp_path):
     root = write(tmp_path, {"Pipefile": """\
-        task all : bad.txt refused.txt cancelled.txt
+        task all : bad.txt refused.txt cancelled.txt forgetful.txt
 
         bad.txt :
             cluster:
@@ -176,6 +176,10 @@ def test_failures_are_relayed_with_job_id_output_and_reason(tmp_path):
         cancelled.txt :
             cluster: -J to-cancel
             shell: sleep 60; touch {output}
+
+        forgetful.txt :
+            cluster:
+            shell: echo "$SLURM_JOB_ID" > forgetful.id
         """})
     canceller = subprocess.Popen(["sh", "-c", "sleep 3; scancel -n to-cancel"])
     try:
@@ -188,9 +192,18 @@ def test_failures_are_relayed_with_job_id_output_and_reason(tmp_path):
     assert len(ids) == 2                             # retries: 1 -> submitted twice
     assert f"cluster job: {ids[1]}" in err
     assert "exit status 3 (failed 2 times)" in err
+    announced = re.search(rf"rule 'bad\.txt': attempt 1 of 2 failed: cluster job {ids[0]}: exit status 3; "
+                          r"resubmitting \(its output is kept in (\S+)\)\n", err)
+    assert announced, err
+    log = (root / announced[1]).read_text()                          # both attempts, each said
+    assert log.count("to-stdout\n") == 2 and log.startswith("rulerun: attempt 1 of 2 failed: ")
+    assert "rulerun: attempt 2 of 2\n" in log
     assert "| to-stdout" in err and "| to-stderr" in err
     assert "Slurm refused the job: sbatch: unrecognized option '--no-such-option'" in err
-    assert re.search(r"cancelled\.txt: cancelled", err), err
+    # Slurm signals the job's processes in no set order: its script may still write 143 first
+    assert re.search(r"cancelled\.txt: (exit status 143: )?cancelled \((sacct|scontrol): CANCELLED", err), err
+    forgetful = (root / "forgetful.id").read_text().strip()
+    assert f"cluster job {forgetful} succeeded but did not create its declared output 'forgetful.txt'" in err
 
 
 @slurm
@@ -344,15 +357,157 @@ def _ids(root: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+def late_job(root: Path, seconds: int) -> Path:
+    """A project whose one cluster job may not start before `seconds` after its submission."""
+    return write(root, {"Pipefile": f"""\
+        late.txt :
+            cluster: --begin=now+{seconds}
+            shell: touch {{output}}
+        """})
+
+
 @slurm
 def test_a_job_pending_too_long_is_reported_once_with_the_reason(tmp_path):
-    root = write(tmp_path, {"Pipefile": """\
-        late.txt :
-            cluster: --begin=now+4
-            shell: touch {output}
-        """})
+    root = late_job(tmp_path, 4)
     proc = ok(rulerun(root, "--pending-warn", "1"))
     lines = [line for line in proc.stderr.splitlines() if "still pending" in line]
     assert len(lines) == 1, proc.stderr
     assert re.search(r"cluster job \d+ \(late\.txt\) still pending after 1s: BeginTime", lines[0]), lines
     assert (root / "late.txt").exists()
+
+
+@slurm
+def test_a_jobs_time_in_the_queue_is_recorded_and_drawn_in_the_report(tmp_path):
+    from tests.test_report import queue_times
+
+    root = late_job(tmp_path, 3)
+    ok(rulerun(root))
+    recorded, drawn = queue_times(root)
+    assert len(recorded) == 1 and recorded[0] >= 3, recorded     # held 3 s by --begin
+    assert drawn == [pytest.approx(recorded[0], abs=0.01)]
+
+
+@slurm
+def test_a_failed_jobs_files_stay_until_the_next_run_prunes_them(tmp_path):
+    failed_files_stay_until_pruned(tmp_path, rulerun)
+
+
+def failed_files_stay_until_pruned(root: Path, run) -> None:
+    """A failed job's files stay (its report names them) until the next run prunes them; a
+    successful job's go at once. `run(root, *args)` runs rulerun on one scheduler."""
+    write(root, {"Pipefile": """\
+        out.txt :
+            cluster:
+            shell: test -e ready; touch {output}
+        """})
+    cluster = root / ".rulerun" / "cluster"
+    failed = run(root)
+    assert failed.returncode == 1 and f"job script: {cluster / 'out.txt.1.sh'}" in failed.stderr
+    assert {p.name for p in cluster.iterdir()} >= {"out.txt.1.sh", "out.txt.1.out", "out.txt.1.err"}
+    (root / "ready").touch()
+    ok(run(root))
+    assert not any(cluster.iterdir())       # the failure's files pruned, the success's removed
+
+
+@slurm
+def test_a_job_over_its_time_limit_fails_with_slurms_reason(tmp_path):
+    """Slurm's shortest limit is a minute, and it checks limits every 30 s: one slow test."""
+    root = write(tmp_path, {"Pipefile": """\
+        slow.txt :
+            cluster: --time=1
+            shell: echo "$SLURM_JOB_ID" > {output}; sleep 300; echo finished >> {output}
+        """})
+    proc = rulerun(root, timeout=240)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    job_id = (root / ".rulerun" / "failed" / "slow.txt").read_text().strip()     # set aside, unfinished
+    assert f"cluster job: {job_id}\n" in proc.stderr
+    assert re.search(r"time limit reached \((sacct|scontrol): TIMEOUT", proc.stderr), proc.stderr
+    assert not (root / "slow.txt").exists()
+
+
+# ------------------------------------------------------------------------------ how an ended job went
+
+FAKE_SCONTROL = ("echo 'JobId=7 JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15 "
+                 "SubmitTime=2026-01-02T03:04:05 StartTime=2026-01-02T03:04:09'")
+
+
+def _fake_ending(tmp_path: Path, monkeypatch, sacct: str) -> Path:
+    """A fake sacct (shell body `sacct`) and scontrol on PATH; calls are logged to ./calls."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    calls = tmp_path / "calls"
+    for name, body in {"sacct": sacct, "scontrol": FAKE_SCONTROL}.items():
+        path = fake_bin / name
+        path.write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\n{body}\n')
+        path.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}:{os.environ['PATH']}")
+    monkeypatch.setattr("rulerun.run.cluster.slurm._disabled", set())
+    return calls
+
+
+def test_sacct_says_how_a_job_ended_where_slurm_keeps_accounting(tmp_path, monkeypatch):
+    from rulerun.run.cluster.slurm import job_end
+
+    calls = _fake_ending(tmp_path, monkeypatch, 'echo "7.batch|CANCELLED|0:15||x|y"; '
+                                                'echo "7|CANCELLED by 0|0:15|None|2026-01-02T03:04:05|2026-01-02T03:04:06"')
+    end = job_end("7")
+    assert (end.state, end.queued, end.source) == ("CANCELLED", 1.0, "sacct")
+    assert end.said() == "cancelled (sacct: CANCELLED, exit code 0:15)"
+    assert calls.read_text() == "sacct -n -P -X -j 7 -o JobID,State,ExitCode,Reason,Submit,Start\n"
+
+
+def test_sacct_without_accounting_asks_the_completion_log_then_scontrol(tmp_path, monkeypatch):
+    from rulerun.run.cluster.slurm import job_end
+
+    calls = _fake_ending(tmp_path, monkeypatch, """\
+        case "$1" in
+            --completion) echo "Slurm job completion is disabled" >&2 ;;
+            *) echo "Slurm accounting storage is disabled" >&2 ;;
+        esac
+        exit 1""")
+    end = job_end("7")
+    assert end.said() == "time limit reached (scontrol: TIMEOUT, TimeLimit, exit code 0:15)"
+    assert end.queued == 4.0
+    assert [line.split()[:2] for line in calls.read_text().splitlines()] == [
+        ["sacct", "-n"], ["sacct", "--completion"], ["scontrol", "-o"]]
+    calls.unlink()
+    job_end("7")                                        # a source said disabled is not asked again
+    assert calls.read_text().split()[0] == "scontrol"
+
+
+def test_a_job_sacct_has_no_row_for_yet_is_scontrols_to_tell(tmp_path, monkeypatch):
+    from rulerun.run.cluster.slurm import job_end
+
+    calls = _fake_ending(tmp_path, monkeypatch, "exit 0")    # accounting lags the job's end
+    assert job_end("7").source == "scontrol"
+    assert len(calls.read_text().splitlines()) == 3
+    assert job_end("7", accounting=False).state == "TIMEOUT"  # a queue time alone: no sacct
+    assert calls.read_text().splitlines()[-1].startswith("scontrol")
+
+
+def completion_log_kept() -> bool:
+    """True if the running cell keeps a job completion log (scripts/slurm.sh's jobcomp/filetxt);
+    a cell an older script configured has none."""
+    proc = subprocess.run(["sacct", "--completion", "-n", "-j", "1"], capture_output=True, text=True, timeout=30)
+    return "disabled" not in proc.stderr
+
+
+@slurm
+def test_sacct_of_the_cells_completion_log_tells_how_a_job_went(tmp_path):
+    if not completion_log_kept():
+        pytest.skip("the running Slurm has no job completion log: restart it with this scripts/slurm.sh")
+    name = f"to-cancel-{os.getpid()}"
+    root = write(tmp_path, {"Pipefile": f"""\
+        cancelled.txt :
+            cluster: -J {name}
+            shell: echo "$SLURM_JOB_ID" > id; sleep 60; touch {{output}}
+        """})
+    canceller = subprocess.Popen(["sh", "-c", f"until [ -s id ]; do sleep 0.2; done; scancel -n {name}"], cwd=root)
+    try:
+        proc = rulerun(root)
+    finally:
+        canceller.wait(60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    job_id = (root / "id").read_text().strip()
+    assert f"cluster job: {job_id}\n" in proc.stderr
+    assert re.search(r"(exit status 143: )?cancelled \(sacct: CANCELLED", proc.stderr), proc.stderr

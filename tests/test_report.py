@@ -57,10 +57,14 @@ def _chromium() -> str:
 
 
 def _browser(project, *args: str) -> subprocess.CompletedProcess:
+    return browser(project.root, *args)
+
+
+def browser(root, *args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium on ROOT/report.html (the cluster tests check their queue times with it)."""
     # --no-sandbox: CI runs as root; a profile of its own: other browsers may run at once
     return subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           f"--user-data-dir={project.root / '.chromium'}", *args,
-                           (project.root / "report.html").as_uri()],
+                           f"--user-data-dir={root / '.chromium'}", *args, (root / "report.html").as_uri()],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -104,3 +108,23 @@ def test_a_cluster_jobs_queue_time_is_drawn_when_known(project):
     project.write("report.html", render(report_data({"began": 0, "ended": 2.5, "outcome": "ok"}, rows)))
     dom = _browser(project, "--dump-dom").stdout
     assert 'data-rendered="yes"' in dom and "queued 500 ms" in dom and "cluster job 4711" in dom
+
+
+def queue_times(root) -> tuple[list[float], list[float]]:
+    """The queue times of ROOT's last run: as the state database recorded them, and as its report
+    draws them in Chromium (seconds; the cluster tests' check of a real scheduler's figures)."""
+    import os
+    import sqlite3
+    import sys
+
+    from tests.conftest import REPO
+
+    with sqlite3.connect(root / ".rulerun" / "state.db") as db:
+        recorded = [q for (q,) in db.execute("SELECT queued FROM last_run_jobs ORDER BY id")]
+    made = subprocess.run([sys.executable, "-m", "rulerun", "--report", "report.html"], cwd=root,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    dom = browser(root, "--dump-dom").stdout
+    assert 'data-rendered="yes"' in dom and not re.search(r"data-error=", dom), dom[-2000:]
+    drawn = [float(n) / (1000 if unit == "ms" else 1) for n, unit in re.findall(r"queued ([\d.]+) (ms|s)\b", dom)]
+    return recorded, drawn

@@ -59,7 +59,8 @@ class JobResult:
     """How a job ended. `ok` is the only thing the scheduler needs; the rest is for people:
     `reason` is one line ("exit status 3", "killed by SIGKILL", "worker process died"),
     `detail` any further lines (a traceback, the scheduler's reason), `stdout`/`stderr` the
-    captured text where it was kept apart from the log (cluster jobs)."""
+    captured text where it was kept apart from the log (cluster jobs), `queued` the seconds a
+    cluster job waited from its submission to its start (when the scheduler told)."""
 
     key: int
     ok: bool
@@ -71,6 +72,7 @@ class JobResult:
     stdout: str = ""
     stderr: str = ""
     interrupted: bool = False
+    queued: float | None = None
 
 
 Done = Callable[[JobResult], None]

@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rulerun.lang.patterns import split_glob
 from rulerun.plan.resolve import split_globs
@@ -355,8 +355,10 @@ class Scheduler:
         view = self.plan.view
         missing = [o for o in job.outputs if view.made(o) is None and not self.disk.exists(o)]
         if missing:
-            return JobResult(result.key, False, f"it succeeded but did not create its declared output "
-                             f"'{missing[0]}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            # the rest of the result stays: a cluster job's id, what it printed, its queue time
+            who = f"cluster job {result.job_id}" if result.job_id else "it"
+            return replace(result, ok=False, reason=f"{who} succeeded but did not create its declared output "
+                           f"'{missing[0]}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         return self._directories_made(job, result)
 
     def _directories_made(self, job: Job, result: JobResult) -> JobResult:

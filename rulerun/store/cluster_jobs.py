@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 
-from rulerun.store.layout import STATE_DB
+from rulerun.store.layout import CLUSTER_DIR, STATE_DB
 
 TABLE = ("CREATE TABLE IF NOT EXISTS cluster_jobs (key TEXT PRIMARY KEY, job_id TEXT, "
          "scheduler TEXT, outputs TEXT, base TEXT, submitted REAL)")
@@ -70,6 +71,13 @@ class SubmittedJobs:
         with self._lock:
             self._conn().execute("DELETE FROM cluster_jobs WHERE key=?", (key,))
 
+    def prune(self) -> int:
+        """Remove the files of ended jobs from the .rulerun/cluster beside this database: all
+        but those of the jobs recorded here, which a run has yet to judge (after kill -9)."""
+        with self._lock:
+            bases = [base for (base,) in self._conn().execute("SELECT base FROM cluster_jobs")]
+        return prune_ended(os.path.join(os.path.dirname(self.path), os.path.basename(CLUSTER_DIR)), bases)
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None:
@@ -89,3 +97,28 @@ def read_all(db: sqlite3.Connection) -> list[Submitted]:
 def _submitted(row) -> Submitted:
     key, job_id, scheduler, outputs, base = row
     return Submitted(key, job_id, scheduler, tuple(json.loads(outputs)), base)
+
+
+_JOB_FILE = re.compile(r"(.+)\.(sh|out|err|sbatch|status|status\.tmp)\Z")   # base.suffix
+
+
+def prune_ended(folder: str, recorded) -> int:
+    """Remove from `folder` (a .rulerun/cluster) the files of every job not in `recorded` (the
+    bases of jobs submitted and not judged yet): their jobs ended and were judged, by this run
+    or an earlier one, so nothing reads them again. Files kept on purpose (in CLUSTER_KEPT, a
+    folder) stay. Returns how many went."""
+    recorded = set(recorded)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        match = _JOB_FILE.match(name)
+        if match and os.path.join(folder, match[1]) not in recorded:
+            try:
+                os.remove(os.path.join(folder, name))
+                removed += 1
+            except OSError:   # gone already, or a folder: nothing to prune
+                pass
+    return removed

@@ -61,7 +61,8 @@ def result_of(request, files, job_id: str, poll_seconds: float, shutdown, failur
     if not wait_for(job_id, poll_seconds, shutdown):
         return failure(request, job_id, "terminated because the run was aborted", interrupted=True)
     status = accounted_exit(job_id)
-    if status is None:
+    if status is None:   # judged: its files are of no use to the new submission
+        files.remove()
         return None
     stdout, stderr = files.read()
     if status == 0:

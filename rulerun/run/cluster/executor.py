@@ -9,12 +9,11 @@ there with a ClusterSetupError.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Callable
 
-from rulerun.run.cluster.session import ClusterSession, make_request
+from rulerun.run.cluster.session import ClusterSession, make_request, write_log
 from rulerun.run.executor import Done, JobResult, JobSpec
 
 ABORT_WAIT = 120.0   # seconds abort() waits for the waiting threads before giving up on them
@@ -51,7 +50,8 @@ class DrmaaExecutor:
         request = make_request(spec.command, rule=spec.rule, workdir=spec.workdir,
                                queue=spec.queue, native_spec=spec.native_spec,
                                outputs=spec.outputs, retries=spec.retries, key=spec.key,
-                               wildcards=spec.wildcards, stem=spec.stem, shell=spec.shell)
+                               wildcards=spec.wildcards, stem=spec.stem, shell=spec.shell,
+                               log_path=spec.log_path)
         thread = threading.Thread(target=self._carry_out, args=(session, spec, request, done),
                                   name=f"drmaa-{request.name}", daemon=True)
         with self._lock:
@@ -73,11 +73,11 @@ class DrmaaExecutor:
     def _carry_out(self, session, spec: JobSpec, request, done: Done) -> None:
         try:
             try:
-                result = session.run(request, self._shutdown)
+                result = session.run(request, self._shutdown)   # it writes the job's log
             except Exception as exc:  # noqa: BLE001 - a job's failure must not kill the run
                 result = JobResult(spec.key, False, reason=f"rule '{spec.rule}': {exc}",
                                    interrupted=self._shutdown.is_set())
-            _write_log(spec.log_path, result)
+                write_log(spec.log_path, result)
             done(result)
         finally:
             with self._lock:
@@ -107,15 +107,3 @@ class DrmaaExecutor:
         if session is not None:
             session.close()
 
-
-def _write_log(log_path: str, result: JobResult) -> None:
-    """Give the job's log file what it printed, as local jobs do (stdout, then stderr)."""
-    if not log_path:
-        return
-    try:
-        os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
-        with open(log_path, "w", encoding="utf-8") as log:
-            log.write(result.stdout)
-            log.write(result.stderr)
-    except OSError:
-        pass   # the log is a convenience; the result still carries the text

@@ -49,7 +49,7 @@ from rulerun.run.touch import touch
 from rulerun.run.cluster.tls import REEXEC_MARKER, TLS_TUNABLE, reexec_with_tls_fix, tls_restart_due  # noqa: F401
 
 LOCAL_HINT = "or run with --local"
-from rulerun.store.layout import CLUSTER_DIR
+from rulerun.store.layout import CLUSTER_DIR, CLUSTER_KEPT
 NAME_MAX = 64
 SETTLE_SECONDS = 5.0       # how long a late (shared) filesystem gets to show a job's files
 TERMINATE_WAIT = 60.0      # how long a terminated job gets to be reported before we give up
@@ -149,6 +149,7 @@ class JobRequest:
     queue: str | None = None
     options: str = ""
     script_dir: str = ""   # where the job's files go (absolute); '' is WORKDIR/.rulerun/cluster
+    log_path: str = ""                 # the job's log in a run: every attempt's output goes there
 
 
 def make_request(command: str, *, rule: str, workdir: str | None = None, name: str | None = None,
@@ -156,7 +157,8 @@ def make_request(command: str, *, rule: str, workdir: str | None = None, name: s
                  native_spec: str | None = None, outputs=(), retries: int = 0,
                  keep_files: bool = False, key: int = -1,
                  wildcards: Mapping[str, str] | None = None, stem: str | None = None,
-                 shell: tuple[str, ...] | None = None, script_dir: str | None = None) -> JobRequest:
+                 shell: tuple[str, ...] | None = None, script_dir: str | None = None,
+                 log_path: str = "") -> JobRequest:
     """A JobRequest with every default worked out (name, environment, native specification)."""
     return JobRequest(command=command, rule=rule, name=job_name(name or rule, wildcards, stem),
                       workdir=os.path.abspath(workdir or os.getcwd()), env=job_environment(env),
@@ -165,7 +167,7 @@ def make_request(command: str, *, rule: str, workdir: str | None = None, name: s
                       keep_files=keep_files, key=key,
                       shell=shells.resolved(shell or _shell),
                       queue=queue or None, options=(native_spec or "").strip(),
-                      script_dir=os.path.abspath(script_dir) if script_dir else "")
+                      script_dir=os.path.abspath(script_dir) if script_dir else "", log_path=log_path)
 
 
 # ------------------------------------------------------------------------------ job files
@@ -174,7 +176,9 @@ class JobFiles:
     """The script, stdout and stderr files of one submission, in WORKDIR/.rulerun/cluster."""
 
     def __init__(self, request: JobRequest):
-        folder = request.script_dir or os.path.join(request.workdir, CLUSTER_DIR)
+        # run_job's job_script_directory; else kept on purpose (retain_job_scripts) out of
+        # the way of pruning, or with the run's own
+        folder = request.script_dir or os.path.join(request.workdir, CLUSTER_KEPT if request.keep_files else CLUSTER_DIR)
         os.makedirs(folder, exist_ok=True)     # a missing -o/-e directory aborts the job
         n = 1
         while True:   # the script is created exclusively, which also reserves .out and .err
@@ -240,6 +244,16 @@ def interpret(info) -> tuple[str, int | None, str | None]:
     return "aborted", None, None
 
 
+def queue_seconds(usage) -> float | None:
+    """Seconds from submission to start, from a JobInfo's resourceUsage: Grid Engine fills
+    submission_time and start_time (whole seconds since the epoch; start 0 if it never ran)."""
+    try:
+        submitted, started = float(usage["submission_time"]), float(usage["start_time"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return started - submitted if 0 < submitted <= started else None
+
+
 def is_no_rusage(exc: BaseException) -> bool:
     """True for drmaa's 'code 24' (the job ended without running, e.g. deleted while pending),
     which drmaa 0.7.9 raises as the builtin Exception."""
@@ -288,17 +302,65 @@ def _failure(request: JobRequest, job_id: str | None, what: str, **extra) -> Job
 # ------------------------------------------------------------------------------ the session
 
 def run_with_retries(run_once: Callable[[JobRequest, threading.Event | None], JobResult],
-                     request: JobRequest, shutdown: threading.Event | None) -> JobResult:
+                     request: JobRequest, shutdown: threading.Event | None,
+                     warn: Callable[[str], None] | None = None) -> JobResult:
     """`run_once(request, shutdown)`, again up to request.retries more times while it fails;
     a job that was interrupted or never submitted (no job id: refused) is not tried again.
-    Both schedulers' sessions carry out a job through this."""
-    for attempt in range(request.retries + 1):
+    Each resubmission is announced through `warn` with where the failed attempt's output is
+    kept: the job's log (request.log_path), else its own files. Both schedulers' sessions carry
+    out a job through this."""
+    total = request.retries + 1
+    log = AttemptLog(request.log_path, total)
+    for attempt in range(1, total + 1):
         result = run_once(request, shutdown)
-        if result.ok or result.interrupted or result.job_id is None:
+        if result.ok or result.interrupted or result.job_id is None or attempt == total:
             break
-    if not result.ok and attempt:
-        result.reason += f" (failed {attempt + 1} times)"
+        why = result.reason.removeprefix(f"rule '{request.rule}', ")
+        log.failed(attempt, why, result)
+        if warn is not None:
+            kept = request.log_path or ", ".join(_files_named(result.detail)) or "nowhere"
+            warn(f"rule '{request.rule}': attempt {attempt} of {total} failed: {why}; "
+                 f"resubmitting (its output is kept in {kept})")
+    log.last(attempt, result)
+    if not result.ok and attempt > 1:
+        result.reason += f" (failed {attempt} times)"
     return result
+
+
+class AttemptLog:
+    """The job's log as its attempts end: what it printed (stdout, then stderr, as a local job's
+    log); once it was tried again, each attempt under a line saying which one and how it ended."""
+
+    def __init__(self, path: str, total: int):
+        self.path, self.total, self.retried = path, total, False
+
+    def failed(self, attempt: int, why: str, result: JobResult) -> None:
+        header = f"rulerun: attempt {attempt} of {self.total} failed: {why}\n"
+        write_log(self.path, result, header, "w" if attempt == 1 else "a")
+        self.retried = True
+
+    def last(self, attempt: int, result: JobResult) -> None:
+        if self.retried:
+            write_log(self.path, result, f"rulerun: attempt {attempt} of {self.total}\n", "a")
+        else:
+            write_log(self.path, result)
+
+
+def write_log(path: str, result: JobResult, header: str = "", mode: str = "w") -> None:
+    """Give the job's log file what it printed, as local jobs do (stdout, then stderr)."""
+    if not path:
+        return
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, mode, encoding="utf-8") as log:
+            log.write(header + result.stdout + result.stderr)
+    except OSError:
+        pass   # the log is a convenience; the result still carries the text
+
+
+def _files_named(detail: str) -> list[str]:
+    """The stdout and stderr files a failure's detail names (kept after a failure)."""
+    return re.findall(r"^(?:stdout|stderr): (.+)$", detail, re.M)
 
 
 _current: "ClusterSession | None" = None   # the open session of this process (see run_job)
@@ -311,8 +373,9 @@ class ClusterSession:
     style): close() then leaves it open."""
 
     def __init__(self, poll_seconds: float = 2.0, settle_seconds: float = SETTLE_SECONDS,
-                 drmaa_session=None, record=None):
+                 drmaa_session=None, record=None, warn: Callable[[str], None] | None = None):
         self.poll_seconds = max(1, round(poll_seconds))   # drmaa's wait() takes whole seconds
+        self._warn = warn       # where a resubmission is announced (the run's console)
         self._record = record   # rulerun.store.cluster_jobs.SubmittedJobs of a run, or None
         self.settle_seconds = settle_seconds
         self._lock = threading.Lock()          # opening/closing, and every template + runJob
@@ -348,6 +411,8 @@ class ClusterSession:
                          f"{LOCAL_HINT}") from None
             self._drmaa, self._session, self._pid = drmaa, session, os.getpid()
             _current = self
+        if self._record is not None:
+            self._record.prune()
         return self
 
     def close(self) -> None:
@@ -454,7 +519,7 @@ class ClusterSession:
     def run(self, request: JobRequest, shutdown: threading.Event | None = None) -> JobResult:
         """Carry out `request` on the cluster, resubmitting a failed (not interrupted, not
         refused) job up to request.retries times.  Raises only ClusterSetupError."""
-        return run_with_retries(self._run_once, request, shutdown)
+        return run_with_retries(self._run_once, request, shutdown, self._warn)
 
     def _run_once(self, request: JobRequest, shutdown: threading.Event | None) -> JobResult:
         if shutdown is not None and shutdown.is_set():
@@ -516,18 +581,19 @@ class ClusterSession:
                            if not any(c in p for c in "*?[")]
             files.settle(wanted, self.settle_seconds)
         stdout, stderr = files.read()
+        queued = queue_seconds(info.resourceUsage)
         if kind == "exited" and status == 0:
             if not request.keep_files:
                 files.remove()
             return JobResult(request.key, True, exit_status=0, job_id=job_id,
-                             stdout=stdout, stderr=stderr)
+                             stdout=stdout, stderr=stderr, queued=queued)
         what = _describe(kind, status, signal)
         detail = f"job script: {files.script}\nstdout: {files.stdout}\nstderr: {files.stderr}"
-        if kind == "aborted":
+        if kind != "exited":   # Grid Engine's own kill (h_rt, h_vmem) says why only in qacct
             why = "terminated because the run was aborted" if interrupted else qacct_failure(job_id)
             what += f": {why}" if why else ""
         return _failure(request, job_id, what, detail=detail, exit_status=status, signal=signal,
-                        stdout=stdout, stderr=stderr, interrupted=interrupted)
+                        stdout=stdout, stderr=stderr, interrupted=interrupted, queued=queued)
 
 
 def _message(exc: BaseException) -> str:

@@ -9,8 +9,9 @@ Facts this module is built around (Slurm 22.05, scripts/slurm.sh):
   stderr and a non-zero exit; the job gets the submitter's environment (--export=ALL).
 - A job that ended leaves squeue at once; its state (COMPLETED, FAILED, CANCELLED, TIMEOUT,
   NODE_FAIL) and ExitCode are then known to `scontrol show job` only for MinJobAge (300 s), and
-  to sacct only where accounting runs. So each job's script writes its own exit status into a
-  file beside it: that answer outlives the scheduler's memory of the job.
+  to sacct only where accounting runs (slurmdbd) or a job completion log is kept (`sacct
+  --completion`, JobCompType=jobcomp/filetxt: the test cell's). So each job's script writes
+  its own exit status into a file beside it: that answer outlives the scheduler's memory.
 - A cancelled or timed-out job is signalled before its script can write that file: no file and
   a state from scontrol means the scheduler ended it.
 """
@@ -23,6 +24,8 @@ import shutil
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 from rulerun.errors import ClusterSetupError
@@ -109,6 +112,7 @@ class Watch:
         self.ended = threading.Event()
         self.state = "PENDING"
         self.reason = ""
+        self.times = ("", "")   # (submitted, started) as squeue showed them once it ran
         self.since = time.monotonic()
         self.told_pending = False
 
@@ -154,20 +158,22 @@ class Poller:
                 self._poll(ids)
 
     def _poll(self, ids: list[str]) -> None:
-        proc = slurm_command(["squeue", "-h", "-o", "%i|%T|%r", "-j", ",".join(ids)])
+        # %V and %S: submitted and (once it runs) started, for the job's time in the queue
+        proc = slurm_command(["squeue", "-h", "-o", "%i|%T|%r|%V|%S", "-j", ",".join(ids)])
         if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
             return   # the controller is busy or restarting: ask again next turn
         seen = {}
         for line in proc.stdout.splitlines():
-            job_id, _, rest = line.partition("|")
-            state, _, reason = rest.partition("|")
-            seen[job_id.strip()] = (state.strip(), reason.strip())
+            job_id, state, reason, submitted, started = (line.split("|") + [""] * 4)[:5]
+            seen[job_id.strip()] = (state.strip(), reason.strip(), submitted, started)
         with self._lock:
             for job_id in ids:
                 watch = self._jobs.get(job_id)
                 state = seen.get(job_id)
                 if state is not None and state[0] in _LIVE:
-                    watch.state, watch.reason = state
+                    watch.state, watch.reason = state[:2]
+                    if watch.state in ("RUNNING", "COMPLETING"):   # %S is a forecast before
+                        watch.times = state[2:]
                     self._tell_pending(watch)
                     continue
                 del self._jobs[job_id]
@@ -202,6 +208,7 @@ class SlurmSession:
         self.poll_seconds = poll_seconds
         self._record = record   # where submitted jobs are recorded (a run's; not run_job's alone)
         self.settle_seconds = settle_seconds
+        self._warn = warn
         tell = (lambda watch: warn(pending_text(watch, pending_warn))) if warn else None
         self._poller = Poller(poll_seconds, pending_warn, tell)
 
@@ -212,6 +219,8 @@ class SlurmSession:
             raise ClusterSetupError(f"Slurm is unreachable: {_one_line(proc.stderr or proc.stdout)}",
                                     hint="is slurmctld running? (rulerun's test cluster: "
                                          f"bash scripts/slurm.sh start) {LOCAL_HINT}")
+        if self._record:
+            self._record.prune()
         return self
 
     def close(self) -> None:
@@ -229,7 +238,7 @@ class SlurmSession:
     def run(self, request: JobRequest, shutdown: threading.Event | None = None) -> JobResult:
         """Carry out `request`, resubmitting a failed (not interrupted, not refused) job up to
         request.retries times."""
-        return run_with_retries(self._run_once, request, shutdown)
+        return run_with_retries(self._run_once, request, shutdown, self._warn)
 
     def _run_once(self, request: JobRequest, shutdown) -> JobResult:
         if shutdown is not None and shutdown.is_set():
@@ -274,6 +283,7 @@ class SlurmSession:
             result = self._wait(request, files, wrapper, earlier.job_id, shutdown)
             if result.interrupted or result.exit_status is not None:   # its script said how it ended
                 return result
+            _remove_all(files, wrapper)
             return None   # it ended without running to its end: submit it anew
         watch = Watch(earlier.job_id)
         return self._result(request, files, wrapper, earlier.job_id, watch, False)
@@ -298,33 +308,111 @@ class SlurmSession:
             files.settle([status_path(files)], min(self.settle_seconds, 2.0))
             status = read_status(files)
         stdout, stderr = files.read()
+        if interrupted or (status == 0 and watch.times[1]):   # squeue told when it ran: no more to ask
+            ended = JobEnd()
+        else:   # its queue time, and for a job its script did not end, how the scheduler ended it
+            ended = job_end(job_id, accounting=status is None or status > 128)
+        queued = queue_time(*watch.times) if watch.times[1] else ended.queued
         if status == 0:
             if not request.keep_files:
                 _remove_all(files, wrapper)
             return JobResult(request.key, True, exit_status=0, job_id=job_id,
-                             stdout=stdout, stderr=stderr)
+                             stdout=stdout, stderr=stderr, queued=queued)
         detail = f"job script: {files.script}\nstdout: {files.stdout}\nstderr: {files.stderr}"
         if status is not None:
             what = f"exit status {status}"
-            state, _ = job_end(job_id) if status > 128 else ("", "")
-            if state in _STATE_WORDS:   # a signal's status: say who sent it
-                what += f": {_STATE_WORDS[state]}"
+            if status > 128 and ended.state in _STATE_WORDS:   # a signal's status: say who sent it
+                what += f": {ended.said()}"
+        elif interrupted:
+            what = "cancelled because the run was aborted"
         else:
-            state, reason = job_end(job_id)
-            what = ("cancelled because the run was aborted" if interrupted
-                    else _STATE_WORDS.get(state, state.lower() or "ended without an exit status"))
-            if reason and reason != "None" and not interrupted:
-                what += f" ({reason})"
+            what = ended.said() or "ended without an exit status"
         return _failure(request, job_id, what, detail=detail, exit_status=status,
-                        stdout=stdout, stderr=stderr, interrupted=interrupted)
+                        stdout=stdout, stderr=stderr, interrupted=interrupted, queued=queued)
 
 
-def job_end(job_id: str) -> tuple[str, str]:
-    """(JobState, Reason) of an ended job from `scontrol show job` (no accounting needed);
-    ('', '') once Slurm forgot it."""
+@dataclass(frozen=True)
+class JobEnd:
+    """How Slurm says a job ended; empty strings for what it does not (or no longer) know.
+    `source` is the command that said it."""
+
+    state: str = ""
+    reason: str = ""
+    submitted: str = ""
+    started: str = ""
+    exit_code: str = ""     # sacct's and scontrol's STATUS:SIGNAL
+    source: str = "scontrol"
+
+    @property
+    def queued(self) -> float | None:
+        return queue_time(self.submitted, self.started)
+
+    def said(self) -> str:
+        """'time limit reached (sacct: TIMEOUT, exit code 0:15)': in words, then Slurm's own."""
+        if not self.state:
+            return ""
+        own = [w for w in (self.state, self.reason) if w and w not in ("None", "Unknown")]
+        if self.exit_code not in ("", "0:0"):
+            own.append(f"exit code {self.exit_code}")
+        return f"{_STATE_WORDS.get(self.state, self.state.lower())} ({self.source}: {', '.join(own)})"
+
+
+# Where an ended job's state, reason and exit code are asked, best first: Slurm's accounting
+# (slurmdbd), then its job completion log (JobCompType=jobcomp/filetxt, read by `sacct
+# --completion` with no daemon), then the controller's memory of the job (scontrol, for
+# MinJobAge seconds). A source this Slurm says is disabled is not asked again by this process.
+SACCT = {"accounting": ("sacct",), "completion": ("sacct", "--completion")}
+_SACCT_FIELDS = "JobID,State,ExitCode,Reason,Submit,Start"
+_disabled: set[str] = set()
+
+
+def job_end(job_id: str, accounting: bool = True) -> JobEnd:
+    """How an ended job ended: from sacct where Slurm keeps accounting or a job completion log
+    (unless `accounting` is False: the queue time alone is the controller's to tell), else from
+    `scontrol show job`; an empty JobEnd once Slurm forgot it."""
+    for source, program in SACCT.items() if accounting else ():
+        if source not in _disabled:
+            end = _from_sacct(source, program, job_id)
+            if end.state:
+                return end
+    return _from_scontrol(job_id)
+
+
+def _from_sacct(source: str, program: tuple[str, ...], job_id: str) -> JobEnd:
+    try:
+        proc = slurm_command([*program, "-n", "-P", "-X", "-j", job_id, "-o", _SACCT_FIELDS])
+    except ClusterSetupError:   # no sacct here: scontrol still answers
+        _disabled.update(SACCT)
+        return JobEnd()
+    if proc.returncode != 0:
+        if "disabled" in proc.stderr:   # "Slurm accounting storage is disabled", "... job completion ..."
+            _disabled.add(source)
+        return JobEnd()
+    for line in proc.stdout.splitlines():   # a row may lag the job's end: then scontrol answers
+        fields = line.split("|")
+        if len(fields) == 6 and fields[0] == job_id and fields[1]:
+            state = fields[1].split()[0]   # "CANCELLED by 0"
+            # the completion log's reader (22.05) gives the start time as Submit: no queue time
+            submitted = fields[4] if source == "accounting" else ""
+            return JobEnd(state, fields[3], submitted, fields[5], fields[2], "sacct")
+    return JobEnd()
+
+
+def _from_scontrol(job_id: str) -> JobEnd:
     proc = slurm_command(["scontrol", "-o", "show", "job", job_id])
     fields = dict(word.partition("=")[::2] for word in proc.stdout.split() if "=" in word)
-    return fields.get("JobState", ""), fields.get("Reason", "")
+    return JobEnd(fields.get("JobState", ""), fields.get("Reason", ""), fields.get("SubmitTime", ""),
+                  fields.get("StartTime", ""), fields.get("ExitCode", ""))
+
+
+def queue_time(submitted: str, started: str) -> float | None:
+    """Seconds between two of Slurm's times (2026-11-26T00:54:24, whole seconds, local time);
+    None when either is not a time ("Unknown", "N/A", "None")."""
+    try:
+        seconds = (datetime.fromisoformat(started) - datetime.fromisoformat(submitted)).total_seconds()
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def _options_text(request: JobRequest) -> str:

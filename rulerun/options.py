@@ -43,6 +43,10 @@ class Options:
                 raise TypeError(f"Options has no setting {name!r}")
             setattr(self, name, value)
 
+    def but(self, **changes) -> "Options":
+        """A copy with `changes` (as dataclasses.replace did)."""
+        return Options(**{**vars(self), **changes})
+
     def __repr__(self) -> str:
         return f"Options({vars(self)!r})"
 

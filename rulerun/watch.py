@@ -18,7 +18,7 @@ import os
 import queue
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 from rulerun.options import Options
@@ -269,7 +269,7 @@ class WatchLoop:
     def run(self) -> int:
         self._watch(self.watched)  # the Pipefile at least, should the first load fail
         status = self._build("built")
-        self.options = replace(self.options, force=False)  # -B forces the first build only
+        self.options = self.options.but(force=False)  # -B forces the first build only
         self.reporter.note(f"watching {self.watched.describe()} for changes; Ctrl-C to stop")
         while status != 130:
             changed = self.changes.next(self.watched.affects)

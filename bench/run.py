@@ -124,7 +124,18 @@ def run_command(argv: list[str], cwd: Path, env: dict, timeout: float, log: Path
             return Measurement("error", message=f"cannot start {argv[0]}: {exc}")
         timer = threading.Timer(timeout, kill_group, [proc.pid])
         timer.start()
-        proc.wait()
+        try:
+            proc.wait()
+        except KeyboardInterrupt:
+            # the command has a session of its own, out of the terminal's reach: pass Ctrl-C on
+            # (a rulerun then cancels its cluster jobs) and let it finish before giving up
+            timer.cancel()
+            try:
+                os.killpg(proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            raise
         wall = time.perf_counter() - start
         timer.cancel()
     rss = read_rss(rss_file)

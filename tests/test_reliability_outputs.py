@@ -152,6 +152,29 @@ def test_a_failed_job_behind_a_symlink_out_of_the_project_touches_nothing_and_sa
     assert "rule out/x.txt" in run(nest, "-n", "out/x.txt").stdout
 
 
+@pytest.mark.parametrize("keep_going", [False, True])
+def test_what_a_failed_split_job_made_is_set_aside_not_taken_for_its_outputs(nest, keep_going):
+    """A split job that wrote some parts and then failed: the next run must run it again, not
+    take the parts it left for its outputs and build on them (it did, quietly)."""
+    (nest / "Pipefile").write_text(
+        "parts/*.txt : in.txt\n"
+        "    shell: mkdir -p parts; echo a > parts/a.txt; echo b > parts/b.txt; test -e ok\n"
+        "\n"
+        "all.txt : parts/*.txt\n"
+        "    shell: cat {input} > {output}\n")
+    (nest / "in.txt").write_text("x\n")
+    first = run(nest, *(["-k"] if keep_going else []), "all.txt")
+    assert_clean(first)
+    assert first.returncode == 1 and not (nest / "parts" / "a.txt").exists()
+    assert (nest / ".rulerun" / "failed" / "parts" / "a.txt").read_text() == "a\n"
+    again = run(nest, "all.txt")
+    assert again.returncode == 1 and not (nest / "all.txt").exists(), again.stderr
+    (nest / "ok").write_text("")
+    fixed = run(nest, "all.txt")
+    assert fixed.returncode == 0, fixed.stderr
+    assert (nest / "all.txt").read_text() == "a\nb\n"
+
+
 # ------------------------------------------------------------------ the quarantine itself
 
 def test_quarantine_moves_only_what_lies_inside_the_project(nest):

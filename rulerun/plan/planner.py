@@ -40,6 +40,10 @@ class Plan:
         """A split job succeeded: its outputs are what matches its glob now."""
         self.resolver.split_finished(job)
 
+    def split_failed(self, job: Job) -> None:
+        """A split job failed: its outputs are what it left matching its glob (to set aside)."""
+        self.resolver.split_failed(job)
+
 
 def make_plan(pipefile, namespace, targets: list[str], state, force: bool = False,
               view: DiskView | None = None, graph: JobGraph | None = None) -> Plan:

@@ -568,6 +568,14 @@ class Resolver:
 
     # ------------------------------------------------------------------ growing the graph
 
+    def split_failed(self, job: Job) -> None:
+        """A split job failed or was interrupted: its outputs are what it left matching its
+        globs (its old ones were set aside before it ran), so that they are set aside in turn
+        rather than taken, by the next run, for the outputs of a split that worked."""
+        self.fs.forget_all()
+        job.outputs = self._split_outputs(job)
+        self._globs.clear()
+
     def split_finished(self, job: Job) -> None:
         """A split job ran: its outputs are now whatever matches its globs; forget what was
         decided from the old directory contents."""

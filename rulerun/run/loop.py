@@ -330,6 +330,8 @@ class Scheduler:
                 freed.extend(self._completed(job))
                 self._delete_temp(job)
             else:
+                if job.is_split:  # what it made before it failed is no split's finished output
+                    self.plan.split_failed(job)
                 self._failed(job, spec, result, quarantine(job.outputs))
         self._advance(freed)
 

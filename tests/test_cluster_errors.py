@@ -20,10 +20,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from rulerun.run.cluster import job as cluster_job
+from rulerun.run.cluster import python_api
 from rulerun.run.cluster import session as cluster
-from rulerun.run.cluster.session import (ClusterJobError, ClusterSession, job_environment, job_name,
-                             interpret, is_no_rusage, load_drmaa, make_request,
-                             native_specification, reexec_with_tls_fix, run_job)
+from rulerun.run.cluster.job import job_environment, job_name, make_request, native_specification
+from rulerun.run.cluster.python_api import ClusterJobError, run_job
+from rulerun.run.cluster.session import ClusterSession, interpret, is_no_rusage, load_drmaa, reexec_with_tls_fix
 from rulerun.errors import ClusterSetupError
 from rulerun.run.executor import JobSpec
 from rulerun.run.cluster.executor import DrmaaExecutor
@@ -167,7 +169,7 @@ def test_job_name_is_sanitised(rule, wildcards, stem, expected):
 
 def test_long_job_names_are_bounded_and_distinct():
     a, b = job_name("r", {"w": "x" * 300 + "a"}), job_name("r", {"w": "x" * 300 + "b"})
-    assert len(a) == len(b) == cluster.NAME_MAX and a != b
+    assert len(a) == len(b) == cluster_job.NAME_MAX and a != b
 
 
 def test_job_environment_drops_per_job_and_odd_variables():
@@ -320,7 +322,7 @@ def test_shutdown_terminates_the_job_and_marks_it_interrupted(fake, tmp_path):
     shutdown = threading.Event()
     shutdown.set()
     session = fake([ABORTED])
-    job = cluster.JobFiles(request(tmp_path))
+    job = cluster_job.JobFiles(request(tmp_path))
     info = session.wait(session.submit(request(tmp_path), job), shutdown)
     assert info is ABORTED and session._session.controls == [("1", "terminate")]
     assert session.run(request(tmp_path, retries=5), shutdown).interrupted   # and no retry
@@ -354,14 +356,14 @@ def test_a_forked_child_may_not_use_the_session(fake, tmp_path):
 def test_result_names_the_command_and_keeps_output(fake, tmp_path):
     session = fake([EXIT1])
     req = request(tmp_path, command="echo a\nfalse", rule="r")
-    real_init = cluster.JobFiles.__init__
+    real_init = cluster_job.JobFiles.__init__
 
     def init_and_fill(self, request):
         real_init(self, request)
         Path(self.stdout).write_text("a\n")
         Path(self.stderr).write_text("oops\n")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cluster.JobFiles, "__init__", init_and_fill)
+        mp.setattr(cluster_job.JobFiles, "__init__", init_and_fill)
         result = session.run(req)
     assert (result.stdout, result.stderr, result.exit_status) == ("a\n", "oops\n", 1)
     assert "command:\n    echo a\n    false" in result.detail
@@ -392,13 +394,13 @@ def test_run_job_uses_the_submitter_hook(tmp_path):
         ok = "exit" not in req.command
         return cluster.JobResult(req.key, ok, reason="" if ok else "rule 'x', cluster job 9: exit status 2",
                                  stdout="o", stderr="e", exit_status=0 if ok else 2, job_id="9")
-    previous = cluster.set_submitter(submitter)
+    previous = python_api.set_submitter(submitter)
     try:
         assert run_job("echo", job_queue_name="test.q", working_directory=str(tmp_path)) == ("o", "e")
         with pytest.raises(ClusterJobError) as caught:
             run_job("exit 2")
     finally:
-        cluster.set_submitter(previous)
+        python_api.set_submitter(previous)
     assert seen[0].native_spec == "-q test.q" and seen[0].workdir == str(tmp_path)
     assert (caught.value.exit_status, caught.value.job_id, caught.value.stderr) == (2, "9", "e")
 
@@ -456,9 +458,9 @@ def submitted():
         ok = "exit" not in req.command
         return cluster.JobResult(req.key, ok, reason="" if ok else f"rule '{req.rule}', cluster job 9: exit status 2",
                                  stdout="job out\n", stderr="job err\n", exit_status=0 if ok else 2, job_id="9")
-    previous = cluster.set_submitter(submitter)
+    previous = python_api.set_submitter(submitter)
     yield seen
-    cluster.set_submitter(previous)
+    python_api.set_submitter(previous)
 
 
 def test_ruffus_positional_order_is_accepted(submitted, tmp_path):

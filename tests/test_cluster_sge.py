@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rulerun.run.cluster.session import ClusterJobError, ClusterSession, run_job
+from rulerun.run.cluster.python_api import ClusterJobError, run_job
+from rulerun.run.cluster.session import ClusterSession
 from rulerun.run.executor import JobResult, JobSpec
 from rulerun.run.cluster.executor import DrmaaExecutor
 

@@ -165,7 +165,7 @@ def _drain(fd: int) -> None:
 
 def _route_cluster_jobs() -> None:
     """run_job in an action submits through the rulerun process's one DRMAA session."""
-    from rulerun.run.cluster import session as cluster
+    from rulerun.run.cluster import python_api as cluster
 
     cluster.set_submitter(lambda request: call_main("cluster_run", request))
 
@@ -196,7 +196,7 @@ class _Loaded:
         """(ok, reason, detail, facts): facts are JobResult fields the failure report shows."""
         if self.error:
             return False, self.error, "", {}
-        from rulerun.run.cluster import session as cluster
+        from rulerun.run.cluster import python_api as cluster
 
         cluster.set_shell(spec.shell)  # run_job's commands run with the Pipefile's shell too
         # and its jobs with the rule's name, `queue:`, `cluster:` options and `retries:`
@@ -226,7 +226,7 @@ class _Loaded:
 def _cluster_facts(exc: BaseException) -> dict:
     """What an uncaught ClusterJobError knows of its cluster job (id, stdout, stderr), so the
     failure report shows them as it does for a cluster rule's job; plain strings, to cross."""
-    from rulerun.run.cluster.session import ClusterJobError
+    from rulerun.run.cluster.python_api import ClusterJobError
 
     if not isinstance(exc, ClusterJobError):
         return {}

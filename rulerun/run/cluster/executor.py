@@ -13,7 +13,8 @@ import threading
 import time
 from typing import Callable
 
-from rulerun.run.cluster.session import ClusterSession, make_request, write_log
+from rulerun.run.cluster.job import make_request, write_log
+from rulerun.run.cluster.session import ClusterSession
 from rulerun.run.executor import Done, JobResult, JobSpec
 
 ABORT_WAIT = 120.0   # seconds abort() waits for the waiting threads before giving up on them

@@ -13,10 +13,10 @@ def services(cluster) -> dict[str, Callable]:
     (the job then runs on this machine)."""
 
     def cluster_run(request):
-        from rulerun.run.cluster import session
+        from rulerun.run.cluster import python_api
 
         if cluster is None:
-            return session.run_here(request.command, request.env, request.workdir, request.key, request.shell)
+            return python_api.run_here(request.command, request.env, request.workdir, request.key, request.shell)
         return cluster.get().session().run(request)
 
     return {"cluster_run": cluster_run}

@@ -30,8 +30,8 @@ from typing import Callable
 
 from rulerun.errors import ClusterSetupError
 from rulerun.run import shell as shells
-from rulerun.run.cluster.session import (LOCAL_HINT, SETTLE_SECONDS, JobFiles, JobRequest, _failure,
-                                         run_with_retries)
+from rulerun.run.cluster.job import (LOCAL_HINT, SETTLE_SECONDS, JobFiles, JobRequest, _failure,
+                                     run_with_retries)
 from rulerun.run.executor import JobResult
 from rulerun.store.cluster_jobs import Submitted, SubmittedJobs, job_key
 

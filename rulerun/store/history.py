@@ -17,7 +17,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from rulerun.store.state import _loaded, _stored  # job keys kept as the state keeps them
+from rulerun.store.names import loaded, stored  # job keys kept as the state keeps them
 
 FLUSH_SECONDS = 1.0
 
@@ -58,7 +58,7 @@ def durations(db: sqlite3.Connection | None) -> dict[str, float]:
     if db is None:
         return {}
     try:
-        return {_loaded(job): seconds for job, seconds in db.execute("SELECT job, seconds FROM durations")}
+        return {loaded(job): seconds for job, seconds in db.execute("SELECT job, seconds FROM durations")}
     except sqlite3.Error:  # a database from before these tables, opened read-only
         return {}
 
@@ -109,7 +109,7 @@ class RunLog:
         self._slots.pop(job_id, None)
         self._ended.append((now, status, _shown(reason), cluster_id, queued, job_id))
         if status == "ok":
-            self._durations.append((_stored(key), _shown(rule), job_id))
+            self._durations.append((stored(key), _shown(rule), job_id))
         self._maybe_flush()
 
     def finished(self, outcome: str) -> None:

@@ -20,6 +20,7 @@ from typing import Iterable, NamedTuple
 
 from rulerun import proc
 from rulerun.errors import StateError
+from rulerun.store.names import loaded, stored
 from rulerun.store.layout import STATE_DB_NAME, STATE_DIR
 
 SCHEMA_VERSION = 1
@@ -173,9 +174,9 @@ class State:
                 if self._lookups < SINGLE_LOOKUPS:
                     self._lookups += 1
                     row = self._db.execute("SELECT signature FROM signatures WHERE job = ?",
-                                           (_stored(job_key),)).fetchone()
+                                           (stored(job_key),)).fetchone()
                     return row[0] if row else None
-                self._signatures = {_loaded(job): signature for job, signature
+                self._signatures = {loaded(job): signature for job, signature
                                     in self._db.execute("SELECT job, signature FROM signatures")}
         return self._signatures.get(job_key)
 
@@ -184,7 +185,7 @@ class State:
         if self._db is None:
             return set()
         with self._errors():
-            return {_loaded(row[0]) for row in self._db.execute("SELECT output FROM incomplete")}
+            return {loaded(row[0]) for row in self._db.execute("SELECT output FROM incomplete")}
 
     def left_running(self) -> list[Running]:
         """The jobs recorded as running. Under the run lock, before anything starts, these are
@@ -226,22 +227,22 @@ class State:
         marked incomplete, or the next run would take it for finished by its time alone."""
         now = time.time()
         succeeded, failed, started = list(succeeded), list(failed), list(started)
-        ended = [(_stored(key),) for key, *_ in succeeded + failed]
-        marks = [(_stored(out), _stored(key), now)
+        ended = [(stored(key),) for key, *_ in succeeded + failed]
+        marks = [(stored(out), stored(key), now)
                  for key, outputs in started for out in dict.fromkeys([*outputs, key])]
-        marks += [(_stored(out), _stored(key), now)
+        marks += [(stored(out), stored(key), now)
                   for key, outputs in failed for out in outputs if os.path.lexists(out)]
         statements = [
             ("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?)",
-             [(_stored(key), json.dumps(sig, sort_keys=True), now) for key, _, sig in succeeded]),
-            ("DELETE FROM signatures WHERE job=?", [(_stored(key),) for key, _ in failed]),
+             [(stored(key), json.dumps(sig, sort_keys=True), now) for key, _, sig in succeeded]),
+            ("DELETE FROM signatures WHERE job=?", [(stored(key),) for key, _ in failed]),
             ("DELETE FROM incomplete WHERE job=?", ended),
             ("INSERT OR REPLACE INTO incomplete VALUES (?, ?, ?)", marks),
             ("DELETE FROM running WHERE job=?", ended),
             ("INSERT OR REPLACE INTO running VALUES (?, ?, NULL, NULL, NULL)",
-             [(_stored(key), proc.run_id()) for key, _ in started]),
+             [(stored(key), proc.run_id()) for key, _ in started]),
             ("UPDATE running SET pid=?, pgid=?, start=? WHERE job=?",
-             [(p.pid, p.pgid, p.start, _stored(key)) for key, p in running]),
+             [(p.pid, p.pgid, p.start, stored(key)) for key, p in running]),
         ]
         with self._transaction() as db:
             for statement, rows in statements:
@@ -251,7 +252,7 @@ class State:
     def forget_running(self, jobs: Iterable[str]) -> None:
         """`jobs` are no longer running (what they left was stopped)."""
         with self._transaction() as db:
-            db.executemany("DELETE FROM running WHERE job=?", [(_stored(job),) for job in jobs])
+            db.executemany("DELETE FROM running WHERE job=?", [(stored(job),) for job in jobs])
 
     @contextlib.contextmanager
     def _transaction(self):
@@ -285,24 +286,6 @@ class State:
         if self._db is not None:
             self._db.close()
             self._db = None
-
-
-def _stored(text: str) -> str | bytes:
-    """A job key or path as the database keeps it. A file name that is not UTF-8 reaches Python
-    with lone surrogates (surrogateescape), which sqlite3 can't encode: such a string is kept as
-    its bytes (a BLOB, equal only to the same bytes), every other one as TEXT, as before."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape")
-    return text
-
-
-def _loaded(value: str | bytes) -> str:
-    """The string `_stored` kept as `value`."""
-    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 def _is_busy(exc: Exception) -> bool:

@@ -129,7 +129,7 @@ class Reporter:
         status line says the rest) and what it printed, whole, the status line cleared first."""
         shown = printed(spec, result)
         if not self.status_line or shown:
-            self._line(f"[{self.done}/{self.total}] {spec.label}")
+            self._line(f"[{self.done}/{self.total}] {plain_label(spec)}")
         if shown:
             if shown.more():  # first: it reads as "what came before these lines"
                 self.out.write(self.paint("dim", shown.more()) + "\n")
@@ -147,10 +147,10 @@ class Reporter:
     def job_interrupted(self, failure) -> None:
         self.running -= 1
         if failure.quarantined.moved and self.verbosity >= 0:
-            self._line(f"interrupted: {failure.spec.label}; partial outputs moved to "
+            self._line(f"interrupted: {plain_label(failure.spec)}; partial outputs moved to "
                        + ", ".join(failure.quarantined.moved))
         for note in failure.quarantined.notes:
-            self.warning(f"interrupted: {failure.spec.label}: {note}")
+            self.warning(f"interrupted: {plain_label(failure.spec)}: {note}")
 
     def interrupted(self, running: int) -> None:
         self._clear()
@@ -213,7 +213,7 @@ class Reporter:
                  f" ({outcome.ran} succeeded" + (f", {len(outcome.skipped)} not run because they need a failed job"
                                                   if outcome.skipped else "") + "):"]
         for failure in outcome.failures:
-            lines.append(f"  {failure.spec.label}: {_reason(failure.spec, failure.result)}  (log: {failure.spec.log_path})")
+            lines.append(f"  {plain_label(failure.spec)}: {_reason(failure.spec, failure.result)}  (log: {failure.spec.log_path})")
         if outcome.unmade:
             lines.append("  not made: " + ", ".join(outcome.unmade))
         return "\n".join(lines)
@@ -254,15 +254,24 @@ class Reporter:
 
 
 def short_label(spec) -> str:
-    """What the status line calls a job: its outputs alone when its rule's name is a pattern
-    (`%.count a.count` says nothing `a.count` does not), the first of many and how many more."""
-    name, outputs = spec.rule, list(spec.outputs)
+    """What the status line calls a job: as plain_label, with the first of many outputs and
+    how many more."""
+    outputs = list(spec.outputs)
     if not outputs:
-        return name
+        return spec.rule
     shown = outputs[0] + (f" (+{len(outputs) - 1})" if len(outputs) > 1 else "")
-    if any(c in name for c in "%{*?[") or name == " ".join(outputs):
-        return shown
-    return f"{name} {shown}"
+    return shown if _name_says_nothing(spec) else f"{spec.rule} {shown}"
+
+
+def plain_label(spec) -> str:
+    """What a line about a job calls it: its outputs alone when its rule's name is a pattern
+    (`%.count a.count` says nothing `a.count` does not) or those very outputs, else the rule's
+    name and its outputs."""
+    return " ".join(spec.outputs) if spec.outputs and _name_says_nothing(spec) else spec.label
+
+
+def _name_says_nothing(spec) -> bool:
+    return any(c in spec.rule for c in "%{*?[") or spec.rule == " ".join(spec.outputs)
 
 
 class _Estimate:

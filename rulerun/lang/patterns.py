@@ -134,10 +134,26 @@ def compile_pattern(text: str, constraints: tuple[tuple[str, str], ...] = ()) ->
                    constraints=constraints)
 
 
-def pattern_for_one_job(text: str) -> Pattern:
+def pattern_for_one_job(text: str) -> "Pattern | OneFile":
     """`text` compiled, not kept in compile_pattern's cache: a path an input function gave for
-    one job would otherwise stay in memory for the whole run, one per job."""
+    one job would otherwise stay in memory for the whole run, one per job. A plain path (most
+    of them) is a OneFile: what a job needs of it costs no Pattern."""
+    if not _TOKEN.search(text) and not _GLOB_CHARS.search(text):
+        return OneFile(unescape_literal(text))
     return compile_pattern.__wrapped__(text)
+
+
+class OneFile:
+    """A plain path as an input pattern: no wildcard, no glob; it expands to itself."""
+
+    __slots__ = ("path",)
+    is_glob = False
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def expand(self, values: dict[str, str]) -> str:
+        return self.path
 
 
 def match_with_globs(pattern: Pattern, path: str) -> dict[str, str] | None:

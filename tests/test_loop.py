@@ -53,8 +53,8 @@ class _State:
     def signature(self, key):
         return None
 
-    def record(self, succeeded=(), failed=(), started=()):
-        list(succeeded), list(failed), list(started)
+    def record(self, succeeded=(), failed=(), started=(), running=()):
+        list(succeeded), list(failed), list(started), list(running)
 
 
 class FakeExecutor:

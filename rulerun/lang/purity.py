@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import dis
 import types
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 # Builtins whose result depends only on their arguments. open, input, print, __import__, id,
 # hash (salted per process for strings), vars, globals, eval and exec are not among them.
@@ -62,20 +62,28 @@ def block_mentions(source: str) -> set[str] | None:
 def follows_from_text(names: set[str], namespace: Mapping[str, Any], fixed: set[str]) -> bool:
     """Whether every name in `names` is fixed, a pure builtin (not shadowed), or a function of
     the Pipefile that reads only such names (see the module docstring)."""
+    def reads(name: str) -> set[str] | None:
+        if name not in namespace:
+            return set() if name in PURE_BUILTINS else None
+        return _pure_function_reads(namespace[name])
+
+    return all_follow(names, fixed, reads)
+
+
+def all_follow(names: Iterable[str], fixed: set[str], reads: Callable[[str], Iterable[str] | None]) -> bool:
+    """Whether every name in `names`, and every name those lead to, follows from the text: a
+    name in `fixed` does; for any other, `reads(name)` gives the names its value depends on in
+    turn (empty: it follows as it is), or None when it can't be said to follow."""
     todo, seen = list(names), set()
     while todo:
         name = todo.pop()
         if name in seen or name in fixed:
             continue
         seen.add(name)
-        if name not in namespace:
-            if name in PURE_BUILTINS:
-                continue
+        more = reads(name)
+        if more is None:
             return False
-        reads = _pure_function_reads(namespace[name])
-        if reads is None:
-            return False
-        todo.extend(reads)
+        todo.extend(more)
     return True
 
 

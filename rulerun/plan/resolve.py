@@ -572,18 +572,20 @@ class Resolver:
         """A split job failed or was interrupted: its outputs are what it left matching its
         globs (its old ones were set aside before it ran), so that they are set aside in turn
         rather than taken, by the next run, for the outputs of a split that worked."""
-        self.fs.forget_all()
-        job.outputs = self._split_outputs(job)
-        self._globs.clear()
+        self._outputs_as_left(job)
 
     def split_finished(self, job: Job) -> None:
         """A split job ran: its outputs are now whatever matches its globs; forget what was
         decided from the old directory contents."""
-        self.fs.forget_all()
+        self._outputs_as_left(job)
         self._splits_ran.add(job)
+        self._made = {p: r for p, r in self._made.items() if isinstance(r, Job)}
+
+    def _outputs_as_left(self, job: Job) -> None:
+        """A split job ended: its outputs are what its globs match on a fresh look."""
+        self.fs.forget_all()
         job.outputs = self._split_outputs(job)
         self._globs.clear()
-        self._made = {p: r for p, r in self._made.items() if isinstance(r, Job)}
 
     def expand(self, job: Job) -> list[Job]:
         """Resolve `job`'s pending inputs (every split it waited on has run). Returns the new

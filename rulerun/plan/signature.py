@@ -111,26 +111,23 @@ class Signatures:
         A params: or threads: expression is evaluated for the decision itself (the signature
         holds its value): what it reads must be pure (lang/purity.py), as a function that
         opens a file or globs gives another value with no input changed."""
-        from rulerun.lang.purity import follows_from_text as pure
+        from rulerun.lang.purity import all_follow, follows_from_text as pure
 
-        if not pure(self._read_by_params(job), self.namespace, fixed):
-            return False
-        todo, seen = list(self._used_by_action(job)), set()
-        while todo:
-            name = todo.pop()
-            if name in seen or name in fixed:
-                continue
-            seen.add(name)
-            value = self.namespace.get(name)
-            if isinstance(value, types.ModuleType):
-                continue
-            if isinstance(value, types.FunctionType) and value.__module__ == "__pipefile__":
-                todo.extend(names_read(value) & self._shared)
-                continue
-            if isinstance(value, type) and value.__module__ == "__pipefile__":
-                continue
-            return False
-        return True
+        return (pure(self._read_by_params(job), self.namespace, fixed)
+                and all_follow(self._used_by_action(job), fixed, self._read_for_action))
+
+    def _read_for_action(self, name: str) -> set[str] | None:
+        """What a value an action uses depends on, for the record: a module nothing (its name is
+        its fingerprint), a Pipefile function the shared names its code reads, a Pipefile class
+        nothing; None for any other value (a list a `python:` block computed may change)."""
+        value = self.namespace.get(name)
+        if isinstance(value, types.ModuleType):
+            return set()
+        if isinstance(value, types.FunctionType) and value.__module__ == "__pipefile__":
+            return names_read(value) & self._shared
+        if isinstance(value, type) and value.__module__ == "__pipefile__":
+            return set()
+        return None
 
 
 def _names_in(source: str) -> set[str]:

@@ -290,7 +290,7 @@ class Scheduler:
             self.state.record(succeeded=[(job_key(j), j.outputs, self._signature(j)) for j, ok in ended if ok],
                               failed=[(job_key(j), j.outputs) for j, ok in ended if not ok],
                               started=[(job_key(j), j.outputs) for j in starting],
-                              **({"running": self._take_processes()} if self._unrecorded_processes else {}))
+                              running=self._take_processes())
 
     def _prepare_outputs(self, job: Job, spec: JobSpec) -> None:
         """Output directories (and a `log:` file's) exist before a job starts; a split rule's old

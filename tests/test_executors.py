@@ -278,3 +278,55 @@ def test_run_job_fails_on_a_failing_command_in_a_pipe(project):
     result = project.run("--local", "out")
     assert result.returncode == 1 and "ClusterJobError: local job failed: exit status 1" in result.stderr
     assert not project.exists("out")
+
+
+def test_with_the_loops_poller_a_jobs_end_is_handled_by_the_thread_that_waits(tmp_path):
+    """The run loop's case: no reaper thread; the job's end (and its output, in its log) is
+    taken in by whoever waits on the inbox."""
+    import threading
+
+    from rulerun.run.executor import JobSpec
+    from rulerun.run.local import ShellRunner
+    from rulerun.run.loop import Inbox
+    from rulerun.run.poller import Poller
+
+    poller = Poller()
+    runner, inbox = ShellRunner(poller), Inbox(poller)
+    threads_before = threading.active_count()
+    spec = JobSpec(key=7, rule="r", kind="shell", command="echo said; exit 3", outputs=(), inputs=(),
+                   log_path=str(tmp_path / "job.log"), workdir=str(tmp_path))
+    try:
+        runner.start(spec, inbox.put)
+        assert threading.active_count() == threads_before
+        results = inbox.wait(lambda: False)
+        assert [(r.key, r.ok, r.exit_status) for r in results] == [(7, False, 3)]
+        assert (tmp_path / "job.log").read_text() == "said\n"
+    finally:
+        runner.close()
+        poller.close()
+
+
+def test_with_the_loops_poller_an_abort_reaps_its_jobs_itself(tmp_path):
+    """While the loop waits for an abort, nobody else polls: the abort must take in the ends of
+    the jobs it stopped, or it would wait out its whole grace and leave them unreported."""
+    import time
+
+    from rulerun.run.executor import JobSpec
+    from rulerun.run.local import ShellRunner
+    from rulerun.run.loop import Inbox
+    from rulerun.run.poller import Poller
+
+    poller = Poller()
+    runner, inbox = ShellRunner(poller), Inbox(poller)
+    spec = JobSpec(key=1, rule="r", kind="shell", command="sleep 30", outputs=(), inputs=(),
+                   log_path=str(tmp_path / "job.log"), workdir=str(tmp_path))
+    try:
+        runner.start(spec, inbox.put)
+        began = time.monotonic()
+        runner.abort()
+        assert time.monotonic() - began < 1.0  # SIGTERM ends sleep at once: no grace waited out
+        results = inbox.wait(lambda: True, timeout=0)
+        assert [(r.key, r.interrupted) for r in results] == [(1, True)]
+    finally:
+        runner.close()
+        poller.close()

@@ -471,10 +471,10 @@ class _MemoryState(_State):
     def signature(self, key):
         return self.signatures.get(key)
 
-    def record(self, succeeded=(), failed=(), started=(), running=()):
+    def record(self, succeeded=(), failed=(), started=(), running=(), unstarted=()):
         for key, _, signature in succeeded:
             self.signatures[key] = signature
-        list(failed), list(started), list(running)
+        list(failed), list(started), list(running), list(unstarted)
 
 
 def _temp_run(disk, state, targets=("all",), keep_temp=False, text=TEMP):

@@ -53,8 +53,8 @@ class _State:
     def signature(self, key):
         return None
 
-    def record(self, succeeded=(), failed=(), started=(), running=()):
-        list(succeeded), list(failed), list(started), list(running)
+    def record(self, succeeded=(), failed=(), started=(), running=(), unstarted=()):
+        list(succeeded), list(failed), list(started), list(running), list(unstarted)
 
 
 class FakeExecutor:

@@ -32,9 +32,9 @@ class _RecordingState(State):
         super().__init__()
         self.events = events
 
-    def record(self, succeeded=(), failed=(), started=(), running=()):
+    def record(self, succeeded=(), failed=(), started=(), running=(), unstarted=()):
         succeeded, failed, started = list(succeeded), list(failed), list(started)
-        super().record(succeeded, failed, started, running)
+        super().record(succeeded, failed, started, running, unstarted)
         self.events.log.append(("record", {k for k, _, _ in succeeded}, {k for k, _ in failed},
                                 {k for k, _ in started}))
 

@@ -31,11 +31,16 @@ from rulerun.run import orphans
 from rulerun.run import shell as shells
 from rulerun.store.lock import RUNNING_IN
 from rulerun.run.executor import Done, JobResult, JobSpec, abort_all
+from rulerun.run.poller import Poller, PollingThread
 
 
 class LocalExecutor:
+    """Shell and Python jobs on this machine. Its `poller` is for the run loop to wait on: the
+    shell jobs' ends are handled in the loop's own thread (rulerun.run.poller)."""
+
     def __init__(self, pipefile_path: str, overrides: dict[str, str], services: dict[str, Callable] | None = None):
-        self._shell = ShellRunner()
+        self.poller = Poller() if _have_pidfds() else None
+        self._shell = ShellRunner(self.poller)
         self._python = PythonWorkers(pipefile_path, overrides, services or {})
 
     def start(self, spec: JobSpec, done: Done) -> ProcessId:
@@ -49,21 +54,28 @@ class LocalExecutor:
         self._python.close()
         orphans.end_all()
         self._shell.close()
+        if self.poller is not None:
+            self.poller.close()
 
 
 class ShellRunner:
     """Shell jobs as process groups; abort sends SIGTERM to each group, SIGKILL after a grace.
 
-    One reaper thread waits for every job (a pidfd per process, in one epoll set) and copies
-    what each job prints, read from a pipe, into its log. A thread per job cost a thread start
-    per job, and Thread.start() blocks until the new thread has been scheduled, which on a busy
-    machine was the largest cost of a short job. Without pidfds (Linux < 5.3) each job writes
-    straight to its log file and gets a thread that waits for it."""
+    A reaper waits for every job (a pidfd per process) and copies what each job prints, read
+    from a pipe, into its log, through a Poller: the one the run loop waits on when it is
+    given one (its events are then handled in the loop's thread, and only while the loop
+    waits: a job printing more than a pipe holds waits meanwhile), else one polled by a
+    thread of its own. A thread per job cost a thread start per job, and Thread.start()
+    blocks until the new thread has been scheduled, which on a busy machine was the largest
+    cost of a short job. Without pidfds (Linux < 5.3) each job writes straight to its log
+    file and gets a thread that waits for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, poller: Poller | None = None) -> None:
         self._running: dict[int, _Child] = {}
         self._lock = threading.Lock()
         self._aborting = False
+        self._poller = poller
+        self._polling_thread: PollingThread | None = None
         self._reaper: _Reaper | None = None
         self._devnull: int | None = None  # every job's stdin, opened once rather than per job
         self._environ = dict(os.environ)  # every job's environment but its mark, copied once
@@ -74,7 +86,10 @@ class ShellRunner:
 
     def start(self, spec: JobSpec, done: Done) -> ProcessId:
         if self._reaper is None and _have_pidfds():
-            self._reaper = _Reaper()
+            if self._poller is None:  # nobody's loop polls it: a thread of its own does
+                self._poller = Poller()
+                self._polling_thread = PollingThread(self._poller)
+            self._reaper = _Reaper(self._poller)
         log = _Log(spec.log_path)
         output = log.pipe() if self._reaper else log.file()
         try:
@@ -137,9 +152,14 @@ class ShellRunner:
         done(result)
 
     def close(self) -> None:
-        if self._reaper is not None:
-            self._reaper.stop()
-            self._reaper = None
+        if self._polling_thread is not None:
+            self._polling_thread.stop()
+            self._polling_thread = None
+            self._reaper.close()
+            self._poller.close()
+        elif self._reaper is not None:
+            self._reaper.close()
+        self._reaper = None
         if self._devnull is not None:
             os.close(self._devnull)
             self._devnull = None
@@ -151,9 +171,13 @@ class ShellRunner:
         with self._lock:
             self._aborting = True
             groups = [proc.pid for proc in self._running.values()]
-        _stop_groups(groups, lambda: self._any_running())
+        _stop_groups(groups, self._any_running)
 
     def _any_running(self) -> bool:
+        """Whether a job still runs, after handling the ends that came meanwhile: in the run
+        loop's place when the loop's poller reaps them (the loop waits for this abort)."""
+        if self._poller is not None and self._polling_thread is None:
+            self._poller.poll(0.02)
         with self._lock:
             return bool(self._running)
 
@@ -310,69 +334,52 @@ def _unlink(path: str) -> None:
 
 
 class _Reaper:
-    """One thread that waits on the pidfds of many processes and on their output pipes (epoll).
-    It copies output into each job's log as it comes, and calls a process's `ended` once the
-    process has ended and what it wrote is in the log. `stop` ends the thread (through a pipe)."""
+    """Waits, through a Poller, on the pidfds of many processes and on their output pipes. It
+    copies output into each job's log as it comes, and calls a process's `ended` once the
+    process has ended and what it wrote is in the log."""
 
-    def __init__(self) -> None:
-        self._epoll = select.epoll()
-        self._ended: dict[int, tuple[_Log, Callable[[], None]]] = {}  # pidfd -> log, callback
+    def __init__(self, poller: Poller) -> None:
+        self._poller = poller
+        self._pidfds: dict[int, tuple[_Log, Callable[[], None]]] = {}  # pidfd -> log, callback
         self._logs: dict[int, _Log] = {}  # a pipe's read end -> its log
-        self._wake_read, self._wake_write = os.pipe()
-        self._epoll.register(self._wake_read, select.EPOLLIN)
-        threading.Thread(target=self._run, name="rulerun-reaper", daemon=True).start()
 
     def watch(self, pid: int, log: _Log, ended: Callable[[], None]) -> None:
         pidfd = os.pidfd_open(pid)  # readable once the process has ended, even if it already has
-        self._logs[log.read_end] = log
-        self._ended[pidfd] = (log, ended)
-        self._epoll.register(log.read_end, select.EPOLLIN)  # seen by a poll already waiting (epoll)
-        self._epoll.register(pidfd, select.EPOLLIN)
+        read_end = log.read_end
+        self._logs[read_end] = log
+        self._pidfds[pidfd] = (log, ended)
+        try:
+            self._poller.watch(read_end, lambda: self._copy(read_end))
+            self._poller.watch(pidfd, lambda: self._reap(pidfd))
+        except OSError:
+            self._poller.forget(read_end)
+            del self._logs[read_end], self._pidfds[pidfd]
+            os.close(pidfd)
+            raise
 
-    def stop(self) -> None:
-        os.write(self._wake_write, b"x")
-
-    def _run(self) -> None:
-        while True:
-            # fds are closed after the whole batch of events: a number closed and reused (by
-            # a job starting meanwhile) would otherwise take a stale event of this batch
-            closing: list[int] = []
-            events = self._epoll.poll()
-            for fd, _ in events:
-                if fd in self._logs:
-                    self._copy(fd, closing)
-                elif fd in self._ended:
-                    self._reap(fd, closing)
-            for fd in closing:
-                os.close(fd)
-            if any(fd == self._wake_read for fd, _ in events):
-                self._close()
-                return
-
-    def _copy(self, read_end: int, closing: list[int]) -> None:
-        log = self._logs[read_end]
-        if not log.copy():  # every process holding the pipe has ended
-            self._epoll.unregister(read_end)
+    def _copy(self, read_end: int) -> None:
+        log = self._logs.get(read_end)
+        if log is not None and not log.copy():  # every process holding the pipe has ended
+            self._poller.forget(read_end, close=True)
             del self._logs[read_end]
-            closing.append(read_end)
             log.pipe_ended()
 
-    def _reap(self, pidfd: int, closing: list[int]) -> None:
-        log, ended = self._ended.pop(pidfd)
-        self._epoll.unregister(pidfd)
-        closing.append(pidfd)
+    def _reap(self, pidfd: int) -> None:
+        log, ended = self._pidfds.pop(pidfd)
+        self._poller.forget(pidfd, close=True)
         if log.read_end in self._logs:
-            self._copy(log.read_end, closing)  # all it wrote before it ended: the log is whole when reported
+            self._copy(log.read_end)  # all it wrote before it ended: the log is whole when reported
         ended()
 
-    def _close(self) -> None:
-        for pidfd in self._ended:
+    def close(self) -> None:
+        for pidfd in list(self._pidfds):
+            self._poller.forget(pidfd)
             os.close(pidfd)
-        for log in self._logs.values():
+        for read_end, log in list(self._logs.items()):
+            self._poller.forget(read_end)
             log.close()
-        for fd in (self._wake_read, self._wake_write):
-            os.close(fd)
-        self._epoll.close()
+        self._pidfds.clear()
+        self._logs.clear()
 
 
 @functools.lru_cache(maxsize=1)

@@ -2,8 +2,9 @@
 end; record it; repeat. The graph may grow while it runs (split rules).
 
     queue the jobs the plan says must run and whose deps are complete
-    loop:  take the ready jobs that fit the limits -> one transaction: record the results of the
-           last turn and mark the new jobs incomplete -> start them -> wait for results
+    loop:  take the ready jobs that fit the limits -> the journal records what must be written
+           before they start (their incomplete marks, the successes they need: run/journal.py)
+           -> start them -> wait for results (and handle the shell jobs' ends, run/poller.py)
            -> complete each job: its dependents' counts drop; a dependent at zero is grown
               (if it waited on a split), then queued, or completed at once if up to date
 
@@ -30,6 +31,7 @@ from rulerun.plan.graph import Job
 from rulerun.plan.planner import Plan
 from rulerun.plan.signature import job_key
 from rulerun.run.executor import Executor, JobResult, JobSpec
+from rulerun.run.journal import Journal
 from rulerun.run.outputs import SetAside, quarantine
 from rulerun.run.ready import ReadyQueue
 from rulerun.run.spec import UnpicklableParam
@@ -62,27 +64,35 @@ class Outcome:
         return 130 if self.interrupted else (1 if self.failures else 0)
 
 
-PROCESS_RECORD_DELAY = 0.05  # seconds a started job's process may go unrecorded while the loop waits
-
-
 class Inbox:
     """Where executors leave results, from any thread; the loop waits here. A SimpleQueue: a C
-    queue, cheaper per job than Queue. A fake executor brings its own (see tests)."""
+    queue, cheaper per job than Queue. With a `poller` (a local executor's), the loop waits on
+    it instead: shell jobs' ends are handled by the loop's own thread as they come, and other
+    threads' results wake it. A fake executor brings its own (see tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, poller=None) -> None:
         self._queue: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
+        self._poller = poller
+        self._waiter: int | None = None  # the thread waiting, whose own results need no wake
 
     def put(self, result: JobResult) -> None:
         self._queue.put(result)
+        if self._poller is not None and threading.get_ident() != self._waiter:
+            self._poller.wake()
 
     def wait(self, stop_requested, timeout: float = 0.1) -> list[JobResult]:
         """The results that have arrived, at least one; [] once `stop_requested()` (checked
-        every `timeout` seconds while waiting)."""
+        every `timeout` seconds while waiting, and after each event with no result)."""
         while True:
             try:
-                results = [self._queue.get(timeout=timeout)]
+                results = [self._queue.get_nowait() if self._poller else self._queue.get(timeout=timeout)]
                 break
             except queue.Empty:
+                if self._poller is not None:
+                    self._waiter = threading.get_ident()
+                    self._poller.poll(timeout)
+                    if not self._queue.empty():
+                        continue
                 if stop_requested():
                     return []
         while True:
@@ -113,15 +123,14 @@ class Scheduler:
         self.reporter = reporter
         self.keep_going = keep_going
         self.outcome = Outcome()
-        self.inbox = getattr(executor, "inbox", None) or Inbox()
+        self.inbox = getattr(executor, "inbox", None) or Inbox(getattr(executor, "poller", None))
         self._remaining: dict[Job, int] = {}
         self._dependents: dict[Job, list[Job]] = {}
         self._complete: set[Job] = set()
         self._running: dict[int, tuple[Job, JobSpec, float]] = {}
         self._stopping = False
-        self._unrecorded: list[tuple[Job, bool]] = []  # ended (and succeeded?) since the last commit
         self._newest_input: dict[int, int] = {}
-        self._unrecorded_processes: list = []  # (job key, ProcessId) of jobs started, until recorded
+        self.journal = Journal(state, self._signature, self.decisions.incomplete)
         self._made_dirs: set[str] = set()  # output directories known to exist: one mkdir each a run
         self.keep_temp = keep_temp
         self._temp = None  # TempOutputs, once the decisions are known (run)
@@ -146,7 +155,7 @@ class Scheduler:
                     if not self._running:
                         break
                     self._finish(self._wait(signals))
-                self._commit([])
+                self.journal.close()
                 signals.check()
             except (KeyboardInterrupt, Interrupted):
                 self._interrupt()
@@ -156,7 +165,7 @@ class Scheduler:
                 with contextlib.suppress(Exception):  # the first error is the one to show
                     self._finish(self._aborted())  # their partial outputs are set aside, as for Ctrl-C
                 with contextlib.suppress(Exception):
-                    self._commit([])  # what ended before it stays done (e.g. a split's expansion failed)
+                    self.journal.close()  # what ended before it stays done (e.g. a split's expansion failed)
                 raise
         return self.outcome
 
@@ -166,7 +175,7 @@ class Scheduler:
         self.reporter.interrupted(len(self._running))
         self.executor.abort()
         self._finish(self._aborted())
-        self._commit([])
+        self.journal.close()
 
     def _aborted(self) -> list[JobResult]:
         """After executor.abort(): the results of the jobs that were running, each marked
@@ -235,7 +244,7 @@ class Scheduler:
 
     def _start(self, batch: list[Job]) -> None:
         specs = [(job, *self._spec(job)) for job in batch]
-        self._commit(batch)
+        self.journal.before_start(batch, self.ready.upcoming)
         processes = []
         for job, spec, unrenderable in specs:
             self._newest_input[job.id] = self._newest_mtime(job.inputs)
@@ -252,23 +261,19 @@ class Scheduler:
             except OSError as exc:  # e.g. its output directory is on a read-only or full disk
                 what = f"{exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else "")
                 self.inbox.put(JobResult(spec.key, False, f"it could not be started: {what}"))
-        self._unrecorded_processes.extend(processes)  # known only now: see _wait
+        self.journal.processes(processes)  # known only now: see _wait
 
     def _wait(self, signals) -> list[JobResult]:
-        """The next results. The processes of the jobs just started are recorded (so that a
-        run after a kill -9 can stop what they left) with the next turn's transaction, or by a
-        transaction of their own once no job has ended for PROCESS_RECORD_DELAY: a short job
-        then costs no transaction of its own, and a long one is recorded while it runs."""
-        if self._unrecorded_processes:
-            results = self.inbox.wait(lambda: True, timeout=PROCESS_RECORD_DELAY)
+        """The next results. What the journal holds uncommitted (jobs that ended, processes
+        started) is committed once it is RECORD_DELAY old, if no turn did it before: a short
+        job costs no transaction of its own, and a long one is recorded while it runs."""
+        due = self.journal.due()
+        if due is not None:
+            results = self.inbox.wait(lambda: True, timeout=due) if due > 0 else []
             if results:
                 return results
-            self.state.record(running=self._take_processes())
+            self.journal.commit()
         return self.inbox.wait(lambda: signals.received is not None)
-
-    def _take_processes(self) -> list:
-        processes, self._unrecorded_processes = self._unrecorded_processes, []
-        return processes
 
     def _spec(self, job: Job) -> tuple[JobSpec, str | None]:
         """The job's spec; or, when its command can't be made (`{input[1]}` in a job with one
@@ -280,17 +285,6 @@ class Scheduler:
             return self.specs(job, command=job.rule.action.source), str(exc)
         except ValueError as exc:
             return self.specs(job, command=job.rule.action.script), f"its command can't be made: {exc}"
-
-    def _commit(self, starting: list[Job]) -> None:
-        """One transaction a turn: the jobs that ended since the last one (a success's signature,
-        a failure forgotten) and the incomplete marks of `starting`, before any of them starts.
-        A dependent of a job starts only after the job's success is recorded here."""
-        ended, self._unrecorded = self._unrecorded, []
-        if ended or starting:
-            self.state.record(succeeded=[(job_key(j), j.outputs, self._signature(j)) for j, ok in ended if ok],
-                              failed=[(job_key(j), j.outputs) for j, ok in ended if not ok],
-                              started=[(job_key(j), j.outputs) for j in starting],
-                              running=self._take_processes())
 
     def _prepare_outputs(self, job: Job, spec: JobSpec) -> None:
         """Output directories (and a `log:` file's) exist before a job starts; a split rule's old
@@ -315,7 +309,7 @@ class Scheduler:
 
     def _finish(self, results: list[JobResult]) -> None:
         """Take in ended jobs: a success completes its job, a failure's outputs are quarantined.
-        Both are written to the state by the next _commit."""
+        Both are written to the state by the journal (before any dependent starts)."""
         freed: list[Job] = []
         for result in results:
             job, spec, started = self._running.pop(result.key)
@@ -323,7 +317,7 @@ class Scheduler:
             if result.ok and not result.interrupted:
                 result = self._check_outputs(job, result)
             ok = result.ok and not result.interrupted
-            self._unrecorded.append((job, ok))
+            self.journal.ended(job, ok)
             if ok:
                 self.outcome.ran += 1
                 self.reporter.job_finished(job, spec, result, time.monotonic() - started)

@@ -82,6 +82,16 @@ class ReadyQueue:
                 break
         return batch
 
+    def upcoming(self, count: int) -> list:
+        """Up to `count` waiting jobs, those likely to start next first (not taken)."""
+        found = []
+        for waiting in self._waiting.values():
+            for job in waiting:
+                if len(found) == count:
+                    return found
+                found.append(job)
+        return found
+
     def done(self, job: Hashable) -> None:
         """A job taken has ended: its room is free again."""
         self.limits.give(self._keys.pop(job))

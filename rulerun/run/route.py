@@ -77,6 +77,11 @@ class Router:
         self._cluster = cluster
         self.every_shell_job = every_shell_job
 
+    @property
+    def poller(self):
+        """What the run loop waits on: the local executor's (cluster jobs' results wake it)."""
+        return getattr(self.local, "poller", None)
+
     def _is_cluster(self, spec: JobSpec) -> bool:
         if self._cluster is None or spec.kind != "shell":
             return False  # a Python action runs here; its run_job calls reach the cluster

@@ -208,7 +208,8 @@ class State:
     def record(self, succeeded: Iterable[tuple[str, list[str], dict]] = (),
                failed: Iterable[tuple[str, list[str]]] = (),
                started: Iterable[tuple[str, list[str]]] = (),
-               running: Iterable[tuple[str, proc.ProcessId]] = ()) -> None:
+               running: Iterable[tuple[str, proc.ProcessId]] = (),
+               unstarted: Iterable[tuple[str, list[str]]] = ()) -> None:
         """In one transaction: each succeeded (job key, outputs, signature) gets its signature
         and loses its incomplete marks; each failed (job key, outputs) loses both, as its outputs
         are gone; each started (job key, outputs) is marked incomplete and listed as running by
@@ -220,14 +221,16 @@ class State:
         by a later transaction (`running`): the next turn's, or one of its own if the loop waits
         longer than a moment (rulerun.run.loop). A crash in between leaves the job listed
         without a process: the next run finds its processes by their RULERUN_JOB mark alone
-        (rulerun.run.orphans). A process of a job that ended meanwhile updates nothing.
+        (rulerun.run.orphans). A process of a job that ended meanwhile updates nothing. Each
+        unstarted (job key, outputs) was marked as started but never did: it loses its marks and
+        its listing (the loop marks jobs ahead of their start: rulerun.run.journal).
 
         A failed job's output still at its path is one the quarantine had to leave there (a
         directory on another file system, a path through a symlink out of the project): it stays
         marked incomplete, or the next run would take it for finished by its time alone."""
         now = time.time()
         succeeded, failed, started = list(succeeded), list(failed), list(started)
-        ended = [(stored(key),) for key, *_ in succeeded + failed]
+        ended = [(stored(key),) for key, *_ in succeeded + failed + list(unstarted)]
         marks = [(stored(out), stored(key), now)
                  for key, outputs in started for out in dict.fromkeys([*outputs, key])]
         marks += [(stored(out), stored(key), now)

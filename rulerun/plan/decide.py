@@ -21,6 +21,32 @@ AFTER_SPLIT = "its inputs are known only after a split rule has run"
 INTERRUPTED = "it was interrupted before it finished"
 
 
+# The reasons most jobs of a large build run for (an output missing, a dep that runs first, an
+# input newer than an output) are kept as which of the job's files or deps, not as sentences:
+# one shared tuple for every job with the same reasons, where 200,000 jobs' sentences and
+# lists took about 40 MB. `reasons` writes the sentences when asked.
+_MISSING, _NEEDS, _NEWER = "missing", "needs", "newer"
+_shared: dict[tuple, tuple] = {}
+
+
+def _kept(items: list) -> tuple:
+    """`items` as the one tuple shared by every job with the same reasons."""
+    found = tuple(items)
+    return _shared.setdefault(found, found) if len(_shared) < 4096 else found
+
+
+def _sentence(job: Job, item) -> str:
+    if isinstance(item, str):
+        return item
+    kind, index = item[0], item[1]
+    if kind is _MISSING:
+        return f"output '{job.outputs[index]}' is missing"
+    if kind is _NEEDS:
+        dep = job.deps[index]
+        return f"it needs '{dep.outputs[0] if dep.outputs else dep.name}', which is made first (rule '{dep.name}')"
+    return f"input '{job.inputs[index]}' is newer than output '{job.outputs[item[2]]}'"
+
+
 class Decisions:
     """The decision for each job of one run, made on first request and then kept.
 
@@ -36,17 +62,20 @@ class Decisions:
         self.signature = signature
         self.key = key
         self.forced = forced
-        self._reasons: dict[Job, list[str]] = {}
+        self._reasons: dict[Job, tuple] = {}  # each a tuple of sentences and _sentence items
         self._absent_temp: dict[Job, set[str]] = {}  # temp outputs missing and not needed (yet)
         self.requested: set[str] = set()  # the targets' files: a temporary one asked for is made
 
     def reasons(self, job: Job) -> list[str]:
         """Why `job` must run (empty: it is up to date); its deps are decided first if need be."""
+        return [_sentence(job, item) for item in self._decision(job)]
+
+    def _decision(self, job: Job) -> tuple:
         found = self._reasons.get(job)
         if found is not None:
             return found
         for each in self._undecided_below(job):
-            self._reasons[each] = self._why(each)
+            self._reasons[each] = _kept(self._why(each))
         return self._reasons[job]
 
     def _undecided_below(self, job: Job) -> list[Job]:
@@ -69,7 +98,7 @@ class Decisions:
 
     def runs(self, job: Job) -> bool:
         """Whether the run carries `job` out: it must run and has an action."""
-        return job.has_action and bool(self.reasons(job))
+        return job.has_action and bool(self._decision(job))
 
     def decided(self, job: Job) -> bool:
         return job in self._reasons
@@ -78,6 +107,10 @@ class Decisions:
         """Decide `job` anew: its inputs became known (a split rule it waited on has run)."""
         self._reasons.pop(job, None)
         return self.reasons(job)
+
+    def must_run(self, job: Job) -> bool:
+        """Whether `job` must run (reasons, without their sentences)."""
+        return bool(self._decision(job))
 
     # ------------------------------------------------------------------ the rules
 
@@ -101,7 +134,7 @@ class Decisions:
         for dep in job.deps:
             gone = [path for path in job.inputs if path in self._absent_temp.get(dep, ())]
             if gone and not self._reasons.get(dep):
-                self._reasons[dep] = [f"its temporary output '{gone[0]}' is needed again (by rule '{job.name}')"]
+                self._reasons[dep] = (f"its temporary output '{gone[0]}' is needed again (by rule '{job.name}')",)
                 self._absent_temp.pop(dep)
                 self._revive(dep)
 
@@ -128,29 +161,28 @@ class Decisions:
             return [INTERRUPTED]
         return []
 
-    def _from_deps(self, job: Job) -> list[str]:
-        for dep in job.deps:
+    def _from_deps(self, job: Job) -> list:
+        for index, dep in enumerate(job.deps):
             if self._reasons.get(dep):
-                made = dep.outputs[0] if dep.outputs else dep.name
-                return [f"it needs '{made}', which is made first (rule '{dep.name}')"]
+                return [(_NEEDS, index)]
         return []
 
     def _from_files(self, job: Job) -> list[str]:
         if job.is_split and not job.outputs:
             return ["no file matches its output glob yet"]
-        oldest, oldest_output = None, ""
-        for output in job.outputs:
+        oldest, oldest_output = None, 0
+        for index, output in enumerate(job.outputs):
             mtime = self.view.mtime(output)
             if mtime is None and self._temp_may_be_absent(job, output):
                 continue
             if mtime is None:
-                return [f"output '{output}' is missing"]
+                return [(_MISSING, index)]
             if oldest is None or mtime < oldest:
-                oldest, oldest_output = mtime, output
-        for path in job.inputs:
+                oldest, oldest_output = mtime, index
+        for index, path in enumerate(job.inputs):
             mtime = self.view.mtime(path)
             if mtime is not None and oldest is not None and mtime > oldest:
-                return [f"input '{path}' is newer than output '{oldest_output}'"]
+                return [(_NEWER, index, oldest_output)]
         return []
 
     def _from_state(self, job: Job) -> list[str]:

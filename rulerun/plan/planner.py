@@ -54,7 +54,7 @@ def make_plan(pipefile, namespace, targets: list[str], state, force: bool = Fals
     incomplete = state.incomplete() if state is not None else set()
     recorded = state.signature if state is not None else (lambda key: None)
     decisions = Decisions(view, recorded, incomplete, signatures, job_key, forced=force)
-    resolver = Resolver(pipefile, view, split_is_stale=lambda job: bool(decisions.reasons(job)),
+    resolver = Resolver(pipefile, view, split_is_stale=decisions.must_run,
                         namespace=namespace)
     if graph is None:
         try:
@@ -63,10 +63,13 @@ def make_plan(pipefile, namespace, targets: list[str], state, force: bool = Fals
             exc.globs_used = resolver.globs_used()  # what watch mode must watch to see it mended
             raise
     refuse_conflicting_outputs(graph.jobs, graph.owners)  # before anything runs, -n included
+    if not any(job.pending or job.is_split for job in graph.jobs):
+        resolver.settle()  # it will not be asked to grow the graph,
+        graph.owners = {}  # nor will jobs join it to be checked against these
     if any(rule.temp for rule in pipefile.rules):
         decisions.requested = {path for job in graph.targets for path in job.outputs}
         for job in reversed(graph.jobs):  # from the targets: a job that needs a deleted temporary
-            decisions.reasons(job)         # output revives its maker before anyone reads the maker's answer
+            decisions.must_run(job)        # output revives its maker before anyone reads the maker's answer
     return Plan(graph, decisions, resolver, view, signatures)
 
 

@@ -285,7 +285,7 @@ def _from_fresh_look(loaded, plan, options) -> bool:
 
 
 def _all_up_to_date(plan) -> bool:
-    return not any(job.pending or plan.decisions.reasons(job) for job in plan.graph.jobs)
+    return not any(job.pending or plan.decisions.must_run(job) for job in plan.graph.jobs)
 
 
 def _settled(fs) -> bool:
@@ -340,17 +340,21 @@ def _write(loaded, options, view, graph, state_path: str) -> bool:
     sources = read_sources(loaded.pipefile)
     pipefile = _sources_text(options.file, sources)
     dirs = [(path or ".", seen.mtime, seen.mark) for path, seen in view.listed.items()]
-    files = [(path, mtime, view.mark(path)) for path, mtime in view.files_seen().items()]
-    files.append((state_path, *(RealDisk().stat(state_path) or (None, 0))))
-    paths = [p for p, _, _ in files]
+    seen = view.files_seen()
+    paths, mtimes = list(seen), list(seen.values())  # three lists, not a tuple per file
+    marks = [view.mark(path) for path in paths]
+    state_mtime, state_mark = RealDisk().stat(state_path) or (None, 0)
+    paths.append(state_path)
+    mtimes.append(state_mtime)
+    marks.append(state_mark)
     graph_id = None
     if can_record(graph):
         graph_id = time.time_ns()
         save(GRAPH, graph_id, graph, paths)
     _replace(RECORD, {"request": request(options), "pipefile": pipefile, "sources": sources, "graph": graph_id,
-                     "state": len(files) - 1,
+                     "state": len(paths) - 1,
                      "dirs": tuple(map(list, zip(*dirs))) if dirs else ([], [], []),
-                     "files": (paths, [m for _, m, _ in files], [k for _, _, k in files])})
+                     "files": (paths, mtimes, marks)})
     return True
 
 

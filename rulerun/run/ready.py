@@ -62,9 +62,15 @@ class ReadyQueue:
         self.limits = limits
         self._waiting: dict[tuple[tuple[str, int], ...], deque] = {}
         self._keys: dict[Hashable, tuple[tuple[str, int], ...]] = {}
+        self._rule_keys: dict[tuple[int, int | None], tuple[tuple[str, int], ...]] = {}
 
     def add(self, job: Hashable, rule, threads: int | None = None) -> None:
-        keys = self._keys[job] = self.limits.keys(rule, threads)
+        # one tuple of keys per rule (and thread count): 100,000 jobs may wait at once
+        cached = (getattr(rule, "index", id(rule)), threads)
+        keys = self._rule_keys.get(cached)
+        if keys is None:
+            keys = self._rule_keys[cached] = self.limits.keys(rule, threads)
+        self._keys[job] = keys
         self._waiting.setdefault(keys, deque()).append(job)
 
     def __bool__(self) -> bool:

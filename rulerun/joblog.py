@@ -42,6 +42,8 @@ def printed(spec, result, limit: int = SHOWN_LINES) -> Printed:
     if carried:
         lines = carried.rstrip("\n").splitlines()
         return Printed(lines[-limit:], max(0, len(lines) - limit), spec.log_path)
+    if not getattr(result, "printed", True):  # no log was made: nothing to read back
+        return Printed([], 0, spec.log_path)
     return tail(spec.log_path, limit)
 
 

@@ -71,12 +71,16 @@ class Decisions:
         return [_sentence(job, item) for item in self._decision(job)]
 
     def _decision(self, job: Job) -> tuple:
-        found = self._reasons.get(job)
+        decided = self._reasons
+        found = decided.get(job)
         if found is not None:
             return found
+        if all(dep in decided for dep in job.deps):  # asked deps first, as the run and -n do
+            found = decided[job] = _kept(self._why(job))
+            return found
         for each in self._undecided_below(job):
-            self._reasons[each] = _kept(self._why(each))
-        return self._reasons[job]
+            decided[each] = _kept(self._why(each))
+        return decided[job]
 
     def _undecided_below(self, job: Job) -> list[Job]:
         """`job` and the deps under it not decided yet, deps first (iterative: chains may be
@@ -99,6 +103,13 @@ class Decisions:
     def runs(self, job: Job) -> bool:
         """Whether the run carries `job` out: it must run and has an action."""
         return job.has_action and bool(self._decision(job))
+
+    def running(self, job: Job) -> list[str] | None:
+        """Why the run carries `job` out; None when it does not (`runs` and `reasons` at once)."""
+        if not job.has_action:
+            return None
+        found = self._decision(job)
+        return [_sentence(job, item) for item in found] if found else None
 
     def decided(self, job: Job) -> bool:
         return job in self._reasons
@@ -125,7 +136,7 @@ class Decisions:
             return [AFTER_SPLIT]
         reasons = self._from_deps(job)
         reasons += self._interrupted(job) or self._from_files(job) or self._from_state(job)
-        if reasons:
+        if reasons and self._absent_temp:
             self._revive(job)
         return reasons
 
@@ -173,7 +184,7 @@ class Decisions:
         oldest, oldest_output = None, 0
         for index, output in enumerate(job.outputs):
             mtime = self.view.mtime(output)
-            if mtime is None and self._temp_may_be_absent(job, output):
+            if mtime is None and job.rule.temp and self._temp_may_be_absent(job, output):
                 continue
             if mtime is None:
                 return [(_MISSING, index)]

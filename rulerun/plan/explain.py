@@ -27,11 +27,12 @@ def report(plan: Plan, out: TextIO, command: Callable[[Job], str] | None = None,
             lines.clear()
         if job.pending:
             lines.append(_after_split(job))
-        if not decisions.runs(job):
+        reasons = decisions.running(job)
+        if reasons is None:
             continue
         count += 1
         lines.append(_describe(job))
-        lines.extend(f"    because {reason}" for reason in decisions.reasons(job))
+        lines.extend(["    because " + reason for reason in reasons])
         if command is not None and job.has_action:
             lines.extend(f"    {line}" for line in command(job).rstrip("\n").splitlines())
         if tuple(job.outputs) in submitted:

@@ -281,10 +281,11 @@ class Resolver:
         pending = Pending()
         level: list[tuple[Rule, Job]] = []
         level_key = None
+        single = len(candidates) == 1  # the usual case: no level to compare
         for rule, values in candidates:
             if rule.index in self._rule_stack:
                 continue  # a pattern rule is used at most once in a chain (as in make)
-            key = specificity(values)
+            key = None if single else specificity(values)
             if level and key != level_key:
                 break
             found = self._build_job(rule, values, strict=False, path=path)
@@ -759,7 +760,9 @@ def _input_query(out: Pattern, primary: Pattern, glob: str | None) -> str | None
     return None
 
 
-def _unique(jobs: Iterable[Job]) -> list[Job]:
+def _unique(jobs: list[Job]) -> list[Job]:
+    if len(jobs) < 2:  # most jobs need one job or none
+        return jobs
     seen: set[int] = set()
     result = []
     for job in jobs:

@@ -123,7 +123,7 @@ class DiskView:
         directory, name = os.path.split(path)
         listing = self._listings.get(directory)
         if listing is not None and name:
-            if self.disk.exists(path):
+            if mtime is not None or self.disk.exists(path):  # a time: it is there (no second look)
                 listing[name] = self.disk.is_dir(path)
             else:
                 listing.pop(name, None)

@@ -73,6 +73,7 @@ class JobResult:
     stderr: str = ""
     interrupted: bool = False
     queued: float | None = None
+    printed: bool = True  # False: the job is known to have printed nothing (its log was not made)
 
 
 Done = Callable[[JobResult], None]

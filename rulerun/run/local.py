@@ -149,6 +149,7 @@ class ShellRunner:
             interrupted = self._aborting
         result = _shell_result(spec.key, status, interrupted)
         log.ended(keep=not result.ok or spec.keep_log)  # before done(): a failure report shows its tail
+        result.printed = log.written
         done(result)
 
     def close(self) -> None:
@@ -274,6 +275,11 @@ class _Log:
             if not data:
                 return False
             self._write(data)
+
+    @property
+    def written(self) -> bool:
+        """Whether the job may have written something (its log file is there, with its output)."""
+        return self._kept or self._direct
 
     def ended(self, keep: bool) -> None:
         """The job's process has ended: keep a log if it failed, else leave none if it wrote

@@ -12,6 +12,7 @@ few microseconds, not a transaction.
 
 from __future__ import annotations
 
+import heapq
 import json
 import sqlite3
 import time
@@ -88,6 +89,7 @@ class RunLog:
         self._durations: list[tuple] = []
         self._flushed = time.monotonic()
         self._slots: dict[int, int] = {}  # running job id -> its slot
+        self._free: list[int] = []  # slots given back, lowest first (a heap)
         self._db.execute("BEGIN")
         db.execute("DELETE FROM last_run_jobs")
         db.execute("DELETE FROM last_run")
@@ -96,7 +98,7 @@ class RunLog:
         db.execute("COMMIT")
 
     def started(self, job_id: int, rule: str, label: str, kind: str, command: str, log: str) -> None:
-        slot = min(set(range(len(self._slots) + 1)) - set(self._slots.values()))
+        slot = heapq.heappop(self._free) if self._free else len(self._slots)
         self._slots[job_id] = slot
         self._pending.append((job_id, _shown(rule), _shown(label), slot, time.time() - self._began, None, "running",
                               kind, _shown(command), _shown(log), "", None, None))
@@ -106,7 +108,9 @@ class RunLog:
               cluster_id: str | None = None, queued: float | None = None) -> None:
         """`queued`: the seconds a cluster job waited in the scheduler's queue, when known."""
         now = time.time() - self._began
-        self._slots.pop(job_id, None)
+        slot = self._slots.pop(job_id, None)
+        if slot is not None:
+            heapq.heappush(self._free, slot)
         self._ended.append((now, status, _shown(reason), cluster_id, queued, job_id))
         if status == "ok":
             self._durations.append((stored(key), _shown(rule), job_id))
@@ -143,4 +147,6 @@ class RunLog:
 def _shown(text: str) -> str:
     """Text for people: a file name that is not UTF-8 is shown with a replacement character
     (sqlite takes no lone surrogates)."""
+    if text.isascii():  # most names: nothing to replace
+        return text
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

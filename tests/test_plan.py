@@ -142,3 +142,20 @@ def test_the_recorded_graph_keeps_every_field_of_every_job(tmp_path, disk, chain
             if field.name == "rule":
                 mine, theirs = mine and mine.index, theirs and theirs.index
             assert mine == theirs, (job.label, field.name)
+
+
+def test_normalise_gives_what_normpath_gives_for_every_kind_of_path():
+    """normalise skips normpath for paths it would not change: that test must never let a
+    path through that normpath would have changed (one file, two names, two jobs)."""
+    import itertools
+    import os
+
+    from rulerun.plan.view import normalise
+
+    pieces = ["a", ".", "..", "", ".b", "b.", "..c", "c..", "..."]
+    for count in range(1, 5):
+        for parts in itertools.product(pieces, repeat=count):
+            for lead in ("", "/", "//", "./"):
+                path = lead + "/".join(parts)
+                if path:
+                    assert normalise(path) == os.path.normpath(path), path

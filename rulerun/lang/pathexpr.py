@@ -290,6 +290,9 @@ def expand_template(template: str, expressions: tuple[PathExpression, ...], text
     slowest."""
     choices = [_texts(_evaluate(e, text, namespace, values, target), e, text, target) for e in expressions]
     pieces = template.split(EXPRESSION_MARK)
+    if len(choices) == 1:  # the usual input function: one $(...), no combinations to make
+        before, after = pieces
+        return [before + escape_literal(value) + after for value in choices[0]]
     paths = []
     for combination in itertools.product(*choices):
         parts = [pieces[0]]

@@ -2,8 +2,9 @@
 Pipefile's SHELL says otherwise) in their own session, Python actions
 each in a fresh process forked from a zygote that loaded the Pipefile's namespace once.
 
-Shell jobs are waited for by one reaper thread (a pidfd per process, in one epoll set), which
-also copies their output into their logs; each Python job has one thread that serves its process.
+Shell jobs are waited for by one reaper (a pidfd per process, in the epoll set of a Poller that
+the run loop's own thread waits on), which also copies their output into their logs; each
+Python job has one thread that serves its process.
 The scheduler caps how many run at once. A job ends only once what it left running is stopped
 too (rulerun.run.orphans).
 """
@@ -240,7 +241,7 @@ class _Log:
     exists only once it wrote something (or failed). A log left there by an earlier run is
     removed when the job leaves none.
 
-    The job writes into a pipe that the reaper thread copies into the file, created with the
+    The job writes into a pipe that the reaper copies into the file, created with the
     first bytes: creating a file costs about 0.4 ms of kernel time on the benchmark machine's
     ext4, more than starting the job itself, and most jobs of a big build print nothing. (An
     unnamed O_TMPFILE per job was cheap to create, but each one freed made ext4 skip it as

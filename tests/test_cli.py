@@ -159,3 +159,36 @@ def test_samples_example_is_a_sample_sheet_pipeline_without_workarounds(example)
     assert dry.count("param 'min_quality' changed") == 3 and "param 'window' changed" not in dry
     assert project.run().returncode == 0
     assert "keeping reads of quality 30 or more" in project.read("logs/filter/gamma.log")
+
+
+def test_a_plain_command_line_is_read_without_argparse_and_as_argparse_reads_it():
+    """quick_options spares the no-op argparse's cost; it must never read a command line
+    otherwise than parse_args does, nor take one that parse_args refuses."""
+    import pytest
+
+    from rulerun.cli import parse_args, quick_options
+    from rulerun.errors import UsageError
+
+    plain = [[], ["all"], ["-j2", "all"], ["-j", "2", "all", "X=1"], ["all", "-j4"], ["a", "b", "N=x=y"],
+             ["-j3", "-j5", "a"], ["_v1=", "out/a.txt"], ["=x", "1X=2", "é=1"]]
+    others = [["-n", "all"], ["a", "-j2", "b"], ["-j0"], ["-j", "-2"], ["-j"], ["-jx"], ["-j", "²"],
+              ["-j", "2_0"], ["--", "a"], ["-", "a"], ["-k", "a"], ["a", "--jobs", "2"], ["-j=2"],
+              ["-j", "+2"], ["a", "-j", "2", "b"], ["-C", "d", "a"]]
+    for argv in plain + others:
+        quick = quick_options(list(argv))
+        try:
+            full = parse_args(list(argv))
+        except (UsageError, SystemExit):
+            full = None
+        if argv in plain:
+            assert quick is not None, argv
+        if quick is not None:
+            assert full is not None and _settings(quick) == _settings(full), argv
+    with pytest.raises(UsageError):
+        parse_args(["a", "-j2", "b"])  # what quick_options must leave to parse_args
+
+
+def _settings(options) -> dict:
+    from rulerun.options import Options
+
+    return {name: getattr(options, name) for name in Options.__annotations__}

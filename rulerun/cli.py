@@ -112,13 +112,18 @@ def quick_options(argv: list[str]) -> Options | None:
         words.append(word)
         index += 1
     options = Options(jobs=jobs or os.cpu_count() or 1)
+    _take_words(options, words)
+    return options
+
+
+def _take_words(options: Options, words: list[str]) -> None:
+    """TARGET and NAME=VALUE words, in the order given."""
     for word in words:
         match = _OVERRIDE.match(word)
         if match:
             options.overrides[match.group(1)] = match.group(2)
         else:
             options.targets.append(word)
-    return options
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -147,12 +152,7 @@ def parse_args(argv: list[str]) -> Options:
         if not equals or not key.strip():
             raise UsageError(f"--config {word}: expected KEY=VALUE", hint="e.g. --config threads=8")
         options.config_overrides[key.strip()] = value
-    for word in args.words:
-        match = _OVERRIDE.match(word)
-        if match:
-            options.overrides[match.group(1)] = match.group(2)
-        else:
-            options.targets.append(word)
+    _take_words(options, args.words)
     return options
 
 

@@ -309,3 +309,31 @@ def test_read_only_state_directory_is_reported_without_a_traceback(project, moun
     assert result.returncode == 2, result.stderr
     assert "can't use the state database .rulerun/state.db" in result.stderr
     assert not project.exists("c.out")
+
+
+def test_runs_opening_a_new_state_database_at_once_all_get_it(tmp_path, monkeypatch):
+    """Two runs started together in a new project both found no schema row and both wrote
+    one: the second failed on a UNIQUE constraint instead of taking its turn."""
+    import threading
+
+    from rulerun.store.state import State
+
+    for round_ in range(40):
+        project_dir = tmp_path / str(round_)
+        project_dir.mkdir()
+        monkeypatch.chdir(project_dir)
+        errors, start = [], threading.Barrier(4)
+
+        def open_state():
+            start.wait()
+            try:
+                State().close()
+            except Exception as exc:  # noqa: BLE001 - what a user would see instead of a run
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_state) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], errors

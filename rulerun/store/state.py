@@ -94,7 +94,8 @@ class State:
             db.executescript(
                 "CREATE TABLE IF NOT EXISTS signatures (job TEXT PRIMARY KEY, signature TEXT, finished REAL);"
                 "CREATE TABLE IF NOT EXISTS incomplete (output TEXT PRIMARY KEY, job TEXT, started REAL);")
-            db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            # OR IGNORE: two runs started at once in a new project both find no schema row
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif row[0] != str(SCHEMA_VERSION):
             raise StateError(f"{self.path} was written by another version of rulerun (schema {row[0]})",
                              hint=f"remove {self.path}; every job whose outputs exist and "

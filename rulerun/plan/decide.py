@@ -102,14 +102,11 @@ class Decisions:
 
     def runs(self, job: Job) -> bool:
         """Whether the run carries `job` out: it must run and has an action."""
-        return job.has_action and bool(self._decision(job))
+        return job.has_action and self.must_run(job)
 
     def running(self, job: Job) -> list[str] | None:
         """Why the run carries `job` out; None when it does not (`runs` and `reasons` at once)."""
-        if not job.has_action:
-            return None
-        found = self._decision(job)
-        return [_sentence(job, item) for item in found] if found else None
+        return self.reasons(job) if self.runs(job) else None
 
     def decided(self, job: Job) -> bool:
         return job in self._reasons

@@ -106,7 +106,7 @@ class Journal:
             self._state.record(unstarted=[(job_key(j), j.outputs) for j in never])
 
     def _may_mark_ahead(self, job: Job) -> bool:
-        if job.is_split or job in self._ahead:
+        if job.is_split:
             return False
         marked = self._marked_before
         return not marked or (job_key(job) not in marked and not any(o in marked for o in job.outputs))

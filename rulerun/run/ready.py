@@ -66,7 +66,7 @@ class ReadyQueue:
 
     def add(self, job: Hashable, rule, threads: int | None = None) -> None:
         # one tuple of keys per rule (and thread count): 100,000 jobs may wait at once
-        cached = (getattr(rule, "index", id(rule)), threads)
+        cached = (rule.index, threads)
         keys = self._rule_keys.get(cached)
         if keys is None:
             keys = self._rule_keys[cached] = self.limits.keys(rule, threads)

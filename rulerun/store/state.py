@@ -215,14 +215,13 @@ class State:
         and loses its incomplete marks; each failed (job key, outputs) loses both, as its outputs
         are gone; each started (job key, outputs) is marked incomplete and listed as running by
         this run; each running (job key, process) gets its main process. Succeeded and failed
-        jobs are no longer listed as running. The run loop commits once per turn, before the
-        jobs it starts: a transaction costs more than its rows.
+        jobs are no longer listed as running. When the run loop calls this, and with what, is
+        rulerun.run.journal's: a transaction costs more than its rows.
 
         A job's process exists only after its incomplete marks are committed, so it is recorded
-        by a later transaction (`running`): the next turn's, or one of its own if the loop waits
-        longer than a moment (rulerun.run.loop). A crash in between leaves the job listed
-        without a process: the next run finds its processes by their RULERUN_JOB mark alone
-        (rulerun.run.orphans). A process of a job that ended meanwhile updates nothing. Each
+        by a later transaction (`running`), within the journal's RECORD_DELAY. A crash in
+        between leaves the job listed without a process: the next run finds its processes by
+        their RULERUN_JOB mark alone (rulerun.run.orphans). A process of a job that ended meanwhile updates nothing. Each
         unstarted (job key, outputs) was marked as started but never did: it loses its marks and
         its listing (the loop marks jobs ahead of their start: rulerun.run.journal).
 

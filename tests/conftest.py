@@ -76,3 +76,9 @@ def pytest_collection_modifyitems(config, items):
         if module in SERIAL_MODULES or SERIAL_NAMES.search(item.name):
             item.add_marker(pytest.mark.serial)
             item.add_marker(pytest.mark.xdist_group(LINES.get(module, "here")))
+
+
+def written_ids(directory: Path) -> set[str]:
+    """The cluster job ids jobs wrote so far, one per file of `directory` (the shell makes a
+    file before the job's echo writes into it: an empty one is not counted yet)."""
+    return {text for text in (p.read_text().strip() for p in directory.iterdir()) if text}

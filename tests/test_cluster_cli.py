@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import written_ids
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "cluster"
 
@@ -360,9 +362,10 @@ def test_interrupt_deletes_the_cluster_jobs_and_exits_130(tmp_path):
                             text=True)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(list((root / "ids").iterdir())) < 4:
+        # the shell makes each file before echo writes the id into it: wait for the ids
+        while time.monotonic() < deadline and len(written_ids(root / "ids")) < 4:
             time.sleep(0.2)
-        ids = {p.read_text().strip() for p in (root / "ids").iterdir()}
+        ids = written_ids(root / "ids")
         assert len(ids) == 4, "the cluster jobs did not start"
         assert ids <= qstat_ids()
         time.sleep(0.5)   # (ids are written as soon as each job starts)

@@ -22,6 +22,7 @@ import pytest
 
 from rulerun.errors import ClusterSetupError
 from rulerun.run.cluster.slurm import choose_scheduler
+from tests.conftest import written_ids
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -222,9 +223,10 @@ def test_sigint_sigterm_and_sighup_leave_no_job_in_squeue(tmp_path):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and len(list((root / "ids").iterdir())) < 2:
+            # the shell makes each file before echo writes the id into it: wait for both ids
+            while time.monotonic() < deadline and len(written_ids(root / "ids")) < 2:
                 time.sleep(0.2)
-            ids = {p.read_text().strip() for p in (root / "ids").iterdir()}
+            ids = written_ids(root / "ids")
             assert len(ids) == 2 and ids <= squeue_ids()
             proc.send_signal(sig)
             _, err = proc.communicate(timeout=30)

@@ -96,6 +96,11 @@ def run(options: Options, basis=None) -> int:
         for text in state.warnings:
             reporter.warning(text)
         plan, basis = plan_for(loaded, options, state, basis)
+        if plan.resolver.uncountable:
+            from rulerun.plan.emptyglobs import uncountable
+
+            for text in uncountable(plan.resolver):
+                reporter.warning(text)
         if options.dry_run or options.verbosity > 0:
             from rulerun.plan.emptyglobs import empty_globs
 

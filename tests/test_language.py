@@ -181,3 +181,55 @@ def test_split_rule_with_wildcards_end_to_end(project):
     assert "chunks/A/part_*" in dry and "chunks/B/part_*" not in dry
     assert project.run("all").returncode == 0
     assert project.read("counts/A.txt") == "4\n"
+
+
+BLIND_GLOB = """
+    task all : out/*.b
+        shell: cat {input} > all.txt
+    out/{s}.b : $(a_of(wildcards.s))
+        shell: cp {input} {output}
+    python:
+        def a_of(s):
+            return f"src/{s}.a"
+    """
+
+
+def test_a_glob_that_cant_see_through_an_input_function_says_so_on_every_run(project):
+    # out/*.b can't be counted through an input function (it can't be run backwards): the glob
+    # finds only out/x.b, which exists, and would pass for all there is to make, src/y.a too
+    project.write("Pipefile", BLIND_GLOB)
+    project.write("src/x.a", "x\n")
+    project.write("src/y.a", "y\n")
+    project.write("out/x.b", "x\n")
+    for args in (("all",), ("all", "-n")):
+        done = project.run(*args)
+        assert done.returncode == 0, done.stderr
+        assert ("the glob 'out/*.b' can't count the files rule 'out/{s}.b' (Pipefile:4:1) makes: "
+                "its inputs come from an input function, which can't be run backwards") in done.stderr, (args, done.stderr)
+    assert project.read("all.txt") == "x\n"
+
+
+def test_a_rule_named_as_target_whose_inputs_are_input_functions_says_what_it_cant_know(project):
+    project.write("Pipefile", BLIND_GLOB)
+    project.write("src/x.a", "x\n")
+    done = project.run("out/{s}.b")
+    assert done.returncode == 0, done.stderr
+    assert "rule 'out/{s}.b' (Pipefile:4:1) as a target: which files it can make is unknown" in done.stderr
+
+
+def test_a_glob_over_a_rule_with_a_plain_input_beside_its_function_counts_and_stays_quiet(project):
+    project.write("Pipefile", """
+        task all : out/*.b
+            shell: cat {input} > all.txt
+        out/{s}.b : src/{s}.a $(extra_of(wildcards.s))
+            shell: cat {input} > {output}
+        python:
+            def extra_of(s):
+                return []
+        """)
+    project.write("src/x.a", "x\n")
+    project.write("src/y.a", "y\n")
+    done = project.run("all")
+    assert done.returncode == 0, done.stderr
+    assert "can't count" not in done.stderr
+    assert project.read("all.txt") == "x\ny\n"

@@ -150,6 +150,7 @@ class Resolver:
         self._splits_ran: set[Job] = set()
         self._globs: dict[str, tuple[list[str], Pending]] = {}
         self._globs_used: set[str] = set()  # outlives _globs, which split_finished clears
+        self.uncountable: dict[tuple[str | None, int], Rule] = {}  # see _outputs_from_inputs
         self._in_progress: dict[str, int] = {}
         self._path_stack: list[str] = []
         self._rule_stack: list[int] = []
@@ -559,6 +560,10 @@ class Resolver:
         makeable files give, narrowed to `glob` where the two can be lined up."""
         primary = _primary_input(rule, out)
         if primary is None:
+            if rule.index in self.index.functions and (glob is None or globs_may_overlap(out.as_glob(), glob)):
+                # its inputs come from a function of the wildcards, which can't be run backwards:
+                # the answer counts only files that exist, and must not pass for the whole one
+                self.uncountable.setdefault((glob, rule.index), rule)
             return [], Pending()
         query = _input_query(out, primary, glob)
         if query is None:

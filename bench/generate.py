@@ -17,6 +17,9 @@ Workloads:
            glob_wildcards+expand (Snakemake), an explicit list (Ninja).
   fanin    one output (fanin.out, by touch) from N inputs src/i.txt.
   trivial  N independent jobs: src/i.done from src/i.txt by touch.
+  lua      Lua 5.4.8 from its C sources (fetched once from PyPI, see luasources.py): 33
+           objects by a pattern rule, liblua.a from 32 of them, the `lua` program; N is
+           the number of objects and fixed.
   startup  a ten-rule chain seed.txt -> s1.out -> ... -> s10.out, used only
            for `--version` and a dry run: the cost of starting the tool.
 
@@ -42,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import luasources
+
 TOOLS = ("rulerun", "make", "ninja", "snakemake")
 
 BUILD_FILES = {
@@ -65,6 +70,7 @@ class Workload:
     outputs: Callable[[int], list[str]]
     touched: Callable[[int], tuple[str, list[str]]]  # (source, outputs it changes)
     writers: dict[str, Callable[[int], str]]
+    populate: Callable[[Path], None] | None = None  # writes real sources; else each holds its name
 
     def writes_for(self, tool: str) -> bool:
         """Whether this workload has a build file for `tool` (the Part 2 forms: rulerun only)."""
@@ -293,6 +299,74 @@ def trivial_snakefile(n: int) -> str:
     )
 
 
+# ---------------------------------------------------------------- lua
+# A real compile: the interpreter of Lua 5.4.8, built as Lua's makefile builds it, with the
+# same compiler flags and object lists for every tool. No header dependencies in any of the
+# files: a clean build needs none, and the touched phase edits a .c file.
+
+
+def lua_objects() -> list[str]:
+    return [f"src/{name}.o" for name in luasources.CORE + luasources.LIBS]
+
+
+def lua_outputs(n: int) -> list[str]:
+    return lua_objects() + ["src/lua.o", "src/liblua.a", "src/lua"]
+
+
+def lua_pipefile(n: int) -> str:
+    return lines(
+        f'CFLAGS = "{luasources.CFLAGS}"',
+        "",
+        "task all : src/lua",
+        "",
+        f"src/liblua.a : {' '.join(lua_objects())}",
+        "    shell: ar rcs {output} {input}",
+        "",
+        "src/lua : src/lua.o src/liblua.a",
+        f"    shell: gcc -o {{output}} {luasources.LINK}",
+        "",
+        "src/%.o : src/%.c",
+        "    shell: gcc {CFLAGS} -c -o {output} {input}",
+    )
+
+
+def lua_makefile(n: int) -> str:
+    return lines(
+        MAKE_PREAMBLE,
+        f"CFLAGS = {luasources.CFLAGS}",
+        "",
+        "all: src/lua",
+        "",
+        f"src/liblua.a: {' '.join(lua_objects())}",
+        "\tar rcs $@ $^",
+        "",
+        "src/lua: src/lua.o src/liblua.a",
+        f"\tgcc -o $@ {luasources.LINK}",
+        "",
+        "src/%.o: src/%.c",
+        "\tgcc $(CFLAGS) -c -o $@ $<",
+    )
+
+
+def lua_ninja(n: int) -> str:
+    objects = lua_objects() + ["src/lua.o"]
+    return lines(
+        f"cflags = {luasources.CFLAGS}",
+        "rule cc",
+        "  command = gcc $cflags -c -o $out $in",
+        "rule ar",
+        "  command = ar rcs $out $in",
+        "rule link",
+        f"  command = gcc -o $out {luasources.LINK}",
+        "",
+        ninja_edges("cc", [(o, o[:-2] + ".c") for o in objects]),
+        f"build src/liblua.a: ar {' '.join(lua_objects())}",
+        "build src/lua: link src/lua.o src/liblua.a",
+        "build all: phony src/lua",
+        "default all",
+    )
+
+
 # ---------------------------------------------------------------- startup
 # A literal ten-rule chain: seed.txt -> s1.out -> ... -> s10.out.
 
@@ -445,6 +519,16 @@ WORKLOADS: dict[str, Workload] = {
             },
         ),
         Workload(
+            name="lua",
+            sizes=(len(luasources.CORE + luasources.LIBS) + 1,),
+            phases=BUILD_PHASES,
+            sources=lambda n: luasources.source_names(),
+            outputs=lua_outputs,
+            touched=lambda n: ("src/lvm.c", ["src/lvm.o", "src/liblua.a", "src/lua"]),
+            writers={"rulerun": lua_pipefile, "make": lua_makefile, "ninja": lua_ninja},
+            populate=luasources.copy_sources,
+        ),
+        Workload(
             name="startup",
             sizes=(STARTUP_RULES,),
             phases=STARTUP_PHASES,
@@ -490,7 +574,10 @@ def generate(workload: str, n: int, tool: str, dest: Path) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    write_sources(dest, spec.sources(n))
+    if spec.populate is not None:
+        spec.populate(dest)
+    else:
+        write_sources(dest, spec.sources(n))
     build_file = dest / BUILD_FILES[tool]
     build_file.write_text(spec.build_file(tool, n))
     return build_file

@@ -207,3 +207,26 @@ items[0] = 2
 
 def test_bound_names_of_unparsable_source_is_empty():
     assert bound_names("def (:") == set()
+
+
+@pytest.mark.parametrize("source", ['["A", "B", 3, -1.5]', "('a',)", '[\n    "A",\n    "B",\n]', "[]"])
+def test_a_plain_literal_list_compiles_from_its_text_to_what_its_tree_gives(source, monkeypatch):
+    """A sample list of 100,000 names skips the tree (namespace._PLAIN_SEQUENCE): the same
+    value, and every instruction at the same Pipefile line and column."""
+    import re
+
+    from rulerun.lang import namespace
+
+    loc = Location("Pipefile", 7, 11)
+    fast = namespace._compile.__wrapped__(source, loc, "eval")
+    monkeypatch.setattr(namespace, "_PLAIN_SEQUENCE", re.compile("(?!)"))  # matches nothing
+    slow = namespace._compile.__wrapped__(source, loc, "eval")
+    assert eval(fast) == eval(slow)
+    assert list(fast.co_positions()) == list(slow.co_positions())
+    assert fast.co_filename == slow.co_filename == "Pipefile"
+
+
+def test_a_literal_list_python_refuses_is_said_at_its_place_as_before():
+    with pytest.raises(PipefileError) as caught:
+        compile_block("[1, 2,, 3]", Location("Pipefile", 3, 11), "eval")
+    assert caught.value.loc.line == 3 and caught.value.loc.col >= 11

@@ -470,3 +470,18 @@ def test_a_constraint_may_not_name_its_groups():
     with pytest.raises(PipefileError) as caught:
         parse("o/{s,(?P<t>a)}_{t}.txt :\n    shell: x\n")
     assert (caught.value.loc, caught.value.message) == (at(1, 6), "a wildcard constraint can't name its groups")
+
+
+def test_an_expanded_path_word_keeps_every_field_but_its_text_and_expressions():
+    """PathPattern.expanded is dataclasses.replace written out for speed: a field added to the
+    word and not copied there would be lost from every path a `$(...)` gives."""
+    import dataclasses
+
+    from rulerun.lang.model import PathPattern
+    from rulerun.source import Location
+
+    values = {"text": "t\x00", "loc": Location("P", 3, 4), "exprs": ("e",), "written": "$(W)",
+              "name": "ref", "constraints": ("c",)}
+    assert {f.name for f in dataclasses.fields(PathPattern)} == set(values)  # a new field: add it here
+    word = PathPattern(**values)
+    assert word.expanded("out/a.txt") == dataclasses.replace(word, text="out/a.txt", exprs=())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
+import re
 from functools import lru_cache
 from types import CodeType
 from typing import Any, Mapping
@@ -45,32 +46,53 @@ class _TooDeep(Exception):
     pass
 
 
+# A list or tuple of plain string and number literals, as a sample list is written.
+_PLAIN_LITERAL = r"""(?:"[^"\\\n]*"|'[^'\\\n]*'|[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?)"""
+_PLAIN_SEQUENCE = re.compile(rf"""\s*(?:\[\s*(?:{_PLAIN_LITERAL}\s*,\s*)*(?:{_PLAIN_LITERAL}\s*)?\]"""
+                             rf"""|\(\s*(?:{_PLAIN_LITERAL}\s*,\s*)*(?:{_PLAIN_LITERAL}\s*)?\))\s*""")
+
+
 @lru_cache(maxsize=1024)
 def _compile(source: str, loc: Location, mode: str) -> CodeType:
     # Newlines in front give every line its Pipefile number, in tracebacks and in SyntaxError
     # messages ("... on line 3"); columns can't be padded, so the nodes are moved right.
-    tree = ast.parse("\n" * (loc.line - 1) + source, filename=loc.file, mode=mode)
-    if _deeper_than(tree, MAX_NESTING):
-        raise _TooDeep()
     right = loc.col - 1 if loc.col else 0
-    if right:
-        for node in ast.walk(tree):
-            if "col_offset" in node._attributes:
-                node.col_offset += right
-                if getattr(node, "end_col_offset", None) is not None:
-                    node.end_col_offset += right
+    if mode == "eval" and right and "\n" not in source and _PLAIN_SEQUENCE.fullmatch(source):
+        # `SAMPLES = ["A", ..., "ZZZ"]` with 100,000 names: no node of it can lie deep, and
+        # what opens it moves it right, so it is compiled from its text, without the 200,000
+        # Python objects of its tree (half a second). Anything else takes the path below
+        # (a list over several lines too: its later lines must move right as well).
+        try:
+            return compile("\n" * (loc.line - 1) + "(" + " " * (right - 1) + source + "\n)", loc.file, mode,
+                           dont_inherit=True)
+        except (SyntaxError, ValueError):
+            pass  # said below, at its place
+    tree = ast.parse("\n" * (loc.line - 1) + source, filename=loc.file, mode=mode)
+    _check_depth_and_move(tree, MAX_NESTING, right)
     return compile(tree, loc.file, mode, dont_inherit=True)
 
 
-def _deeper_than(tree: ast.AST, limit: int) -> bool:
-    """Whether some node of `tree` lies more than `limit` levels down (iterative: no recursion)."""
+def _check_depth_and_move(tree: ast.AST, limit: int, right: int) -> None:
+    """Raise _TooDeep when some node of `tree` lies more than `limit` levels down; move every
+    node `right` columns. Iterative (no recursion), one walk for both. Constants, the leaves a
+    100,000-name list literal is made of, are neither walked into nor moved: they have no
+    children, and no instruction that can fail or warn is placed at one."""
+    constant = ast.Constant
+    children = ast.iter_child_nodes
     stack = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return False
+            raise _TooDeep()
+        if right and "col_offset" in node._attributes:
+            node.col_offset += right
+            if getattr(node, "end_col_offset", None) is not None:
+                node.end_col_offset += right
+        for child in children(node):
+            if type(child) is not constant:
+                stack.append((child, depth + 1))
+            elif depth >= limit:
+                raise _TooDeep()
 
 
 def _syntax_error(exc: SyntaxError, source: str, loc: Location, text: str | None) -> PipefileError:

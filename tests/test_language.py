@@ -233,3 +233,33 @@ def test_a_glob_over_a_rule_with_a_plain_input_beside_its_function_counts_and_st
     assert done.returncode == 0, done.stderr
     assert "can't count" not in done.stderr
     assert project.read("all.txt") == "x\ny\n"
+
+
+def test_an_input_function_never_sees_what_another_jobs_evaluation_left_in_its_scope(project):
+    # Each job's $(...) is evaluated in a scope of its own: out/b.txt must come from in/b.txt,
+    # though out/a.txt's evaluation stored its path with globals().setdefault first.
+    project.write("Pipefile", """
+        task all : out/a.txt out/b.txt
+        out/{s}.txt : $(globals().setdefault("first", "in/" + wildcards.s + ".txt"))
+            shell: cp {input} {output}
+        """)
+    project.write("in/a.txt", "a\n")
+    project.write("in/b.txt", "b\n")
+    done = project.run("all")
+    assert done.returncode == 0, done.stderr
+    assert (project.read("out/a.txt"), project.read("out/b.txt")) == ("a\n", "b\n")
+
+
+def test_a_name_an_earlier_job_bound_with_walrus_is_unbound_for_the_next(project):
+    # out/b.txt reads `last` before binding it: an error, not out/a.txt's input
+    project.write("Pipefile", """
+        task all : out/a.txt out/b.txt
+        out/{s}.txt : $(last if wildcards.s == "b" else (last := "in/" + wildcards.s + ".txt"))
+            shell: cp {input} {output}
+        """)
+    project.write("in/a.txt", "a\n")
+    project.write("in/b.txt", "b\n")
+    done = project.run("all")
+    assert done.returncode == 2
+    assert "for 'out/b.txt': NameError: name 'last' is not defined" in done.stderr, done.stderr
+    assert not project.exists("out/b.txt")

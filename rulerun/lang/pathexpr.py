@@ -5,7 +5,7 @@ EXPRESSION_MARK character in the template (so the pattern checks see the written
 `{name}` and globs around it, and none inside it), and `$$` becomes `$`. Once the shared
 namespace exists, every path whose expressions need no job is expanded (`expand_pipefile`);
 an input that reads `wildcards` or `stem` is an input function, expanded for each job
-(`expand_for_job`). Inserted values are literal (patterns.escape_literal): a `%`, `{` or
+(`InputFunction`). Inserted values are literal (patterns.escape_literal): a `%`, `{` or
 `*` in a value is part of a file name.
 
 The lexer can't count nesting, so before lark reads the text `mask_expressions` hides the
@@ -230,7 +230,7 @@ class _Wildcards(dict):
 
 def expand_pipefile(pipefile: Any, namespace: Mapping[str, Any]) -> Any:
     """`pipefile` with every path whose `$(...)` need no job expanded into the paths it stands
-    for (input functions are kept, for `expand_for_job`). Raises PipefileError at an
+    for (input functions are kept, for `InputFunction`). Raises PipefileError at an
     expression's line and column when evaluating it fails."""
     if not any(p.exprs for rule in pipefile.rules for p in rule.outputs + rule.inputs):
         return pipefile
@@ -273,14 +273,63 @@ def _expand_at_load(patterns: Iterable[Any], text: str, namespace: Mapping[str, 
             yield pattern
             continue
         for expanded in expand_template(pattern.text, pattern.exprs, text, namespace, {}, None):
-            yield replace(pattern, text=expanded, exprs=())
+            yield pattern.expanded(expanded)
 
 
-def expand_for_job(pattern: Any, text: str, namespace: Mapping[str, Any],
-                   values: Mapping[str, str], target: str) -> list[str]:
-    """The templates an input function gives for one job (wildcards still to be filled in);
-    errors name `target`."""
-    return expand_template(pattern.text, pattern.exprs, text, namespace, values, target)
+class InputFunction:
+    """One input path whose `$(...)` read `wildcards` or `stem`, made ready to give each job's
+    paths (wildcards still to be filled in): its expressions compiled once, and one scope for
+    every job, the namespace's copy with the job's `wildcards` and `stem` set in it. An
+    expression that could change or read its own scope (`:=`, globals, vars, locals, dir, exec,
+    eval, a frame's f_globals) gets a fresh copy for each job instead, so no job sees what
+    another left there.
+    The functions it calls have the namespace itself as their globals, never this copy."""
+
+    __slots__ = ("pattern", "text", "namespace", "codes", "pieces", "shared")
+
+    def __init__(self, pattern: Any, text: str, namespace: Mapping[str, Any]):
+        from rulerun.lang.namespace import compile_block
+
+        self.pattern, self.text, self.namespace = pattern, text, namespace
+        self.codes = [compile_block(e.source, e.loc, "eval", text) for e in pattern.exprs]
+        self.pieces = pattern.text.split(EXPRESSION_MARK)
+        changes = any(_may_change_its_scope(e.source) for e in pattern.exprs)
+        self.shared: dict[str, Any] | None = None if changes else dict(namespace)
+
+    def paths(self, values: Mapping[str, str], target: str) -> list[str]:
+        """The templates this input gives for the job with wildcard `values`; errors name `target`."""
+        scope = self.shared if self.shared is not None else dict(self.namespace)
+        scope["wildcards"] = _Wildcards(values if "stem" not in values else
+                                        {k: v for k, v in values.items() if k != "stem"})
+        scope["stem"] = values.get("stem")
+        choices = []
+        for expression, code in zip(self.pattern.exprs, self.codes):
+            try:
+                value = eval(code, scope)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # the Pipefile's mistake, whatever it raised
+                raise _failed(expression, self.text, target, _exception_text(exc)) from None
+            choices.append(_texts(value, expression, self.text, target))
+        return _combined(self.pieces, choices)
+
+
+_SCOPE_CHANGERS = frozenset({"globals", "vars", "locals", "dir", "exec", "eval", "f_globals", "_getframe"})
+
+
+def _may_change_its_scope(source: str) -> bool:
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError:
+        return True
+    for node in ast.walk(tree):
+        if isinstance(node, ast.NamedExpr):
+            return True
+        if isinstance(node, ast.Name) and node.id in _SCOPE_CHANGERS:
+            return True
+        if isinstance(node, ast.Attribute) and node.attr in _SCOPE_CHANGERS:
+            return True
+    return False
 
 
 def expand_template(template: str, expressions: tuple[PathExpression, ...], text: str,
@@ -289,7 +338,10 @@ def expand_template(template: str, expressions: tuple[PathExpression, ...], text
     expression's value (escaped: literal), every combination, the first expression varying
     slowest."""
     choices = [_texts(_evaluate(e, text, namespace, values, target), e, text, target) for e in expressions]
-    pieces = template.split(EXPRESSION_MARK)
+    return _combined(template.split(EXPRESSION_MARK), choices)
+
+
+def _combined(pieces: list[str], choices: list[list[str]]) -> list[str]:
     if len(choices) == 1:  # the usual input function: one $(...), no combinations to make
         before, after = pieces
         return [before + escape_literal(value) + after for value in choices[0]]

@@ -23,7 +23,7 @@ from rulerun.lang.model import Pipefile, Rule
 from rulerun.lang.patterns import (Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob,
                                    match_with_globs, pattern_for_one_job, specificity)
 from rulerun.lang.patterns import unescape_literal
-from rulerun.lang.pathexpr import expand_for_job
+from rulerun.lang.pathexpr import InputFunction
 from rulerun.lang.constraints import merged, refusal
 
 
@@ -157,6 +157,7 @@ class Resolver:
         self._glob_stack: set[tuple[int, str]] = set()
         self._next_id = 0
         self._values: dict[str, dict[str, dict[str, str]]] = {}  # see _one_value
+        self._input_functions: dict[tuple[int, int], InputFunction] = {}  # by (rule index, position)
 
     # ------------------------------------------------------------------ targets
 
@@ -387,9 +388,16 @@ class Resolver:
             if written is None:
                 patterns.append((position, pattern))
                 continue
-            for text in expand_for_job(written, self.pipefile.text, self.namespace, job.values, target):
+            for text in self._input_function(job.rule.index, position, written).paths(job.values, target):
                 patterns.append((position, pattern_for_one_job(normalise(text))))
         return patterns
+
+    def _input_function(self, index: int, position: int, written) -> InputFunction:
+        function = self._input_functions.get((index, position))
+        if function is None:
+            function = self._input_functions[index, position] = InputFunction(
+                written, self.pipefile.text, self.namespace)
+        return function
 
     def _miss(self, job: Job, path: str, found: Unmakeable) -> Unmakeable:
         target = job.outputs[0] if job.outputs else job.name

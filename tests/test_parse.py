@@ -485,3 +485,17 @@ def test_an_expanded_path_word_keeps_every_field_but_its_text_and_expressions():
     assert {f.name for f in dataclasses.fields(PathPattern)} == set(values)  # a new field: add it here
     word = PathPattern(**values)
     assert word.expanded("out/a.txt") == dataclasses.replace(word, text="out/a.txt", exprs=())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab/.%{}*?[]\ue025\ue07b\ue07d\ue02a\ue03f\ue05b", max_size=12))
+def test_a_path_an_input_function_gives_is_read_as_the_full_rules_read_it(text):
+    """pattern_for_one_job's one-look answer for a plain path is the one the slower checks give."""
+    from rulerun.lang.patterns import OneFile, _GLOB_CHARS, _TOKEN, compile_pattern, pattern_for_one_job, \
+        unescape_literal
+
+    found = pattern_for_one_job(text)
+    if not _TOKEN.search(text) and not _GLOB_CHARS.search(text):
+        assert isinstance(found, OneFile) and found.path == unescape_literal(text)
+    else:
+        assert not isinstance(found, OneFile) and found.text == compile_pattern.__wrapped__(text).text

@@ -302,16 +302,24 @@ class InputFunction:
         scope["wildcards"] = _Wildcards(values if "stem" not in values else
                                         {k: v for k, v in values.items() if k != "stem"})
         scope["stem"] = values.get("stem")
+        if len(self.codes) == 1:  # the usual input function: one $(...) giving one path
+            value = self._value(0, scope, target)
+            if type(value) is str:
+                before, after = self.pieces
+                return [before + escape_literal(value) + after]
+            return _combined(self.pieces, [_texts(value, self.pattern.exprs[0], self.text, target)])
         choices = []
-        for expression, code in zip(self.pattern.exprs, self.codes):
-            try:
-                value = eval(code, scope)
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:  # the Pipefile's mistake, whatever it raised
-                raise _failed(expression, self.text, target, _exception_text(exc)) from None
-            choices.append(_texts(value, expression, self.text, target))
+        for index, expression in enumerate(self.pattern.exprs):
+            choices.append(_texts(self._value(index, scope, target), expression, self.text, target))
         return _combined(self.pieces, choices)
+
+    def _value(self, index: int, scope: dict[str, Any], target: str) -> Any:
+        try:
+            return eval(self.codes[index], scope)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the Pipefile's mistake, whatever it raised
+            raise _failed(self.pattern.exprs[index], self.text, target, _exception_text(exc)) from None
 
 
 _SCOPE_CHANGERS = frozenset({"globals", "vars", "locals", "dir", "exec", "eval", "f_globals", "_getframe"})

@@ -22,6 +22,7 @@ _LITERAL = {"%": "\ue025", "{": "\ue07b", "}": "\ue07d", "*": "\ue02a", "?": "\u
 _UNLITERAL = {escaped: char for char, escaped in _LITERAL.items()}
 _LITERAL_IN = re.compile("[" + "".join(_LITERAL).replace("[", "\\[") + "]")
 _ESCAPED = re.compile("[" + "".join(_UNLITERAL) + "]")
+_PLAIN_OR_NOT = re.compile(r"[%{*?\[" + "".join(_UNLITERAL) + "]")  # what may make a path more than itself
 
 
 def escape_literal(value: str) -> str:
@@ -138,6 +139,8 @@ def pattern_for_one_job(text: str) -> "Pattern | OneFile":
     """`text` compiled, not kept in compile_pattern's cache: a path an input function gave for
     one job would otherwise stay in memory for the whole run, one per job. A plain path (most
     of them) is a OneFile: what a job needs of it costs no Pattern."""
+    if not _PLAIN_OR_NOT.search(text):  # the usual answer, in one look: nothing to read in it
+        return OneFile(text)
     if not _TOKEN.search(text) and not _GLOB_CHARS.search(text):
         return OneFile(unescape_literal(text))
     return compile_pattern.__wrapped__(text)

@@ -157,7 +157,7 @@ class Resolver:
         self._glob_stack: set[tuple[int, str]] = set()
         self._next_id = 0
         self._values: dict[str, dict[str, dict[str, str]]] = {}  # see _one_value
-        self._input_functions: dict[tuple[int, int], InputFunction] = {}  # by (rule index, position)
+        self._input_functions: dict[int, dict[int, InputFunction]] = {}  # rule index -> {position: ...}
 
     # ------------------------------------------------------------------ targets
 
@@ -381,23 +381,21 @@ class Resolver:
         functions = self.index.functions.get(job.rule.index)
         if not functions:  # most rules: no generator in the loop that runs once per job
             return enumerate(self.index.inputs[job.rule.index])
+        prepared = self._input_functions.get(job.rule.index)
+        if prepared is None:
+            prepared = self._input_functions[job.rule.index] = {
+                position: InputFunction(written, self.pipefile.text, self.namespace)
+                for position, written in functions.items()}
         patterns = []
         target = job.outputs[0] if job.outputs else job.name
         for position, pattern in enumerate(self.index.inputs[job.rule.index]):
-            written = functions.get(position)
-            if written is None:
+            function = prepared.get(position)
+            if function is None:
                 patterns.append((position, pattern))
                 continue
-            for text in self._input_function(job.rule.index, position, written).paths(job.values, target):
+            for text in function.paths(job.values, target):
                 patterns.append((position, pattern_for_one_job(normalise(text))))
         return patterns
-
-    def _input_function(self, index: int, position: int, written) -> InputFunction:
-        function = self._input_functions.get((index, position))
-        if function is None:
-            function = self._input_functions[index, position] = InputFunction(
-                written, self.pipefile.text, self.namespace)
-        return function
 
     def _miss(self, job: Job, path: str, found: Unmakeable) -> Unmakeable:
         target = job.outputs[0] if job.outputs else job.name

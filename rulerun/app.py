@@ -96,11 +96,7 @@ def run(options: Options, basis=None) -> int:
         for text in state.warnings:
             reporter.warning(text)
         plan, basis = plan_for(loaded, options, state, basis)
-        if plan.resolver.uncountable:
-            from rulerun.plan.emptyglobs import uncountable
-
-            for text in uncountable(plan.resolver):
-                reporter.warning(text)
+        warn_uncountable(plan, reporter)
         if options.dry_run or options.verbosity > 0:
             from rulerun.plan.emptyglobs import empty_globs
 
@@ -120,6 +116,15 @@ def run(options: Options, basis=None) -> int:
         return build(loaded, plan, options, reporter, state, basis)
     finally:
         state.close()
+
+
+def warn_uncountable(plan, reporter) -> None:
+    """Say, on every run, what the graph could not count (plan/emptyglobs.uncountable)."""
+    if plan.resolver.uncountable:
+        from rulerun.plan.emptyglobs import uncountable
+
+        for text in uncountable(plan.resolver):
+            reporter.warning(text)
 
 
 def _commands(loaded: Loaded):

@@ -316,6 +316,9 @@ class WatchLoop:
         except RulerunError as exc:
             self._watch(self.watched.with_globs(getattr(exc, "globs_used", [])))
             return self._failed(exc, "still watching")
+        from rulerun.app import warn_uncountable
+
+        warn_uncountable(plan, self.reporter)
         before = self._watch(WatchSet.of(plan, self.options.file))  # new directories are watched while it runs
         recorder = _Recorder(self._fresh_reporter())
         try:

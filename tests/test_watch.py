@@ -398,3 +398,23 @@ def test_a_deleted_source_is_said_deleted_not_changed(tree, start):
     (tree.root / "a.txt").unlink()
     assert watch.expect(r"^(changed|deleted): ") == "deleted: a.txt"
     watch.stop()
+
+
+def test_a_glob_that_cant_count_through_an_input_function_is_said_on_each_rebuild(tree, start):
+    tree.write("Pipefile", """
+        task all : out/*.b
+            shell: cat {input} > all.txt
+        out/{s}.b : $(a_of(wildcards.s))
+            shell: cp {input} {output}
+        python:
+            def a_of(s):
+                return f"src/{s}.a"
+        """)
+    tree.write("src/x.a", "x\n")
+    tree.write("out/x.b", "x\n")
+    said = r"warning: the glob 'out/\*\.b' can't count the files rule 'out/\{s\}\.b'"
+    watch = start()
+    assert re.search(said, watch.output()), watch.output()
+    tree.write("src/x.a", "xx\n")
+    watch.expect(r"^changed: ")
+    watch.expect(said)

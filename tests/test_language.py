@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from tests.conftest import BLIND_GLOB
+
 EXAMPLE = """
 SAMPLES = ["A", "B", "C"]
 BUILD = "build"
@@ -183,15 +185,6 @@ def test_split_rule_with_wildcards_end_to_end(project):
     assert project.read("counts/A.txt") == "4\n"
 
 
-BLIND_GLOB = """
-    task all : out/*.b
-        shell: cat {input} > all.txt
-    out/{s}.b : $(a_of(wildcards.s))
-        shell: cp {input} {output}
-    python:
-        def a_of(s):
-            return f"src/{s}.a"
-    """
 
 
 def test_a_glob_that_cant_see_through_an_input_function_says_so_on_every_run(project):

@@ -105,8 +105,12 @@ class Decisions:
         return job.has_action and self.must_run(job)
 
     def running(self, job: Job) -> list[str] | None:
-        """Why the run carries `job` out; None when it does not (`runs` and `reasons` at once)."""
-        return self.reasons(job) if self.runs(job) else None
+        """Why the run carries `job` out; None when it does not (`runs` and `reasons` at once,
+        deciding once: -n asks it of each of 200,000 jobs)."""
+        if not job.has_action:
+            return None
+        items = self._decision(job)
+        return [_sentence(job, item) for item in items] if items else None
 
     def decided(self, job: Job) -> bool:
         return job in self._reasons

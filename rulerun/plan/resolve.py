@@ -447,7 +447,7 @@ class Resolver:
     def _split_outputs(self, job: Job) -> list[str]:
         found: set[str] = set()
         for glob in split_globs(job):
-            found.update(self.fs.glob(glob))
+            found.update(self.fs.matching(glob))
         return sorted(found)
 
     def _split_values_from_inputs(self, rule: Rule) -> list[dict[str, str]]:
@@ -512,7 +512,7 @@ class Resolver:
         if glob in self._globs:
             return self._globs[glob]
         regex = glob_regex(glob)
-        found = {path for path in self.fs.glob(glob) if not self._left_by_old_split(path)}
+        found = {path for path in self.fs.matching(glob) if not self._left_by_old_split(path)}
         pending = Pending()
         candidates: set[str] = set()
         for rule, pattern in self.index.patterns:
@@ -561,19 +561,19 @@ class Resolver:
         rules can make (`*.c` behind `*.o`): the directories watch mode must watch."""
         return sorted(self._globs_used)
 
-    def _outputs_from_inputs(self, rule: Rule, out: Pattern, glob: str | None) -> tuple[list[str], Pending]:
+    def _outputs_from_inputs(self, rule: Rule, out: Pattern, glob: str | None) -> tuple[set[str], Pending]:
         """Outputs of `rule` (through output pattern `out`) that its primary input's existing or
-        makeable files give, narrowed to `glob` where the two can be lined up."""
+        makeable files give, narrowed to `glob` where the two can be lined up; in no order."""
         primary = _primary_input(rule, out)
         if primary is None:
             if rule.index in self.index.functions and (glob is None or globs_may_overlap(out.as_glob(), glob)):
                 # its inputs come from a function of the wildcards, which can't be run backwards:
                 # the answer counts only files that exist, and must not pass for the whole one
                 self.uncountable.setdefault((glob, rule.index), rule)
-            return [], Pending()
+            return set(), Pending()
         query = _input_query(out, primary, glob)
         if query is None:
-            return [], Pending()
+            return set(), Pending()
         paths, pending = self.expand_glob(query)
         match = match_with_globs if primary.is_glob else Pattern.match
         found = set(paths)
@@ -582,8 +582,8 @@ class Resolver:
             values = match(primary, path)
             if values is None or _made_here(out, primary, path, found):
                 continue
-            made.add(normalise(out.expand({k: v for k, v in values.items() if k in out.names})))
-        return sorted(made), pending
+            made.add(normalise(out.expand(values)))  # (a value `out` has no wildcard for goes unused)
+        return made, pending
 
     def _rule_outputs(self, rule: Rule) -> tuple[list[str], Pending]:
         """Every output `rule` can make from files that exist or can be made, sorted."""

@@ -81,12 +81,17 @@ class DiskView:
 
     def glob(self, pattern: str) -> list[str]:
         """Existing paths matching the shell glob `pattern`, sorted."""
+        return sorted(self.matching(pattern))
+
+    def matching(self, pattern: str) -> list[str]:
+        """Existing paths matching the shell glob `pattern`, in no order (for a set: sorting
+        100,000 paths that become one costs a tenth of a second)."""
         if not is_glob(pattern):
             return [pattern] if self.exists(pattern) else []
         head, rest = split_glob(pattern)
         found = self._walk(head, rest.split("/"))
         regex = glob_regex(pattern)
-        return sorted(p for p in found if regex.fullmatch(p))
+        return [p for p in found if regex.fullmatch(p)]
 
     def _walk(self, directory: str, parts: list[str]) -> list[str]:
         part, more = parts[0], parts[1:]

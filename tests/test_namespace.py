@@ -230,3 +230,16 @@ def test_a_literal_list_python_refuses_is_said_at_its_place_as_before():
     with pytest.raises(PipefileError) as caught:
         compile_block("[1, 2,, 3]", Location("Pipefile", 3, 11), "eval")
     assert caught.value.loc.line == 3 and caught.value.loc.col >= 11
+
+
+@pytest.mark.parametrize("source", ['["A", "B", -3, +1.5]', "('a',)", "[]", "()"])
+def test_a_plain_literal_list_is_fixed_by_its_text_as_by_its_tree(source, monkeypatch):
+    """fixed_names reads a sample list as plain from its text (namespace._PLAIN_SEQUENCE);
+    the tree says the same."""
+    import re
+
+    from rulerun.lang import namespace
+
+    assert namespace._plain(source, set())
+    monkeypatch.setattr(namespace, "_PLAIN_SEQUENCE", re.compile("(?!)"))
+    assert namespace._plain(source, set())

@@ -35,7 +35,6 @@ import os
 import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -44,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from generate import BUILD_FILES, FORM_BASELINE, FORMS, TOOLS, WORKLOADS, Workload, generate
+from measures import Measurement, ratio, summarize
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -58,20 +58,6 @@ LOG_TAIL = 12
 
 
 # ---------------------------------------------------------------- measuring
-
-
-@dataclass
-class Measurement:
-    """One command run: status is ok, fail (check), error (exit), timeout or skipped."""
-
-    status: str
-    wall: float = 0.0
-    rss_kib: int = 0
-    message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
 
 
 def tail(path: Path, count: int = LOG_TAIL) -> str:
@@ -445,46 +431,6 @@ def run_size(specs: list[Workload], n: int, tools: list[Tool], args, earlier: li
 
 
 # ---------------------------------------------------------------- summary
-
-
-@dataclass
-class Summary:
-    """Median (or failure) of one phase of one case."""
-
-    status: str
-    wall: float = 0.0
-    rss_kib: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def cell(self) -> str:
-        if self.status == "n/a":
-            return "n/a"
-        if self.status != "ok":
-            return self.status.upper() if self.status in ("fail", "error") else self.status
-        mem = f"{self.rss_kib / 1024:.1f} MiB" if self.rss_kib else "? MiB"
-        return f"{self.wall:.3f} s, {mem}"
-
-
-def summarize(runs: list[Measurement]) -> Summary:
-    if not runs:
-        return Summary("n/a")  # not measured: the workload has no build file for the tool
-    for bad in ("fail", "error", "timeout", "skipped"):
-        if any(m.status == bad for m in runs):
-            return Summary(bad)
-    return Summary("ok", statistics.median(m.wall for m in runs),
-                   statistics.median(m.rss_kib for m in runs))
-
-
-def ratio(ours: Summary, theirs: Summary) -> str:
-    if ours.status != "ok" or theirs.status != "ok" or not theirs.wall:
-        return "–"
-    text = f"{ours.wall / theirs.wall:.2f}× t"
-    if ours.rss_kib and theirs.rss_kib:
-        text += f", {ours.rss_kib / theirs.rss_kib:.2f}× mem"
-    return text
 
 
 def table(cases: list[Case], tool_names: list[str]) -> str:

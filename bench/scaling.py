@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from run import Measurement, summarize
+from measures import Measurement, summarize
 
 GROWTH_LIMIT = 1.15  # a slope above this is faster than linear, beyond the machine's noise
 PHASE_ORDER = ("dry", "full", "noop", "touch")

@@ -139,11 +139,16 @@ def pattern_for_one_job(text: str) -> "Pattern | OneFile":
     """`text` compiled, not kept in compile_pattern's cache: a path an input function gave for
     one job would otherwise stay in memory for the whole run, one per job. A plain path (most
     of them) is a OneFile: what a job needs of it costs no Pattern."""
+    return plain_file(text) or compile_pattern.__wrapped__(text)
+
+
+def plain_file(text: str) -> "OneFile | None":
+    """`text` as a OneFile when it has no wildcard and no glob (None otherwise)."""
     if not _PLAIN_OR_NOT.search(text):  # the usual answer, in one look: nothing to read in it
         return OneFile(text)
     if not _TOKEN.search(text) and not _GLOB_CHARS.search(text):
         return OneFile(unescape_literal(text))
-    return compile_pattern.__wrapped__(text)
+    return None
 
 
 class OneFile:

@@ -21,7 +21,7 @@ from rulerun.plan.view import DiskView, normalise
 from rulerun.plan.graph import Job, JobGraph, JobKind, topological
 from rulerun.lang.model import Pipefile, Rule
 from rulerun.lang.patterns import (OneFile, Pattern, compile_pattern, glob_regex, globs_may_overlap, is_glob,
-                                   match_with_globs, pattern_for_one_job, specificity)
+                                   match_with_globs, pattern_for_one_job, plain_file, specificity)
 from rulerun.lang.patterns import unescape_literal
 from rulerun.lang.pathexpr import InputFunction
 from rulerun.lang.constraints import merged, refusal
@@ -730,8 +730,7 @@ def _input_pattern(text: str) -> "Pattern | OneFile":
     """An input as the resolver reads it: a plain path as a OneFile, which costs no Pattern
     (a task over `$(SAMPLES)` names 100,000 of them, and their Patterns were a fifth of a
     one-file rebuild's time), anything else compiled as usual."""
-    found = pattern_for_one_job(text)
-    return found if isinstance(found, OneFile) else compile_pattern(text)
+    return plain_file(text) or compile_pattern(text)
 
 
 def _primary_input(rule: Rule, out: Pattern) -> Pattern | None:

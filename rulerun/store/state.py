@@ -221,9 +221,10 @@ class State:
         A job's process exists only after its incomplete marks are committed, so it is recorded
         by a later transaction (`running`), within the journal's RECORD_DELAY. A crash in
         between leaves the job listed without a process: the next run finds its processes by
-        their RULERUN_JOB mark alone (rulerun.run.orphans). A process of a job that ended meanwhile updates nothing. Each
-        unstarted (job key, outputs) was marked as started but never did: it loses its marks and
-        its listing (the loop marks jobs ahead of their start: rulerun.run.journal).
+        their RULERUN_JOB mark alone (rulerun.run.orphans). A process of a job that ended
+        meanwhile updates nothing. Each unstarted (job key, outputs) was marked as started but
+        never did: it loses its marks and its listing (the loop marks jobs ahead of their
+        start: rulerun.run.journal).
 
         A failed job's output still at its path is one the quarantine had to leave there (a
         directory on another file system, a path through a symlink out of the project): it stays

@@ -22,6 +22,7 @@ mtimes), whatever the tool.  The table reports medians over the rounds.
   python bench/run.py --scaling            # chains at 1,000 ... 100,000: plot, growth
   python bench/run.py --forms --sizes 1000 # the Part 2 forms against plain patterns
   python bench/run.py --workloads lua      # Lua 5.4.8 compiled (sources from PyPI, cached)
+  python bench/run.py --targets --runs 3 --big-runs 1   # issue 17's figures, judged, in one run
 
 Exit status: 0 when every check passed, 1 when one failed (or a command
 failed; with --quick a timeout counts as a failure too), 2 on bad usage.
@@ -54,6 +55,10 @@ RULERUN_VENV = BENCH / ".venv-rulerun"
 BIG = 100_000  # sizes from here on get --big-runs rounds
 SCALABLE = ("chains", "fanin", "trivial", *FORMS)  # the workloads --sizes applies to
 SCALING_SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
+# --targets: the growth of chains (every tool, Snakemake until the time limit stops it), and
+# the two workloads whose targets name make: each at its own size, without Snakemake
+TARGET_WORKLOADS = ("chains", "trivial", "lua")
+GROWN = "chains"
 LOG_TAIL = 12
 
 
@@ -554,12 +559,21 @@ def parse_args(argv=None):
     p.add_argument("--forms", action="store_true",
                    help="the Part 2 forms ($(...) over the samples, input functions) against the "
                         "same graph in plain patterns: rulerun only, with their ratios")
+    p.add_argument("--targets", action="store_true",
+                   help="every figure issue 17's targets are judged by, in one run: --scaling on "
+                        "chains with every tool, trivial and lua against make and Ninja; the report "
+                        "adds a table of the targets, each met or missed")
     p.add_argument("--in-place", action="store_true",
                    help="run the rulerun of this checkout as it is (console script or python -m) "
                         "instead of installing it into bench/.venv-rulerun (implied by --quick)")
     args = p.parse_args(argv)
     if args.forms and args.workloads:
         p.error("--forms chooses the workloads itself (plain, expand, inputfn)")
+    if args.targets and (args.workloads or args.forms or args.quick):
+        p.error("--targets chooses the workloads itself (" + ", ".join(TARGET_WORKLOADS) + ")")
+    args.sized = set(SCALABLE)  # the workloads --sizes applies to
+    if args.targets:
+        args.scaling, args.workloads, args.sized = True, list(TARGET_WORKLOADS), {GROWN}
     if args.forms:
         args.workloads, args.tools = list(FORMS), ["rulerun"]
     if args.scaling:
@@ -589,13 +603,21 @@ def workload_groups(names: list[str]) -> list[list[Workload]]:
 
 def sizes_for(spec: Workload, args) -> list[int]:
     if args.quick:
-        return [min(args.sizes or spec.sizes)] if spec.name in SCALABLE else [min(spec.sizes)]
-    return list(args.sizes) if args.sizes and spec.name in SCALABLE else list(spec.sizes)
+        return [min(args.sizes or spec.sizes)] if spec.name in args.sized else [min(spec.sizes)]
+    return list(args.sizes) if args.sizes and spec.name in args.sized else list(spec.sizes)
+
+
+def tools_for(group: list[Workload], tools: list[Tool], args) -> list[Tool]:
+    """The tools measured on `group`: with --targets, Snakemake on the grown workload only (at
+    2,000 jobs it takes minutes per round, and no target names it)."""
+    if args.targets and all(spec.name != GROWN for spec in group):
+        return [tool for tool in tools if tool.name != "snakemake"]
+    return tools
 
 
 def run_kind(args) -> str:
     """The name a run's results are saved under, before its time stamp."""
-    return next((kind for kind in ("quick", "scaling", "forms") if getattr(args, kind)), "")
+    return next((kind for kind in ("quick", "targets", "scaling", "forms") if getattr(args, kind)), "")
 
 
 def main(argv=None) -> int:
@@ -616,7 +638,7 @@ def main(argv=None) -> int:
     cases: list[Case] = []
     for group in workload_groups(args.workloads):
         for n in sorted({n for spec in group for n in sizes_for(spec, args)}):
-            cases += run_size(group, n, tools, args, cases)
+            cases += run_size(group, n, tools_for(group, tools, args), args, cases)
     passed, failures = correctness(cases, args.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = RESULTS / "-".join(filter(None, [run_kind(args), time.strftime("%Y%m%d-%H%M%S")]))
@@ -625,6 +647,11 @@ def main(argv=None) -> int:
         from scaling import write_growth
 
         sections.append(write_growth(raw(cases), stamp))
+    if args.targets:
+        from scaling import points
+        from targets import targets_table
+
+        sections.insert(0, targets_table(points(raw(cases))))
     sections = [s for s in sections if s]
     print("\n" + "\n\n".join(sections))
     saved = save(cases, "\n\n".join([header, *sections]) + "\n", stamp)

@@ -66,6 +66,15 @@ def points(raw: list[dict]) -> list[Point]:
     return found
 
 
+def grown(found: list[Point]) -> list[Point]:
+    """The points of the workloads measured at two sizes or more (a run may also measure others,
+    each at its own size: `run.py --targets`); they alone have a growth."""
+    sizes: dict[str, set[int]] = {}
+    for p in found:
+        sizes.setdefault(p.workload, set()).add(p.n)
+    return [p for p in found if len(sizes[p.workload]) > 1]
+
+
 def in_order(names, order) -> list[str]:
     return sorted(set(names), key=lambda name: (order.index(name) if name in order else len(order), name))
 
@@ -224,7 +233,7 @@ def plot(found: list[Point], workload: str, path: Path, memory: bool = False) ->
 def write_growth(raw: list[dict], stamp: Path) -> str:
     """The CSV, the plots and the growth table of a run saved (or to be saved) as STAMP.*;
     returns the table, with the paths written."""
-    found = points(raw)
+    found = grown(points(raw))
     written = [stamp.with_name(stamp.name + ".csv")]
     write_csv(found, written[0])
     problem = check_plotting()

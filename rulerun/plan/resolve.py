@@ -12,11 +12,10 @@ from __future__ import annotations
 import contextlib
 import difflib
 import gc
-import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from rulerun.errors import AmbiguousRuleError, CycleError, NoRuleError, ResolveError
+from rulerun.errors import AmbiguousRuleError, CycleError, NoRuleError
 from rulerun.plan.view import DiskView, normalise
 from rulerun.plan.graph import Job, JobGraph, JobKind, topological
 from rulerun.lang.model import Pipefile, Rule

@@ -561,8 +561,8 @@ def parse_args(argv=None):
                         "same graph in plain patterns: rulerun only, with their ratios")
     p.add_argument("--targets", action="store_true",
                    help="every figure issue 17's targets are judged by, in one run: --scaling on "
-                        "chains with every tool, trivial and lua against make and Ninja; the report "
-                        "adds a table of the targets, each met or missed")
+                        "chains with every tool (--sizes: chains only), trivial and lua against make and "
+                        "Ninja; the report adds a table of the targets, each met or missed")
     p.add_argument("--in-place", action="store_true",
                    help="run the rulerun of this checkout as it is (console script or python -m) "
                         "instead of installing it into bench/.venv-rulerun (implied by --quick)")

@@ -52,11 +52,12 @@ def _figure(p: Point, unit: str) -> str:
 
 def judge(found: list[Point], target: Target) -> tuple[str, str]:
     """(what was measured, verdict): verdict is 'met', 'missed by …' or 'not measured'."""
-    ours = _point(found, target, "rulerun")
-    theirs = _point(found, target, target.peer) if target.peer else None
-    if ours is None or not ours.ok or (target.peer and (theirs is None or not theirs.ok or not theirs.wall)):
-        missing = [tool for tool, p in (("rulerun", ours), (target.peer, theirs)) if tool and (p is None or not p.ok)]
+    tools = ["rulerun", target.peer] if target.peer else ["rulerun"]
+    points = {tool: _point(found, target, tool) for tool in tools}
+    missing = [tool for tool, p in points.items() if p is None or not p.ok or not p.wall]
+    if missing:
         return "–", "not measured (" + ", ".join(missing) + ")"
+    ours, theirs = points["rulerun"], points.get(target.peer)
     if target.peer:
         value = ours.wall / theirs.wall
         measured = f"{value:.2f}× ({_figure(ours, 's')} against {_figure(theirs, 's')})"

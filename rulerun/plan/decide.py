@@ -107,10 +107,7 @@ class Decisions:
     def running(self, job: Job) -> list[str] | None:
         """Why the run carries `job` out; None when it does not (`runs` and `reasons` at once,
         deciding once: -n asks it of each of 200,000 jobs)."""
-        if not job.has_action:
-            return None
-        items = self._decision(job)
-        return [_sentence(job, item) for item in items] if items else None
+        return (self.reasons(job) or None) if job.has_action else None
 
     def decided(self, job: Job) -> bool:
         return job in self._reasons
